@@ -1,0 +1,128 @@
+# homeport — see README.md.
+#
+#   make            static musl binary build/homeport (libraries built from
+#                   Debian source packages into build/sysroot on first use)
+#   make dev        dynamic build against Debian's -dev packages (fast loop)
+#   make asan       ASan+UBSan build (build/asan/homeport)
+#   make check      install test needs, build, run the whole suite with the
+#                   static and the sanitizer binary
+#   make demo       the boot phase end to end against a local nbdkit
+#   make install    DESTDIR=… PREFIX=…
+
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+EXAMPLEDIR ?= $(PREFIX)/share/doc/homeport/examples
+
+SRCS := $(sort $(wildcard agent/*.c))
+LIBOBJS := $(filter-out agent/main.c,$(SRCS))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+HDRS := $(wildcard agent/*.h) tests/unit/tap.h
+
+WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+        -Wno-missing-field-initializers
+WERROR ?= -Werror
+BASE_CFLAGS := -std=gnu11 -O2 -g -D_GNU_SOURCE -DHOMEPORT_VERSION='"$(VERSION)"' \
+               $(WARN) $(WERROR) -Iagent
+
+SYSROOT := build/sysroot
+DEPS_WORK := build/deps
+
+.PHONY: all dev asan check demo size install clean distclean format lint deps flavor
+all: build/homeport
+
+# ---- flavors (recursive: FLAVOR=static|dev|asan) ---------------------------
+ifeq ($(FLAVOR),static)
+include $(SYSROOT)/link.mk
+CC := musl-gcc
+FLAVOR_CFLAGS := $(STATIC_CFLAGS) -ffunction-sections -fdata-sections
+FLAVOR_LDFLAGS := -static -Wl,--gc-sections
+FLAVOR_LIBS := $(STATIC_LIBS)
+else ifneq ($(FLAVOR),)
+PKGS := mount blkid libnbd libcurl
+CC := gcc
+FLAVOR_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+FLAVOR_LIBS := $(shell pkg-config --libs $(PKGS)) -lmbedcrypto
+ifeq ($(FLAVOR),asan)
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FLAVOR_CFLAGS += $(SAN) -O1
+FLAVOR_LDFLAGS := $(SAN)
+endif
+endif
+
+B := build/$(FLAVOR)
+OBJS := $(patsubst agent/%.c,$(B)/obj/%.o,$(SRCS))
+LIB_OBJS := $(patsubst agent/%.c,$(B)/obj/%.o,$(LIBOBJS))
+UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
+
+$(B)/obj/%.o: agent/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(FLAVOR_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(B)/homeport: $(OBJS)
+	$(CC) $(FLAVOR_LDFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(FLAVOR_LIBS)
+
+$(B)/tests/%: tests/unit/%.c $(LIB_OBJS) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(FLAVOR_CFLAGS) $(CFLAGS) -Itests/unit $(FLAVOR_LDFLAGS) $(LDFLAGS) \
+	    -o $@ $< $(LIB_OBJS) $(FLAVOR_LIBS)
+
+flavor: $(B)/homeport $(UNIT_BINS)
+
+# ---- top-level targets ----------------------------------------------------
+$(SYSROOT)/link.mk: deps/build.sh
+	deps/build.sh $(DEPS_WORK) $(SYSROOT)
+
+deps: $(SYSROOT)/link.mk
+
+build/homeport: $(SYSROOT)/link.mk $(SRCS) $(HDRS) $(UNIT_SRCS) Makefile
+	$(MAKE) FLAVOR=static flavor
+	cp build/static/homeport $@
+
+dev:
+	$(MAKE) FLAVOR=dev flavor
+
+asan:
+	$(MAKE) FLAVOR=asan flavor
+
+size: build/homeport
+	@strip -o build/homeport.stripped build/homeport
+	@file build/homeport | sed 's/, BuildID[^,]*//'
+	@printf 'stripped size: %s bytes\n' "$$(stat -c %s build/homeport.stripped)"
+
+# `make check` is what CI runs: both the static and the sanitizer binary.
+check:
+	tests/install-deps.sh
+	$(MAKE) all
+	$(MAKE) asan
+	tests/run static asan
+
+demo:
+	tests/install-deps.sh
+	$(MAKE) all
+	tests/demo.sh
+
+install: build/homeport
+	install -D -m 0755 build/homeport $(DESTDIR)$(SBINDIR)/homeport
+	install -D -m 0644 docs/homeport.8 $(DESTDIR)$(MANDIR)/man8/homeport.8
+	install -D -m 0644 docs/homeport.conf.5 $(DESTDIR)$(MANDIR)/man5/homeport.conf.5
+	install -D -m 0644 configs/homeport.conf $(DESTDIR)$(EXAMPLEDIR)/homeport.conf
+	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/homeport.conf ]; then \
+	    install -D -m 0644 configs/homeport.conf $(DESTDIR)$(SYSCONFDIR)/homeport.conf; \
+	else echo "kept existing $(DESTDIR)$(SYSCONFDIR)/homeport.conf"; fi
+
+format:
+	clang-format -i agent/*.c agent/*.h tests/unit/*.c tests/unit/*.h
+
+lint:
+	clang-format --dry-run --Werror agent/*.c agent/*.h tests/unit/*.c tests/unit/*.h
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+	    --suppress=missingIncludeSystem -D_GNU_SOURCE -Iagent agent tests/unit
+
+clean:
+	rm -rf build/static build/dev build/asan build/homeport build/homeport.stripped
+
+distclean:
+	rm -rf build

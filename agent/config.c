@@ -1,0 +1,526 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_LINE 4096
+#define MAX_ERRORS 50
+
+enum key_type { K_PATH, K_PATTERN, K_STRING, K_BOOL, K_DURATION, K_LOG_TARGET, K_LOG_LEVEL,
+                K_SERVERS };
+
+struct key_def {
+    const char *section;
+    const char *name;
+    enum key_type type;
+    size_t offset;
+    const char *def; /* parsed by the same code as file values */
+};
+
+#define F(field) offsetof(struct hp_config, field)
+
+static const struct key_def keys[] = {
+    {"agent", "run_dir", K_PATH, F(run_dir), "/run/homeport"},
+    {"agent", "log", K_LOG_TARGET, F(log_target), "auto"},
+    {"agent", "log_level", K_LOG_LEVEL, F(log_level), "info"},
+    {"boot", "staging_dir", K_PATH, F(staging_dir), "/home/profiletemp"},
+    {"boot", "home_root", K_PATH, F(home_root), "/home"},
+    {"boot", "unmount_stale", K_BOOL, F(unmount_stale), "yes"},
+    {"boot", "flag_files", K_PATTERN, F(flag_glob), "/var/tmp/horizon-pam_session_*.flag"},
+    {"nbd", "servers", K_SERVERS, F(servers), ""},
+    {"nbd", "probe_export", K_STRING, F(probe_export), ""},
+    {"nbd", "connect_timeout", K_DURATION, F(connect_timeout_ms), "5s"},
+};
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+static const char *const sections[] = {"agent", "boot", "nbd"};
+
+struct parser {
+    const char *file;
+    unsigned line;
+    unsigned nerrors;
+    config_error_fn err;
+    void *ctx;
+};
+
+__attribute__((format(printf, 2, 3))) static void perror_at(struct parser *p, const char *fmt, ...)
+{
+    char msg[512];
+    int n;
+    va_list ap;
+
+    p->nerrors++;
+    if (p->nerrors > MAX_ERRORS || !p->err)
+        return;
+    if (p->line)
+        n = snprintf(msg, sizeof msg, "%s:%u: ", p->file, p->line);
+    else
+        n = snprintf(msg, sizeof msg, "%s: ", p->file);
+    if (n < 0 || (size_t)n >= sizeof msg)
+        n = 0;
+    va_start(ap, fmt);
+    vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+    va_end(ap);
+    p->err(p->ctx, msg);
+}
+
+int config_parse_duration_ms(const char *s, unsigned *ms)
+{
+    uint64_t whole = 0, frac = 0, frac_div = 1, mult;
+    const char *p = s;
+
+    if (!isdigit((unsigned char)*p))
+        return -EINVAL;
+    while (isdigit((unsigned char)*p)) {
+        whole = whole * 10 + (uint64_t)(*p++ - '0');
+        if (whole > 100000000)
+            return -EINVAL;
+    }
+    if (*p == '.') {
+        p++;
+        if (!isdigit((unsigned char)*p))
+            return -EINVAL;
+        while (isdigit((unsigned char)*p)) {
+            if (frac_div >= 1000)
+                return -EINVAL; /* more precision than a millisecond */
+            frac = frac * 10 + (uint64_t)(*p++ - '0');
+            frac_div *= 10;
+        }
+    }
+    if (*p == '\0' || strcmp(p, "s") == 0)
+        mult = 1000;
+    else if (strcmp(p, "ms") == 0)
+        mult = 1;
+    else if (strcmp(p, "m") == 0)
+        mult = 60000;
+    else
+        return -EINVAL;
+    uint64_t v = whole * mult + frac * mult / frac_div;
+    if (mult == 1 && frac)
+        return -EINVAL; /* "1.5ms" */
+    if (v == 0 || v > 24u * 3600 * 1000)
+        return -EINVAL;
+    *ms = (unsigned)v;
+    return 0;
+}
+
+static bool valid_host(const char *h, bool bracketed)
+{
+    if (!*h)
+        return false;
+    for (; *h; h++) {
+        unsigned char c = (unsigned char)*h;
+        if (bracketed ? !(isxdigit(c) || c == ':' || c == '.')
+                      : !(isalnum(c) || c == '.' || c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+int config_parse_server(const char *text, struct hp_server *out)
+{
+    const char *port = NULL;
+    size_t hostlen;
+
+    memset(out, 0, sizeof *out);
+    if (strncmp(text, "unix:", 5) == 0) {
+        const char *path = text + 5;
+        if (path[0] != '/' || strlen(path) >= sizeof out->path)
+            return -EINVAL;
+        out->kind = HP_SRV_UNIX;
+        strcpy(out->path, path);
+        snprintf(out->label, sizeof out->label, "unix:%s", path);
+        return 0;
+    }
+    out->kind = HP_SRV_TCP;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (!close)
+            return -EINVAL;
+        hostlen = (size_t)(close - text - 1);
+        if (hostlen == 0 || hostlen >= sizeof out->host)
+            return -EINVAL;
+        memcpy(out->host, text + 1, hostlen);
+        if (close[1] == ':')
+            port = close + 2;
+        else if (close[1] != '\0')
+            return -EINVAL;
+        if (!valid_host(out->host, true))
+            return -EINVAL;
+    } else {
+        const char *colon = strchr(text, ':');
+        if (colon && strchr(colon + 1, ':'))
+            return -EINVAL; /* a bare IPv6 address needs brackets */
+        hostlen = colon ? (size_t)(colon - text) : strlen(text);
+        if (hostlen == 0 || hostlen >= sizeof out->host)
+            return -EINVAL;
+        memcpy(out->host, text, hostlen);
+        if (colon)
+            port = colon + 1;
+        if (!valid_host(out->host, false))
+            return -EINVAL;
+    }
+    if (port) {
+        char *end;
+        unsigned long n;
+        if (!isdigit((unsigned char)*port))
+            return -EINVAL;
+        errno = 0;
+        n = strtoul(port, &end, 10);
+        if (errno || *end || n == 0 || n > 65535)
+            return -EINVAL;
+        snprintf(out->port, sizeof out->port, "%lu", n);
+    } else {
+        strcpy(out->port, HP_NBD_DEFAULT_PORT);
+    }
+    snprintf(out->label, sizeof out->label, strchr(out->host, ':') ? "[%s]:%s" : "%s:%s",
+             out->host, out->port);
+    return 0;
+}
+
+/* Absolute, no "." or ".." components, no empty components, not "/". */
+static int normalize_path(const char *v, char **out)
+{
+    size_t len = strlen(v);
+
+    if (v[0] != '/' || len >= 4096)
+        return -EINVAL;
+    while (len > 1 && v[len - 1] == '/')
+        len--;
+    if (len == 1)
+        return -EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] != '/')
+            continue;
+        const char *c = v + i + 1;
+        size_t clen = strcspn(c, "/");
+        if (i + 1 + clen > len)
+            clen = len - i - 1;
+        if (clen == 0 || (clen == 1 && c[0] == '.') || (clen == 2 && c[0] == '.' && c[1] == '.'))
+            return -EINVAL;
+    }
+    if (!(*out = strndup(v, len)))
+        return -ENOMEM;
+    return 0;
+}
+
+static int parse_servers(struct parser *p, const char *key, const char *v, struct hp_config *cfg)
+{
+    char *copy = strdup(v), *save = NULL;
+    int rc = 0;
+
+    if (!copy)
+        return -ENOMEM;
+    free(cfg->servers);
+    cfg->servers = NULL;
+    cfg->nservers = 0;
+    for (char *tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+        struct hp_server srv, *grown;
+        if (config_parse_server(tok, &srv) < 0) {
+            perror_at(p,
+                      "bad value for '%s': '%s' is not a server address "
+                      "(expected host:port, [ipv6]:port, host, or unix:/path)",
+                      key, tok);
+            rc = -EINVAL;
+            continue;
+        }
+        grown = realloc(cfg->servers, (cfg->nservers + 1) * sizeof *grown);
+        if (!grown) {
+            rc = -ENOMEM;
+            break;
+        }
+        cfg->servers = grown;
+        cfg->servers[cfg->nservers++] = srv;
+    }
+    free(copy);
+    return rc;
+}
+
+static int set_value(struct parser *p, const struct key_def *k, const char *v,
+                     struct hp_config *cfg)
+{
+    void *field = (char *)cfg + k->offset;
+    char *s = NULL;
+    int rc;
+
+    switch (k->type) {
+    case K_PATH:
+        rc = normalize_path(v, &s);
+        if (rc == -EINVAL)
+            perror_at(p,
+                      "bad value for '%s': '%s' (expected an absolute path other than /, "
+                      "without . or .. components)",
+                      k->name, v);
+        if (rc < 0)
+            return rc;
+        free(*(char **)field);
+        *(char **)field = s;
+        return 0;
+    case K_PATTERN:
+        if (v[0] != '/' || strstr(v, "/../") || strlen(v) >= 4096) {
+            perror_at(p, "bad value for '%s': '%s' (expected an absolute path pattern)", k->name,
+                      v);
+            return -EINVAL;
+        }
+        /* fall through */
+    case K_STRING:
+        for (const char *c = v; *c; c++)
+            if (iscntrl((unsigned char)*c)) {
+                perror_at(p, "bad value for '%s': control character in value", k->name);
+                return -EINVAL;
+            }
+        if (!(s = strdup(v)))
+            return -ENOMEM;
+        free(*(char **)field);
+        *(char **)field = s;
+        return 0;
+    case K_BOOL:
+        if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on") || !strcmp(v, "1"))
+            *(bool *)field = true;
+        else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off") ||
+                 !strcmp(v, "0"))
+            *(bool *)field = false;
+        else {
+            perror_at(p, "bad value for '%s': '%s' (expected yes or no)", k->name, v);
+            return -EINVAL;
+        }
+        return 0;
+    case K_DURATION:
+        if (config_parse_duration_ms(v, (unsigned *)field) < 0) {
+            perror_at(p,
+                      "bad value for '%s': '%s' (expected a duration such as 5, 2.5s, 500ms "
+                      "or 1m, at most 24 hours)",
+                      k->name, v);
+            return -EINVAL;
+        }
+        return 0;
+    case K_LOG_TARGET: {
+        static const char *const names[] = {"auto", "stderr", "syslog", "kmsg"};
+        for (size_t i = 0; i < 4; i++)
+            if (!strcmp(v, names[i])) {
+                *(enum log_target *)field = (enum log_target)i;
+                return 0;
+            }
+        perror_at(p, "bad value for '%s': '%s' (expected auto, stderr, syslog or kmsg)", k->name,
+                  v);
+        return -EINVAL;
+    }
+    case K_LOG_LEVEL: {
+        static const struct {
+            const char *name;
+            enum log_level lvl;
+        } lv[] = {{"error", LOG_LVL_ERR},   {"warning", LOG_LVL_WARN}, {"notice", LOG_LVL_NOTICE},
+                  {"info", LOG_LVL_INFO}, {"debug", LOG_LVL_DEBUG}};
+        for (size_t i = 0; i < sizeof lv / sizeof lv[0]; i++)
+            if (!strcmp(v, lv[i].name)) {
+                *(enum log_level *)field = lv[i].lvl;
+                return 0;
+            }
+        perror_at(p,
+                  "bad value for '%s': '%s' (expected error, warning, notice, info or debug)",
+                  k->name, v);
+        return -EINVAL;
+    }
+    case K_SERVERS: return parse_servers(p, k->name, v, cfg);
+    }
+    return -EINVAL;
+}
+
+static char *trim(char *s)
+{
+    char *e;
+
+    while (*s == ' ' || *s == '\t')
+        s++;
+    e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+        *--e = '\0';
+    return s;
+}
+
+void config_free(struct hp_config *cfg)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        void *field = (char *)cfg + keys[i].offset;
+        if (keys[i].type == K_PATH || keys[i].type == K_PATTERN || keys[i].type == K_STRING)
+            free(*(char **)field);
+    }
+    free(cfg->servers);
+    free(cfg->source);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+int config_defaults(struct hp_config *cfg)
+{
+    struct parser p = {.file = "(built-in defaults)"};
+
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < NKEYS; i++) {
+        int rc = set_value(&p, &keys[i], keys[i].def, cfg);
+        if (rc < 0) {
+            config_free(cfg);
+            return rc == -ENOMEM ? rc : -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* a equals b, or a is an ancestor directory of b */
+static bool path_covers(const char *a, const char *b)
+{
+    size_t la = strlen(a);
+    return strncmp(a, b, la) == 0 && (b[la] == '\0' || b[la] == '/');
+}
+
+/* Values that are fine one by one but dangerous together. */
+static void check_semantics(struct parser *p, struct hp_config *cfg)
+{
+    static const char *const system_dirs[] = {"/bin", "/boot", "/dev", "/etc", "/lib",
+                                              "/lib64", "/proc", "/root", "/run", "/sbin",
+                                              "/sys", "/tmp", "/usr", "/var"};
+    const char *st = cfg->staging_dir;
+
+    if (path_covers(st, cfg->home_root) || path_covers(st, cfg->run_dir))
+        perror_at(p,
+                  "staging_dir '%s' would contain home_root '%s' or run_dir '%s': emptying it "
+                  "at boot would delete them",
+                  st, cfg->home_root, cfg->run_dir);
+    for (size_t i = 0; i < sizeof system_dirs / sizeof system_dirs[0]; i++)
+        if (path_covers(st, system_dirs[i]))
+            perror_at(p, "staging_dir '%s' is a system directory; it is emptied at boot", st);
+}
+
+static int parse_stream(FILE *f, struct parser *p, struct hp_config *cfg)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    char section[32] = "";
+    unsigned seen_at[NKEYS] = {0};
+    bool section_ok = false;
+    int rc = 0;
+
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        size_t len = (size_t)n;
+        char *s, *eq, *key, *val;
+        const struct key_def *k = NULL;
+        size_t ki;
+
+        p->line++;
+        if (len > 0 && line[len - 1] == '\n')
+            line[--len] = '\0';
+        if (len > MAX_LINE) {
+            perror_at(p, "line longer than %d bytes", MAX_LINE);
+            continue;
+        }
+        if (strlen(line) != len) {
+            perror_at(p, "NUL byte in line");
+            continue;
+        }
+        s = trim(line);
+        if (*s == '\0' || *s == '#' || *s == ';')
+            continue;
+        if (*s == '[') {
+            char *end = strchr(s, ']');
+            if (!end || *trim(end + 1) != '\0') {
+                perror_at(p, "syntax error: expected '[section]'");
+                section_ok = false;
+                section[0] = '\0';
+                continue;
+            }
+            *end = '\0';
+            char *name = trim(s + 1);
+            section_ok = false;
+            for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
+                if (!strcmp(name, sections[i]))
+                    section_ok = true;
+            if (!section_ok)
+                perror_at(p, "unknown section [%s] (known: [agent], [boot], [nbd])", name);
+            snprintf(section, sizeof section, "%s", name);
+            continue;
+        }
+        eq = strchr(s, '=');
+        if (!eq) {
+            perror_at(p, "syntax error: expected 'key = value'");
+            continue;
+        }
+        *eq = '\0';
+        key = trim(s);
+        val = trim(eq + 1);
+        if (!*key) {
+            perror_at(p, "syntax error: missing key before '='");
+            continue;
+        }
+        if (!section[0]) {
+            perror_at(p, "key '%s' outside any section", key);
+            continue;
+        }
+        if (!section_ok)
+            continue; /* the section was reported already */
+        for (ki = 0; ki < NKEYS; ki++)
+            if (!strcmp(keys[ki].section, section) && !strcmp(keys[ki].name, key)) {
+                k = &keys[ki];
+                break;
+            }
+        if (!k) {
+            perror_at(p, "unknown key '%s' in section [%s]", key, section);
+            continue;
+        }
+        if (seen_at[ki]) {
+            perror_at(p, "duplicate key '%s' in section [%s] (first set at line %u)", key,
+                      section, seen_at[ki]);
+            continue;
+        }
+        seen_at[ki] = p->line;
+        if (set_value(p, k, val, cfg) == -ENOMEM) {
+            rc = -ENOMEM;
+            break;
+        }
+    }
+    free(line);
+    if (rc < 0)
+        return rc;
+    if (ferror(f))
+        return -EIO;
+    p->line = 0;
+    check_semantics(p, cfg);
+    if (p->nerrors > MAX_ERRORS && p->err) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s: %u more errors not shown", p->file,
+                 p->nerrors - MAX_ERRORS);
+        p->err(p->ctx, msg);
+    }
+    return p->nerrors ? -EINVAL : 0;
+}
+
+int config_load(struct hp_config *cfg, const char *path, bool must_exist, config_error_fn err,
+                void *ctx)
+{
+    struct parser p = {.file = path, .err = err, .ctx = ctx};
+    FILE *f;
+    int rc;
+
+    rc = config_defaults(cfg);
+    if (rc < 0)
+        return rc;
+    f = fopen(path, "re");
+    if (!f) {
+        rc = -errno;
+        if (rc == -ENOENT && !must_exist)
+            return 0;
+        config_free(cfg);
+        return rc;
+    }
+    rc = parse_stream(f, &p, cfg);
+    fclose(f);
+    if (rc == 0 && !(cfg->source = strdup(path)))
+        rc = -ENOMEM;
+    if (rc < 0)
+        config_free(cfg);
+    return rc;
+}

@@ -1,0 +1,76 @@
+/* config: /etc/homeport.conf, an INI file.
+ *
+ *   [section]
+ *   key = value        # whole-line comments start with '#' or ';'
+ *
+ * Every key has a default (see configs/homeport.conf and homeport.conf(5)).
+ * Parsing is strict: an unknown section or key, a duplicate key or a bad
+ * value is an error that names file:line and the key, and every error in the
+ * file is reported, not just the first.  A configuration is only ever used
+ * whole: on any error the caller keeps what it had.
+ */
+#ifndef HOMEPORT_CONFIG_H
+#define HOMEPORT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "log.h"
+
+#define HP_DEFAULT_CONFIG "/etc/homeport.conf"
+#define HP_NBD_DEFAULT_PORT "10809"
+
+/* An NBD server address as written in `servers =`. */
+struct hp_server {
+    enum { HP_SRV_TCP, HP_SRV_UNIX } kind;
+    char host[256]; /* TCP: name or address, without IPv6 brackets */
+    char port[6];   /* TCP: 1..65535 */
+    char path[108]; /* unix: absolute socket path (sun_path size) */
+    char label[300]; /* for messages: "host:port" or "unix:/path" */
+};
+
+struct hp_config {
+    char *source; /* file the values came from; NULL = built-in defaults */
+
+    /* [agent] */
+    char *run_dir; /* pid file and control socket live here */
+    enum log_target log_target;
+    enum log_level log_level;
+
+    /* [boot] */
+    char *staging_dir;  /* emptied at boot when nothing is mounted below it */
+    char *home_root;    /* checked for stale mounts */
+    bool unmount_stale; /* detach dead mounts found below those two */
+    char *flag_glob;    /* sync popup flag files, removed at boot */
+
+    /* [nbd] */
+    struct hp_server *servers;
+    size_t nservers;
+    char *probe_export;          /* "" = don't fetch an export's size */
+    unsigned connect_timeout_ms; /* connect + handshake, per server */
+};
+
+/* Receives one complete message ("FILE:LINE: ...") per problem found. */
+typedef void (*config_error_fn)(void *ctx, const char *msg);
+
+/* Fill cfg with the defaults.  Returns 0 or -ENOMEM. */
+int config_defaults(struct hp_config *cfg);
+
+/* Load path over the defaults.  When the file does not exist and
+ * must_exist is false, cfg holds the defaults and 0 is returned.
+ * Returns 0, -EINVAL after reporting each problem through err (cfg is then
+ * freed), or another negative errno when the file cannot be read (nothing
+ * reported: the caller names the file). */
+int config_load(struct hp_config *cfg, const char *path, bool must_exist, config_error_fn err,
+                void *ctx);
+
+void config_free(struct hp_config *cfg);
+
+/* Parse one server address ("host:port", "[v6]:port", "host",
+ * "unix:/path").  Returns 0 or -EINVAL. */
+int config_parse_server(const char *text, struct hp_server *out);
+
+/* Parse a duration: "5", "5s", "1.5s", "250ms", "2m".  Returns 0 or -EINVAL. */
+int config_parse_duration_ms(const char *text, unsigned *ms);
+
+#endif

@@ -1,0 +1,242 @@
+/* homeport: one binary, several verbs (busybox style).  Each verb is a thin
+ * front for one module. */
+#include <errno.h>
+#include <getopt.h>
+#include <libmount.h>
+#include <libnbd.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <mbedtls/version.h>
+
+#include "boot.h"
+#include "config.h"
+#include "log.h"
+
+#ifndef HOMEPORT_VERSION
+#define HOMEPORT_VERSION "0.0.0-unknown"
+#endif
+
+struct globals {
+    const char *config_path;
+    bool config_given;
+    int verbose;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: homeport [-c FILE] [-v] VERB [OPTIONS]\n"
+            "\n"
+            "Brings users' network homes (NBD) to a thin client at login.\n"
+            "\n"
+            "verbs:\n"
+            "  boot [--json]          run the boot phase once: clean the staging dir,\n"
+            "                         check for stale mounts, check the NBD servers\n"
+            "  config-check [FILE]    validate a configuration file\n"
+            "  version                print versions of homeport and its libraries\n"
+            "  help                   this text\n"
+            "\n"
+            "options:\n"
+            "  -c, --config FILE      configuration file (default " HP_DEFAULT_CONFIG ")\n"
+            "  -v, --verbose          more log output (twice: debug)\n"
+            "  -h, --help             this text\n"
+            "  -V, --version          same as the version verb\n"
+            "\n"
+            "Exit codes of boot: 0 ok, 1 failed, 2 usage or configuration error,\n"
+            "3 staging dir not cleaned (live mounts or a running agent), 4 NBD check failed.\n"
+            "See homeport(8) and homeport.conf(5).\n");
+}
+
+static int print_version(void)
+{
+    char tls[64];
+
+    mbedtls_version_get_string_full(tls);
+    printf("homeport %s\n", HOMEPORT_VERSION);
+    printf("libmount %s\n", LIBMOUNT_VERSION);
+    struct nbd_handle *h = nbd_create();
+    printf("libnbd %s\n", h ? nbd_get_version(h) : "?");
+    if (h)
+        nbd_close(h);
+    printf("libcurl %s\n", curl_version_info(CURLVERSION_NOW)->version);
+    printf("%s\n", tls);
+    return 0;
+}
+
+static void report_config_error(void *ctx, const char *msg)
+{
+    (void)ctx;
+    log_err("%s", msg);
+}
+
+/* Load the configuration: a file named with -c must exist; the default one
+ * may be missing (defaults apply). */
+static int load_config(const struct globals *g, struct hp_config *cfg)
+{
+    int rc = config_load(cfg, g->config_path, g->config_given, report_config_error, NULL);
+
+    if (rc == -EINVAL) {
+        log_err("%s: configuration not valid; fix the lines above", g->config_path);
+        return -1;
+    }
+    if (rc < 0) {
+        log_err("cannot read configuration %s: %s", g->config_path, strerror(-rc));
+        return -1;
+    }
+    if (!cfg->source)
+        log_debug("%s not found: using built-in defaults", g->config_path);
+    return 0;
+}
+
+static enum log_level verbose_level(int verbose, enum log_level base)
+{
+    if (verbose >= 2)
+        return LOG_LVL_DEBUG;
+    if (verbose == 1 && base < LOG_LVL_INFO)
+        return LOG_LVL_INFO;
+    return base;
+}
+
+/* Shared option parsing: each verb accepts the global options too. */
+static int parse_opts(int argc, char **argv, struct globals *g, const char *extra_short,
+                      const struct option *extra_long, int (*on_extra)(int, void *), void *ctx)
+{
+    struct option longs[16];
+    char shorts[32];
+    size_t n = 0;
+    int c;
+
+    static const struct option base[] = {{"config", required_argument, NULL, 'c'},
+                                         {"verbose", no_argument, NULL, 'v'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'}};
+    for (size_t i = 0; i < 4; i++)
+        longs[n++] = base[i];
+    for (const struct option *o = extra_long; o && o->name && n < 15; o++)
+        longs[n++] = *o;
+    longs[n] = (struct option){0};
+    snprintf(shorts, sizeof shorts, "+c:vhV%s", extra_short ? extra_short : "");
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            g->config_path = optarg;
+            g->config_given = true;
+            break;
+        case 'v': g->verbose++; break;
+        case 'h': usage(stdout); exit(0);
+        case 'V': exit(print_version());
+        default:
+            if (on_extra && on_extra(c, ctx) == 0)
+                break;
+            fprintf(stderr, "Try 'homeport --help'.\n");
+            return -1;
+        }
+    }
+    return optind;
+}
+
+static int boot_opt(int c, void *ctx)
+{
+    if (c != 'j')
+        return -1;
+    *(bool *)ctx = true;
+    return 0;
+}
+
+static int verb_boot(int argc, char **argv, struct globals *g)
+{
+    static const struct option longs[] = {{"json", no_argument, NULL, 'j'}, {0}};
+    struct boot_env env = BOOT_ENV_DEFAULT;
+    struct hp_config cfg;
+    struct boot_report r;
+    bool json = false;
+    int idx = parse_opts(argc, argv, g, "", longs, boot_opt, &json);
+
+    if (idx < 0)
+        return BOOT_CONFIG;
+    if (idx < argc) {
+        fprintf(stderr, "homeport boot: unexpected argument '%s'\n", argv[idx]);
+        return BOOT_CONFIG;
+    }
+    log_open(LOG_TO_AUTO, verbose_level(g->verbose, LOG_LVL_WARN));
+    if (load_config(g, &cfg) < 0)
+        return BOOT_CONFIG;
+    /* The report on stdout says it all; on a terminal the log would only
+     * repeat it, unless asked for with -v. */
+    log_open(cfg.log_target, verbose_level(g->verbose, cfg.log_level));
+    if (g->verbose == 0 && log_current_target() == LOG_TO_STDERR && isatty(STDOUT_FILENO))
+        log_open(LOG_TO_STDERR, LOG_LVL_ERR);
+
+    boot_run(&cfg, &env, &r);
+    if (json)
+        boot_print_json(stdout, &r);
+    else
+        boot_print_text(stdout, &r);
+    fflush(stdout);
+    int rc = r.exit_code;
+    boot_report_free(&r);
+    config_free(&cfg);
+    return rc;
+}
+
+static int verb_config_check(int argc, char **argv, struct globals *g)
+{
+    struct hp_config cfg;
+    int idx = parse_opts(argc, argv, g, NULL, NULL, NULL, NULL);
+
+    if (idx < 0)
+        return 2;
+    if (idx < argc) {
+        g->config_path = argv[idx++];
+        g->config_given = true;
+    }
+    if (idx < argc) {
+        fprintf(stderr, "homeport config-check: unexpected argument '%s'\n", argv[idx]);
+        return 2;
+    }
+    log_open(LOG_TO_STDERR, verbose_level(g->verbose, LOG_LVL_NOTICE));
+    g->config_given = true; /* checking a file that does not exist is an error */
+    if (load_config(g, &cfg) < 0)
+        return 2;
+    printf("%s: ok\n", g->config_path);
+    config_free(&cfg);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct globals g = {.config_path = HP_DEFAULT_CONFIG};
+    const char *verb;
+    int idx;
+
+    log_open(LOG_TO_STDERR, LOG_LVL_NOTICE);
+    idx = parse_opts(argc, argv, &g, NULL, NULL, NULL, NULL);
+    if (idx < 0)
+        return 2;
+    if (idx >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    verb = argv[idx];
+    argc -= idx;
+    argv += idx;
+    if (!strcmp(verb, "boot"))
+        return verb_boot(argc, argv, &g);
+    if (!strcmp(verb, "config-check"))
+        return verb_config_check(argc, argv, &g);
+    if (!strcmp(verb, "version"))
+        return print_version();
+    if (!strcmp(verb, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "homeport: unknown verb '%s'\nTry 'homeport --help'.\n", verb);
+    return 2;
+}

@@ -1,0 +1,381 @@
+#include "mounts.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libmount.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NBD_MAJOR 43
+#define LOOP_MAJOR 7
+
+static char *dup_or_none(const char *s)
+{
+    return strdup(s ? s : "none");
+}
+
+int mounts_read(const char *mountinfo, struct hp_mount_table *t)
+{
+    struct libmnt_table *tb;
+    struct libmnt_iter *it;
+    struct libmnt_fs *fs;
+    int rc;
+
+    memset(t, 0, sizeof *t);
+    tb = mnt_new_table();
+    it = mnt_new_iter(MNT_ITER_FORWARD);
+    if (!tb || !it) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = mnt_table_parse_file(tb, mountinfo);
+    if (rc < 0)
+        goto out;
+    t->v = calloc((size_t)mnt_table_get_nents(tb) + 1, sizeof *t->v);
+    if (!t->v) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    while (mnt_table_next_fs(tb, it, &fs) == 0) {
+        struct hp_mount *m = &t->v[t->n];
+        dev_t dev = mnt_fs_get_devno(fs);
+
+        m->id = mnt_fs_get_id(fs);
+        m->parent_id = mnt_fs_get_parent_id(fs);
+        m->dev_major = major(dev);
+        m->dev_minor = minor(dev);
+        m->source = dup_or_none(mnt_fs_get_source(fs));
+        m->target = dup_or_none(mnt_fs_get_target(fs));
+        m->fstype = dup_or_none(mnt_fs_get_fstype(fs));
+        m->order = t->n;
+        t->n++;
+        if (!m->source || !m->target || !m->fstype) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    mnt_free_iter(it);
+    mnt_unref_table(tb);
+    if (rc < 0)
+        mounts_free(t);
+    return rc;
+}
+
+void mounts_free(struct hp_mount_table *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->v[i].source);
+        free(t->v[i].target);
+        free(t->v[i].fstype);
+    }
+    free(t->v);
+    t->v = NULL;
+    t->n = 0;
+}
+
+static bool path_at_or_below(const char *path, const char *dir)
+{
+    size_t len = strlen(dir);
+
+    while (len > 1 && dir[len - 1] == '/')
+        len--;
+    if (strncmp(path, dir, len) != 0)
+        return false;
+    return path[len] == '\0' || path[len] == '/' || (len == 1 && dir[0] == '/');
+}
+
+static size_t depth(const char *path)
+{
+    size_t d = 0;
+    for (; *path; path++)
+        if (*path == '/')
+            d++;
+    return d;
+}
+
+static int cmp_unmount_order(const void *a, const void *b)
+{
+    const struct hp_mount *x = *(const struct hp_mount *const *)a;
+    const struct hp_mount *y = *(const struct hp_mount *const *)b;
+    size_t dx = depth(x->target), dy = depth(y->target);
+
+    if (dx != dy)
+        return dx > dy ? -1 : 1;
+    return x->order > y->order ? -1 : (x->order < y->order ? 1 : 0);
+}
+
+long mounts_below(const struct hp_mount_table *t, const char *dir, const struct hp_mount ***out)
+{
+    const struct hp_mount **v = calloc(t->n + 1, sizeof *v);
+    size_t n = 0;
+
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < t->n; i++)
+        if (path_at_or_below(t->v[i].target, dir))
+            v[n++] = &t->v[i];
+    qsort(v, n, sizeof *v, cmp_unmount_order);
+    *out = v;
+    return (long)n;
+}
+
+/* "nbd0p1" -> "nbd0"; copies the whole-disk name of a partition. */
+static void whole_disk(const char *name, char *out, size_t outlen)
+{
+    size_t i = 0;
+
+    while (name[i] && !isdigit((unsigned char)name[i]))
+        i++;
+    while (isdigit((unsigned char)name[i]))
+        i++;
+    snprintf(out, outlen, "%.*s", (int)i, name);
+}
+
+enum mount_backing mounts_backing(const struct hp_mount *m, const char *sysfs, char *name,
+                                  size_t namelen)
+{
+    char link[PATH_MAX], target[PATH_MAX];
+    const char *base = NULL;
+    ssize_t n;
+
+    if (m->dev_major != NBD_MAJOR && m->dev_major != LOOP_MAJOR)
+        return BK_NONE;
+    /* /sys/dev/block/MAJ:MIN links to the device, partitions included. */
+    snprintf(link, sizeof link, "%s/dev/block/%u:%u", sysfs, m->dev_major, m->dev_minor);
+    n = readlink(link, target, sizeof target - 1);
+    if (n > 0) {
+        target[n] = '\0';
+        base = strrchr(target, '/');
+        base = base ? base + 1 : target;
+    } else if (strncmp(m->source, "/dev/", 5) == 0) {
+        base = m->source + 5;
+    }
+    if (!base)
+        return BK_NONE;
+    whole_disk(base, name, namelen);
+    if (m->dev_major == NBD_MAJOR && strncmp(name, "nbd", 3) == 0)
+        return BK_NBD;
+    if (m->dev_major == LOOP_MAJOR && strncmp(name, "loop", 4) == 0)
+        return BK_LOOP;
+    return BK_NONE;
+}
+
+/* Read a small sysfs attribute, newline stripped.  0 or -errno. */
+static int read_attr(const char *sysfs, const char *dev, const char *attr, char *buf, size_t len)
+{
+    char path[PATH_MAX];
+    int fd;
+    ssize_t n;
+
+    snprintf(path, sizeof path, "%s/block/%s/%s", sysfs, dev, attr);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    n = read(fd, buf, len - 1);
+    close(fd);
+    if (n < 0)
+        return -errno;
+    while (n > 0 && buf[n - 1] == '\n')
+        n--;
+    buf[n] = '\0';
+    return 0;
+}
+
+/* An NBD device is connected when the kernel has a receiver task for it
+ * (the "pid" attribute exists) and it has a size. */
+static bool nbd_connected(const char *sysfs, const char *dev)
+{
+    char buf[64];
+
+    if (read_attr(sysfs, dev, "pid", buf, sizeof buf) < 0)
+        return false;
+    if (read_attr(sysfs, dev, "size", buf, sizeof buf) < 0)
+        return false;
+    return strcmp(buf, "0") != 0;
+}
+
+static enum mount_health loop_health(const char *sysfs, const char *dev, char *detail,
+                                     size_t len)
+{
+    char buf[PATH_MAX + 16];
+    int rc = read_attr(sysfs, dev, "loop/backing_file", buf, sizeof buf);
+    size_t blen;
+
+    if (rc == -ENOENT) {
+        snprintf(detail, len, "%s has no backing file", dev);
+        return MH_LOOP_UNBOUND;
+    }
+    if (rc < 0)
+        return MH_LIVE;
+    blen = strlen(buf);
+    if (blen > 10 && strcmp(buf + blen - 10, " (deleted)") == 0) {
+        snprintf(detail, len, "%s backing file %s", dev, buf);
+        return MH_LOOP_DELETED;
+    }
+    return MH_LIVE;
+}
+
+/* FUSE and network filesystems can block a stat() forever (a hung NFS
+ * server, a stuck FUSE daemon).  Probe those in a child with a deadline. */
+static bool may_hang(const char *fstype)
+{
+    static const char *const prefixes[] = {"fuse", "nfs", "cifs", "smb", "9p", "ceph",
+                                           "glusterfs", "afs"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (strncmp(fstype, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}
+
+/* Returns 0, -errno from stat(), or -ETIMEDOUT. */
+static int stat_bounded(const char *path, bool bounded, unsigned timeout_ms)
+{
+    struct stat st;
+    int pfd[2], err = 0;
+    pid_t pid;
+
+    if (!bounded)
+        return stat(path, &st) == 0 ? 0 : -errno;
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return -errno;
+    pid = fork();
+    if (pid < 0) {
+        err = -errno;
+        close(pfd[0]);
+        close(pfd[1]);
+        return err;
+    }
+    if (pid == 0) {
+        int e = stat(path, &st) == 0 ? 0 : errno;
+        (void)!write(pfd[1], &e, sizeof e);
+        _exit(0);
+    }
+    close(pfd[1]);
+    struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+    int r;
+    do
+        r = poll(&p, 1, (int)timeout_ms);
+    while (r < 0 && errno == EINTR);
+    if (r == 1 && read(pfd[0], &err, sizeof err) == (ssize_t)sizeof err) {
+        close(pfd[0]);
+        waitpid(pid, NULL, 0);
+        return err ? -err : 0;
+    }
+    close(pfd[0]);
+    /* The child may sit in uninterruptible sleep; don't wait for it. */
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, WNOHANG);
+    return -ETIMEDOUT;
+}
+
+enum mount_health mounts_health(const struct hp_mount *m, const char *sysfs,
+                                unsigned stat_timeout_ms, char *detail, size_t len)
+{
+    char dev[64];
+    int rc;
+
+    snprintf(detail, len, "ok");
+    switch (mounts_backing(m, sysfs, dev, sizeof dev)) {
+    case BK_NBD:
+        if (!nbd_connected(sysfs, dev)) {
+            snprintf(detail, len, "%s has no connection to its server", dev);
+            return MH_NBD_DEAD;
+        }
+        break;
+    case BK_LOOP: {
+        enum mount_health h = loop_health(sysfs, dev, detail, len);
+        if (h != MH_LIVE)
+            return h;
+        break;
+    }
+    case BK_NONE: break;
+    }
+    rc = stat_bounded(m->target, may_hang(m->fstype), stat_timeout_ms);
+    switch (rc) {
+    case -ENOTCONN:
+        snprintf(detail, len, "transport endpoint is not connected (its daemon is gone)");
+        return MH_NOTCONN;
+    case -ESTALE: snprintf(detail, len, "stale file handle"); return MH_STALE_HANDLE;
+    case -ETIMEDOUT:
+        snprintf(detail, len, "did not answer stat() within %u ms", stat_timeout_ms);
+        return MH_UNRESPONSIVE;
+    default: return MH_LIVE;
+    }
+}
+
+const char *mount_health_name(enum mount_health h)
+{
+    switch (h) {
+    case MH_LIVE: return "live";
+    case MH_NOTCONN: return "stale";
+    case MH_STALE_HANDLE: return "stale";
+    case MH_NBD_DEAD: return "stale";
+    case MH_LOOP_UNBOUND: return "stale";
+    case MH_LOOP_DELETED: return "orphan";
+    case MH_UNRESPONSIVE: return "unresponsive";
+    }
+    return "unknown";
+}
+
+bool mount_health_detachable(enum mount_health h)
+{
+    return h == MH_NOTCONN || h == MH_STALE_HANDLE || h == MH_NBD_DEAD || h == MH_LOOP_UNBOUND;
+}
+
+int mounts_detach(const char *target)
+{
+    return umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW) == 0 ? 0 : -errno;
+}
+
+long mounts_scan_devices(const char *sysfs, struct hp_dev_problem *out, size_t max)
+{
+    char path[PATH_MAX];
+    struct dirent *de;
+    DIR *d;
+    size_t n = 0;
+
+    snprintf(path, sizeof path, "%s/block", sysfs);
+    d = opendir(path);
+    if (!d)
+        return errno == ENOENT ? 0 : -errno;
+    while ((de = readdir(d)) && n < max) {
+        const char *name = de->d_name;
+        char buf[64];
+        struct hp_dev_problem *p = &out[n];
+
+        if (strlen(name) >= sizeof p->name)
+            continue;
+        if (strncmp(name, "nbd", 3) == 0 && isdigit((unsigned char)name[3])) {
+            /* A device with a size but no receiver: its connection died. */
+            if (read_attr(sysfs, name, "size", buf, sizeof buf) < 0 || strcmp(buf, "0") == 0)
+                continue;
+            if (read_attr(sysfs, name, "pid", buf, sizeof buf) == 0)
+                continue;
+            snprintf(p->name, sizeof p->name, "%s", name);
+            p->health = MH_NBD_DEAD;
+            snprintf(p->detail, sizeof p->detail, "%s has a size but no connection", name);
+            n++;
+        } else if (strncmp(name, "loop", 4) == 0 && isdigit((unsigned char)name[4])) {
+            if (loop_health(sysfs, name, p->detail, sizeof p->detail) != MH_LOOP_DELETED)
+                continue;
+            snprintf(p->name, sizeof p->name, "%s", name);
+            p->health = MH_LOOP_DELETED;
+            n++;
+        }
+    }
+    closedir(d);
+    return (long)n;
+}

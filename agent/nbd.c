@@ -1,0 +1,364 @@
+#include "nbd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libnbd.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+enum phase { P_CONNECT, P_HANDSHAKE, P_LIST, P_INFO, P_ABORT, P_DONE };
+
+static const char *const phase_names[] = {"connect", "handshake", "list", "info", "abort",
+                                          "done"};
+
+struct probe {
+    struct nbd_probe *out;
+    const char *export;
+    struct nbd_handle *h;
+    int sock;
+    struct addrinfo *ai, *next_ai;
+    enum phase phase;
+    double t0, t_phase;
+    bool cmd_done;
+    int cmd_err;
+};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static void fail(struct probe *p, int err, const char *msg)
+{
+    p->out->err = err < 0 ? err : -err;
+    if (!p->out->err)
+        p->out->err = -EIO;
+    p->out->phase = phase_names[p->phase];
+    snprintf(p->out->message, sizeof p->out->message, "%s", msg ? msg : strerror(-p->out->err));
+    p->phase = P_DONE;
+}
+
+static void fail_nbd(struct probe *p)
+{
+    int e = nbd_get_errno();
+    fail(p, e ? e : EPROTO, nbd_get_error());
+}
+
+static int list_cb(void *user, const char *name, const char *description)
+{
+    struct nbd_probe *o = user;
+    char **g;
+
+    (void)description;
+    g = realloc(o->exports, (o->nexports + 1) * sizeof *g);
+    if (!g)
+        return -1;
+    o->exports = g;
+    if ((o->exports[o->nexports] = strdup(name)))
+        o->nexports++;
+    return 0;
+}
+
+static int done_cb(void *user, int *error)
+{
+    struct probe *p = user;
+    p->cmd_done = true;
+    p->cmd_err = *error;
+    return 1;
+}
+
+/* Start a non-blocking connect to the next address; false when none is left. */
+static bool start_connect(struct probe *p)
+{
+    const struct hp_server *s = p->out->server;
+
+    if (s->kind == HP_SRV_UNIX) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (p->sock >= 0)
+            return false; /* one address only, already tried */
+        strcpy(sa.sun_path, s->path);
+        p->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (p->sock < 0 || (connect(p->sock, (struct sockaddr *)&sa, sizeof sa) < 0 &&
+                            errno != EINPROGRESS)) {
+            fail(p, errno, NULL);
+            return true;
+        }
+        return true;
+    }
+    while (p->next_ai) {
+        struct addrinfo *a = p->next_ai;
+        p->next_ai = a->ai_next;
+        if (p->sock >= 0)
+            close(p->sock);
+        p->sock = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                         a->ai_protocol);
+        if (p->sock < 0)
+            continue;
+        if (connect(p->sock, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS)
+            return true;
+        if (!p->next_ai) {
+            fail(p, errno, NULL);
+            return true;
+        }
+    }
+    return false;
+}
+
+static void connected(struct probe *p)
+{
+    p->out->connect_ms = now_ms() - p->t0;
+    p->h = nbd_create();
+    if (!p->h) {
+        fail_nbd(p);
+        return;
+    }
+    nbd_set_opt_mode(p->h, true);
+    if (nbd_aio_connect_socket(p->h, p->sock) < 0) {
+        fail_nbd(p);
+        return;
+    }
+    p->sock = -1; /* owned by the handle now */
+    p->phase = P_HANDSHAKE;
+}
+
+static void start_info(struct probe *p)
+{
+    if (!p->export[0]) {
+        p->phase = P_ABORT;
+        return;
+    }
+    p->cmd_done = false;
+    if (nbd_set_export_name(p->h, p->export) < 0 ||
+        nbd_aio_opt_info(p->h, (nbd_completion_callback){.callback = done_cb, .user_data = p}) <
+            0) {
+        fail_nbd(p);
+        return;
+    }
+    p->phase = P_INFO;
+}
+
+/* Move a handle's state machine on after I/O. */
+static void advance(struct probe *p)
+{
+    struct nbd_probe *o = p->out;
+
+    if (p->phase >= P_HANDSHAKE && p->phase < P_ABORT && nbd_aio_is_dead(p->h)) {
+        fail_nbd(p);
+        return;
+    }
+    switch (p->phase) {
+    case P_HANDSHAKE:
+        if (nbd_aio_is_ready(p->h)) {
+            /* Oldstyle server: no options, one export. */
+            o->handshake_ms = now_ms() - p->t0;
+            snprintf(o->protocol, sizeof o->protocol, "%s", nbd_get_protocol(p->h));
+            o->list_err = -ENOTSUP;
+            o->probe_size = nbd_get_size(p->h);
+            p->phase = P_DONE;
+            return;
+        }
+        if (!nbd_aio_is_negotiating(p->h))
+            return;
+        o->handshake_ms = now_ms() - p->t0;
+        snprintf(o->protocol, sizeof o->protocol, "%s", nbd_get_protocol(p->h));
+        p->t_phase = now_ms();
+        p->cmd_done = false;
+        if (nbd_aio_opt_list(p->h, (nbd_list_callback){.callback = list_cb, .user_data = o},
+                             (nbd_completion_callback){.callback = done_cb, .user_data = p}) <
+            0) {
+            fail_nbd(p);
+            return;
+        }
+        p->phase = P_LIST;
+        return;
+    case P_LIST:
+        if (!p->cmd_done)
+            return;
+        o->rtt_ms = now_ms() - p->t_phase;
+        o->list_err = -p->cmd_err;
+        start_info(p);
+        return;
+    case P_INFO:
+        if (!p->cmd_done)
+            return;
+        if (p->cmd_err) {
+            o->probe_err = -p->cmd_err;
+            snprintf(o->probe_msg, sizeof o->probe_msg, "%s",
+                     p->cmd_err == ENOENT ? "no such export" : strerror(p->cmd_err));
+        } else {
+            o->probe_size = nbd_get_size(p->h);
+        }
+        p->phase = P_ABORT;
+        return;
+    case P_ABORT:
+        if (nbd_aio_is_negotiating(p->h)) {
+            if (nbd_aio_opt_abort(p->h) < 0)
+                p->phase = P_DONE;
+            return;
+        }
+        if (nbd_aio_is_closed(p->h) || nbd_aio_is_dead(p->h))
+            p->phase = P_DONE;
+        return;
+    default: return;
+    }
+}
+
+size_t nbd_probe_servers(const struct hp_server *servers, size_t n, const char *probe_export,
+                         unsigned timeout_ms, struct nbd_probe *out)
+{
+    struct probe *ps = calloc(n ? n : 1, sizeof *ps);
+    struct pollfd *pfd = calloc(n ? n : 1, sizeof *pfd);
+    double deadline = now_ms() + timeout_ms;
+    size_t failed = 0;
+
+    memset(out, 0, n * sizeof *out);
+    for (size_t i = 0; i < n; i++) {
+        out[i].server = &servers[i];
+        out[i].probe_size = -1;
+    }
+    if (!ps || !pfd) {
+        for (size_t i = 0; i < n; i++) {
+            out[i].err = -ENOMEM;
+            out[i].phase = "start";
+            snprintf(out[i].message, sizeof out[i].message, "out of memory");
+        }
+        free(ps);
+        free(pfd);
+        return n;
+    }
+
+    for (size_t i = 0; i < n; i++) {
+        struct probe *p = &ps[i];
+        p->out = &out[i];
+        p->export = probe_export ? probe_export : "";
+        p->sock = -1;
+        p->t0 = now_ms();
+        if (servers[i].kind == HP_SRV_TCP) {
+            struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+            int rc = getaddrinfo(servers[i].host, servers[i].port, &hints, &p->ai);
+            if (rc != 0) {
+                p->out->err = -EHOSTUNREACH;
+                p->out->phase = "resolve";
+                snprintf(p->out->message, sizeof p->out->message, "cannot resolve %s: %s",
+                         servers[i].host, gai_strerror(rc));
+                p->phase = P_DONE;
+                continue;
+            }
+            p->next_ai = p->ai;
+        }
+        start_connect(p);
+    }
+
+    for (;;) {
+        size_t active = 0;
+        double now = now_ms();
+
+        for (size_t i = 0; i < n; i++) {
+            struct probe *p = &ps[i];
+            pfd[i] = (struct pollfd){.fd = -1};
+            if (p->phase == P_DONE)
+                continue;
+            if (p->phase == P_CONNECT) {
+                pfd[i].fd = p->sock;
+                pfd[i].events = POLLOUT;
+            } else {
+                unsigned dir = nbd_aio_get_direction(p->h);
+                pfd[i].fd = nbd_aio_get_fd(p->h);
+                pfd[i].events = (short)(((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0) |
+                                        ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0));
+            }
+            active++;
+        }
+        if (!active)
+            break;
+        if (now >= deadline) {
+            for (size_t i = 0; i < n; i++)
+                if (ps[i].phase != P_DONE) {
+                    char msg[128];
+                    snprintf(msg, sizeof msg, "timed out after %u ms during %s", timeout_ms,
+                             phase_names[ps[i].phase]);
+                    /* A probe that only had its abort left did its job. */
+                    if (ps[i].phase == P_ABORT)
+                        ps[i].phase = P_DONE;
+                    else
+                        fail(&ps[i], ETIMEDOUT, msg);
+                }
+            break;
+        }
+        int r = poll(pfd, n, (int)(deadline - now) + 1);
+        if (r < 0 && errno != EINTR)
+            break;
+        for (size_t i = 0; i < n && r > 0; i++) {
+            struct probe *p = &ps[i];
+            short re = pfd[i].revents;
+            if (!re || p->phase == P_DONE)
+                continue;
+            if (p->phase == P_CONNECT) {
+                int err = 0;
+                socklen_t len = sizeof err;
+                getsockopt(p->sock, SOL_SOCKET, SO_ERROR, &err, &len);
+                if (err) {
+                    int saved = err;
+                    if (!start_connect(p) || p->phase == P_DONE) {
+                        if (p->phase != P_DONE)
+                            fail(p, saved, NULL);
+                    }
+                    continue;
+                }
+                connected(p);
+                continue;
+            }
+            if ((re & (POLLIN | POLLHUP | POLLERR)) && nbd_aio_notify_read(p->h) < 0) {
+                if (p->phase == P_ABORT)
+                    p->phase = P_DONE;
+                else
+                    fail_nbd(p);
+                continue;
+            }
+            if ((re & POLLOUT) && nbd_aio_notify_write(p->h) < 0) {
+                fail_nbd(p);
+                continue;
+            }
+            advance(p);
+            /* Some transitions need no I/O to move on (e.g. list -> info). */
+            if (p->phase != P_DONE)
+                advance(p);
+        }
+    }
+
+    for (size_t i = 0; i < n; i++) {
+        struct probe *p = &ps[i];
+        if (p->h)
+            nbd_close(p->h);
+        if (p->sock >= 0)
+            close(p->sock);
+        if (p->ai)
+            freeaddrinfo(p->ai);
+        if (out[i].err || out[i].probe_err)
+            failed++;
+    }
+    free(ps);
+    free(pfd);
+    return failed;
+}
+
+void nbd_probe_free(struct nbd_probe *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < p[i].nexports; j++)
+            free(p[i].exports[j]);
+        free(p[i].exports);
+        p[i].exports = NULL;
+        p[i].nexports = 0;
+    }
+}

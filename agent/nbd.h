@@ -1,0 +1,41 @@
+/* nbd: talk to NBD servers (libnbd).
+ *
+ * For now: the boot-time check.  Every configured server is probed at the
+ * same time in one poll loop (libnbd's async API), so N servers cost one
+ * timeout, not N: connect (non-blocking, own socket), newstyle handshake in
+ * option mode, NBD_OPT_LIST where the server allows it, NBD_OPT_INFO for the
+ * probe export, then a polite NBD_OPT_ABORT.
+ */
+#ifndef HOMEPORT_NBD_H
+#define HOMEPORT_NBD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct nbd_probe {
+    const struct hp_server *server;
+    int err;            /* 0, or -errno: ETIMEDOUT, ECONNREFUSED, ENOENT, EPROTO... */
+    const char *phase;  /* where it ended: "resolve", "connect", "handshake", ... */
+    char message[256];  /* why, for people */
+    char protocol[32];  /* "newstyle-fixed", ... */
+    double connect_ms;  /* socket connected */
+    double handshake_ms;/* from start until the server's options phase */
+    double rtt_ms;      /* one option round trip (NBD_OPT_LIST) */
+    int list_err;       /* 0 = listed; else the server's refusal as -errno */
+    char **exports;
+    size_t nexports;
+    int64_t probe_size;   /* -1 unless the probe export was found */
+    int probe_err;        /* -errno when the probe export failed; 0 otherwise */
+    char probe_msg[256];
+};
+
+/* Probe n servers within timeout_ms (total, all of them in parallel).
+ * probe_export may be "" (no size check).  out has n entries.  Returns the
+ * number of servers that failed (err != 0 or probe_err != 0). */
+size_t nbd_probe_servers(const struct hp_server *servers, size_t n, const char *probe_export,
+                         unsigned timeout_ms, struct nbd_probe *out);
+void nbd_probe_free(struct nbd_probe *p, size_t n);
+
+#endif

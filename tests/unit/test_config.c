@@ -1,0 +1,226 @@
+/* Config parser: good and bad files, every error message. */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "tap.h"
+
+static char errs[8192];
+
+static void collect(void *ctx, const char *msg)
+{
+    (void)ctx;
+    strncat(errs, msg, sizeof errs - strlen(errs) - 2);
+    strcat(errs, "\n");
+}
+
+static char path[64];
+
+/* Write text to a temp file and load it; errors land in errs. */
+static int load_n(const char *text, size_t len, struct hp_config *cfg)
+{
+    int fd;
+
+    snprintf(path, sizeof path, "/tmp/homeport-test-XXXXXX");
+    fd = mkstemp(path);
+    if (fd < 0 || write(fd, text, len) != (ssize_t)len)
+        return -999;
+    close(fd);
+    errs[0] = '\0';
+    int rc = config_load(cfg, path, true, collect, NULL);
+    unlink(path);
+    return rc;
+}
+
+static int load(const char *text, struct hp_config *cfg)
+{
+    return load_n(text, strlen(text), cfg);
+}
+
+/* Expect exactly one error, "FILE:LINE: msg". */
+static void expect_error(const char *text, unsigned line, const char *msg)
+{
+    struct hp_config cfg;
+    char want[1024];
+    int rc = load(text, &cfg);
+
+    snprintf(want, sizeof want, "%s:%u: %s\n", path, line, msg);
+    ok(rc == -EINVAL, "rejected: %s", msg);
+    is_str(errs, want, "message: %s", msg);
+}
+
+int main(void)
+{
+    struct hp_config cfg;
+    struct hp_server srv;
+    unsigned ms;
+    int rc;
+
+    /* defaults */
+    ok(config_defaults(&cfg) == 0, "defaults load");
+    is_str(cfg.staging_dir, "/home/profiletemp", "default staging_dir");
+    is_str(cfg.home_root, "/home", "default home_root");
+    is_str(cfg.run_dir, "/run/homeport", "default run_dir");
+    is_str(cfg.flag_glob, "/var/tmp/horizon-pam_session_*.flag", "default flag_files");
+    ok(cfg.unmount_stale, "default unmount_stale = yes");
+    ok(cfg.connect_timeout_ms == 5000, "default connect_timeout 5 s");
+    ok(cfg.nservers == 0, "no servers by default");
+    ok(cfg.log_target == LOG_TO_AUTO && cfg.log_level == LOG_LVL_INFO, "default log auto/info");
+    config_free(&cfg);
+
+    /* a missing default file means defaults; a missing -c file is an error */
+    ok(config_load(&cfg, "/nonexistent/homeport.conf", false, collect, NULL) == 0 &&
+           cfg.source == NULL,
+       "missing optional file: defaults");
+    config_free(&cfg);
+    ok(config_load(&cfg, "/nonexistent/homeport.conf", true, collect, NULL) == -ENOENT,
+       "missing required file: -ENOENT");
+
+    /* a good file with everything */
+    rc = load("# comment\n"
+              "; another\n"
+              "\n"
+              "[agent]\n"
+              "run_dir = /run/hp/\n"
+              "log = kmsg\n"
+              "log_level = debug\n"
+              "  [ boot ]  \n"
+              "staging_dir=/srv/staging\n"
+              "home_root = /srv/homes\n"
+              "unmount_stale = no\n"
+              "flag_files = /tmp/flag-*.flag\n"
+              "[nbd]\n"
+              "servers = 127.0.0.1:10810, hfs1 [::1]:9000 unix:/run/nbd.sock\n"
+              "probe_export = probe\n"
+              "connect_timeout = 250ms\r\n",
+              &cfg);
+    ok(rc == 0, "full file loads (%s)", errs);
+    if (rc == 0) {
+        is_str(cfg.run_dir, "/run/hp", "trailing slash trimmed");
+        ok(cfg.log_target == LOG_TO_KMSG && cfg.log_level == LOG_LVL_DEBUG, "log settings");
+        is_str(cfg.staging_dir, "/srv/staging", "staging_dir without spaces around =");
+        ok(!cfg.unmount_stale, "unmount_stale = no");
+        ok(cfg.nservers == 4, "four servers");
+        if (cfg.nservers == 4) {
+            is_str(cfg.servers[0].label, "127.0.0.1:10810", "server 0");
+            is_str(cfg.servers[1].label, "hfs1:10809", "server 1 default port");
+            is_str(cfg.servers[2].label, "[::1]:9000", "server 2 v6");
+            is_str(cfg.servers[2].host, "::1", "server 2 host without brackets");
+            ok(cfg.servers[3].kind == HP_SRV_UNIX, "server 3 unix");
+            is_str(cfg.servers[3].path, "/run/nbd.sock", "server 3 path");
+        }
+        is_str(cfg.probe_export, "probe", "probe_export");
+        ok(cfg.connect_timeout_ms == 250, "CRLF line, 250ms");
+        ok(cfg.source && strcmp(cfg.source, path) == 0, "source recorded");
+        config_free(&cfg);
+    }
+
+    /* every error message */
+    expect_error("[nosuch]\nx = 1\n", 1, "unknown section [nosuch] (known: [agent], [boot], [nbd])");
+    expect_error("[boot]\nstaging = /x\n", 2, "unknown key 'staging' in section [boot]");
+    expect_error("run_dir = /x\n", 1, "key 'run_dir' outside any section");
+    expect_error("[boot\n", 1, "syntax error: expected '[section]'");
+    expect_error("[boot] x\n", 1, "syntax error: expected '[section]'");
+    expect_error("[boot]\njust words\n", 2, "syntax error: expected 'key = value'");
+    expect_error("[boot]\n= /x\n", 2, "syntax error: missing key before '='");
+    expect_error("[boot]\nhome_root = /a\n\nhome_root = /b\n", 4,
+                 "duplicate key 'home_root' in section [boot] (first set at line 2)");
+    expect_error("[boot]\nunmount_stale = maybe\n", 2,
+                 "bad value for 'unmount_stale': 'maybe' (expected yes or no)");
+    expect_error("[boot]\nhome_root = relative/path\n", 2,
+                 "bad value for 'home_root': 'relative/path' (expected an absolute path other "
+                 "than /, without . or .. components)");
+    expect_error("[boot]\nhome_root = /a/../etc\n", 2,
+                 "bad value for 'home_root': '/a/../etc' (expected an absolute path other than "
+                 "/, without . or .. components)");
+    expect_error("[boot]\nhome_root = /\n", 2,
+                 "bad value for 'home_root': '/' (expected an absolute path other than /, "
+                 "without . or .. components)");
+    expect_error("[boot]\nflag_files = tmp/*.flag\n", 2,
+                 "bad value for 'flag_files': 'tmp/*.flag' (expected an absolute path pattern)");
+    expect_error("[nbd]\nconnect_timeout = soon\n", 2,
+                 "bad value for 'connect_timeout': 'soon' (expected a duration such as 5, 2.5s, "
+                 "500ms or 1m, at most 24 hours)");
+    expect_error("[nbd]\nconnect_timeout = 0\n", 2,
+                 "bad value for 'connect_timeout': '0' (expected a duration such as 5, 2.5s, "
+                 "500ms or 1m, at most 24 hours)");
+    expect_error("[nbd]\nservers = host:99999\n", 2,
+                 "bad value for 'servers': 'host:99999' is not a server address (expected "
+                 "host:port, [ipv6]:port, host, or unix:/path)");
+    expect_error("[nbd]\nservers = unix:relative.sock\n", 2,
+                 "bad value for 'servers': 'unix:relative.sock' is not a server address "
+                 "(expected host:port, [ipv6]:port, host, or unix:/path)");
+    expect_error("[nbd]\nprobe_export = a\tb\n", 2,
+                 "bad value for 'probe_export': control character in value");
+    expect_error("[agent]\nlog = console\n", 2,
+                 "bad value for 'log': 'console' (expected auto, stderr, syslog or kmsg)");
+    expect_error("[agent]\nlog_level = loud\n", 2,
+                 "bad value for 'log_level': 'loud' (expected error, warning, notice, info or "
+                 "debug)");
+    {
+        static const char nul[] = "[boot]\nhome_root = /a\0b\n";
+        char want[256];
+        ok(load_n(nul, sizeof nul - 1, &cfg) == -EINVAL, "NUL byte rejected");
+        snprintf(want, sizeof want, "%s:2: NUL byte in line\n", path);
+        is_str(errs, want, "message for NUL byte");
+    }
+
+    /* semantic checks are reported without a line */
+    {
+        char want[512];
+        rc = load("[boot]\nstaging_dir = /home\n", &cfg);
+        snprintf(want, sizeof want,
+                 "%s: staging_dir '/home' would contain home_root '/home' or run_dir "
+                 "'/run/homeport': emptying it at boot would delete them\n",
+                 path);
+        ok(rc == -EINVAL, "staging_dir = home_root rejected");
+        is_str(errs, want, "message for staging_dir = home_root");
+        rc = load("[boot]\nstaging_dir = /etc\n", &cfg);
+        snprintf(want, sizeof want, "%s: staging_dir '/etc' is a system directory; it is "
+                                    "emptied at boot\n", path);
+        ok(rc == -EINVAL, "staging_dir = /etc rejected");
+        is_str(errs, want, "message for staging_dir = /etc");
+    }
+
+    /* a long line */
+    {
+        char *big = malloc(6000);
+        strcpy(big, "[nbd]\nprobe_export = ");
+        memset(big + strlen(big), 'x', 5000);
+        strcpy(big + 21 + 5000, "\n");
+        expect_error(big, 2, "line longer than 4096 bytes");
+        free(big);
+    }
+
+    /* several errors are all reported */
+    rc = load("[boot]\nunmount_stale = maybe\nnope = 1\n[nbd]\nconnect_timeout = x\n", &cfg);
+    {
+        int lines = 0;
+        for (const char *p = errs; *p; p++)
+            lines += *p == '\n';
+        ok(rc == -EINVAL && lines == 3, "three errors, three messages (%d)", lines);
+    }
+
+    /* durations */
+    ok(config_parse_duration_ms("5", &ms) == 0 && ms == 5000, "5 = 5000 ms");
+    ok(config_parse_duration_ms("2.5s", &ms) == 0 && ms == 2500, "2.5s = 2500 ms");
+    ok(config_parse_duration_ms("0.001", &ms) == 0 && ms == 1, "0.001 = 1 ms");
+    ok(config_parse_duration_ms("1m", &ms) == 0 && ms == 60000, "1m");
+    ok(config_parse_duration_ms("1.5ms", &ms) < 0, "1.5ms rejected");
+    ok(config_parse_duration_ms("0.0001", &ms) < 0, "sub-ms rejected");
+    ok(config_parse_duration_ms("-1", &ms) < 0, "negative rejected");
+    ok(config_parse_duration_ms("25h", &ms) < 0, "unknown unit rejected");
+    ok(config_parse_duration_ms("1441m", &ms) < 0, "over 24 h rejected");
+
+    /* server addresses */
+    ok(config_parse_server("::1", &srv) < 0, "bare IPv6 rejected");
+    ok(config_parse_server("host:", &srv) < 0, "empty port rejected");
+    ok(config_parse_server(":10809", &srv) < 0, "empty host rejected");
+    ok(config_parse_server("bad host:1", &srv) < 0, "space in host rejected");
+    ok(config_parse_server("[::1]x", &srv) < 0, "junk after ] rejected");
+    ok(config_parse_server("h:0", &srv) < 0, "port 0 rejected");
+    ok(config_parse_server("h:+5", &srv) < 0, "signed port rejected");
+    ok(config_parse_server("h:65535", &srv) == 0 && !strcmp(srv.port, "65535"), "port 65535");
+    return tap_done();
+}
