@@ -24,14 +24,20 @@ HDRS := $(wildcard agent/*.h) tests/unit/tap.h
 WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
         -Wno-missing-field-initializers
 WERROR ?= -Werror
-BASE_CFLAGS := -std=gnu11 -O2 -g -D_GNU_SOURCE -DHOMEPORT_VERSION='"$(VERSION)"' \
-               $(WARN) $(WERROR) -Iagent
+BASE_CFLAGS := -std=gnu11 -O2 -g -D_GNU_SOURCE $(WARN) $(WERROR) -Iagent -Ibuild
+Q ?= @
 
 SYSROOT := build/sysroot
 DEPS_WORK := build/deps
 
-.PHONY: all dev asan check demo size install clean distclean format lint deps flavor
+.PHONY: all dev asan check demo size install clean distclean format lint deps flavor FORCE
 all: build/homeport
+
+# The version string, rewritten only when it changes (main.c includes it).
+build/version.h: FORCE
+	@mkdir -p build
+	@printf '#define HOMEPORT_VERSION "%s"\n' "$(VERSION)" > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
 # ---- flavors (recursive: FLAVOR=static|dev|asan) ---------------------------
 ifeq ($(FLAVOR),static)
@@ -57,16 +63,21 @@ OBJS := $(patsubst agent/%.c,$(B)/obj/%.o,$(SRCS))
 LIB_OBJS := $(patsubst agent/%.c,$(B)/obj/%.o,$(LIBOBJS))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 
+$(B)/obj/main.o: build/version.h
+
 $(B)/obj/%.o: agent/%.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(FLAVOR_CFLAGS) $(CFLAGS) -c -o $@ $<
+	@echo "  CC [$(FLAVOR)] $<"
+	$(Q)$(CC) $(BASE_CFLAGS) $(FLAVOR_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(B)/homeport: $(OBJS)
-	$(CC) $(FLAVOR_LDFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(FLAVOR_LIBS)
+	@echo "  LD [$(FLAVOR)] $@"
+	$(Q)$(CC) $(FLAVOR_LDFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(FLAVOR_LIBS)
 
 $(B)/tests/%: tests/unit/%.c $(LIB_OBJS) $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(FLAVOR_CFLAGS) $(CFLAGS) -Itests/unit $(FLAVOR_LDFLAGS) $(LDFLAGS) \
+	@echo "  CC [$(FLAVOR)] $@"
+	$(Q)$(CC) $(BASE_CFLAGS) $(FLAVOR_CFLAGS) $(CFLAGS) -Itests/unit $(FLAVOR_LDFLAGS) $(LDFLAGS) \
 	    -o $@ $< $(LIB_OBJS) $(FLAVOR_LIBS)
 
 flavor: $(B)/homeport $(UNIT_BINS)
@@ -77,15 +88,15 @@ $(SYSROOT)/link.mk: deps/build.sh
 
 deps: $(SYSROOT)/link.mk
 
-build/homeport: $(SYSROOT)/link.mk $(SRCS) $(HDRS) $(UNIT_SRCS) Makefile
-	$(MAKE) FLAVOR=static flavor
-	cp build/static/homeport $@
+build/homeport: $(SYSROOT)/link.mk build/version.h FORCE
+	@$(MAKE) --no-print-directory FLAVOR=static flavor
+	@cmp -s build/static/homeport $@ || cp build/static/homeport $@
 
-dev:
-	$(MAKE) FLAVOR=dev flavor
+dev: build/version.h
+	@$(MAKE) --no-print-directory FLAVOR=dev flavor
 
-asan:
-	$(MAKE) FLAVOR=asan flavor
+asan: build/version.h
+	@$(MAKE) --no-print-directory FLAVOR=asan flavor
 
 size: build/homeport
 	@strip -o build/homeport.stripped build/homeport

@@ -236,7 +236,7 @@ static void clean_staging(struct boot_report *r, const struct boot_env *env)
         return;
     }
     r->staging = STAGING_EMPTIED;
-    log_info("emptied %s (%lu entries removed)", dir, st.removed);
+    log_info("emptied %s (%lu %s removed)", dir, st.removed, st.removed == 1 ? "entry" : "entries");
 }
 
 static int add_leftover(struct boot_report *r, const char *path, const char *kind, int action)
@@ -429,7 +429,9 @@ void boot_print_text(FILE *f, const struct boot_report *r)
     fprintf(f, "staging ");
     put_safe(f, c->staging_dir);
     switch (r->staging) {
-    case STAGING_EMPTIED: fprintf(f, ": emptied (%lu entries removed)\n", r->removed); break;
+    case STAGING_EMPTIED:
+        fprintf(f, ": emptied (%lu %s removed)\n", r->removed, r->removed == 1 ? "entry" : "entries");
+        break;
     case STAGING_REFUSED_AGENT:
         fprintf(f, ": not cleaned: an agent is running (pid %d)\n", (int)r->agent_pid);
         break;

@@ -77,7 +77,7 @@ struct boot_report {
 struct boot_env {
     const char *mountinfo;     /* /proc/self/mountinfo */
     const char *sysfs;         /* /sys */
-    unsigned stat_timeout_ms;  /* bound on stat() of FUSE/network mounts */
+    unsigned stat_timeout_ms;  /* bound on statfs() of FUSE/network mounts */
 };
 #define BOOT_ENV_DEFAULT {"/proc/self/mountinfo", "/sys", 2000}
 

@@ -17,9 +17,7 @@
 #include "config.h"
 #include "log.h"
 
-#ifndef HOMEPORT_VERSION
-#define HOMEPORT_VERSION "0.0.0-unknown"
-#endif
+#include "version.h" /* generated: build/version.h */
 
 struct globals {
     const char *config_path;
@@ -165,7 +163,9 @@ static int verb_boot(int argc, char **argv, struct globals *g)
         fprintf(stderr, "homeport boot: unexpected argument '%s'\n", argv[idx]);
         return BOOT_CONFIG;
     }
-    log_open(LOG_TO_AUTO, verbose_level(g->verbose, LOG_LVL_WARN));
+    /* Until the configuration names a log target, problems with it go to
+     * whoever ran us. */
+    log_open(LOG_TO_STDERR, verbose_level(g->verbose, LOG_LVL_WARN));
     if (load_config(g, &cfg) < 0)
         return BOOT_CONFIG;
     /* The report on stdout says it all; on a terminal the log would only

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -240,15 +241,18 @@ static bool may_hang(const char *fstype)
     return false;
 }
 
-/* Returns 0, -errno from stat(), or -ETIMEDOUT. */
-static int stat_bounded(const char *path, bool bounded, unsigned timeout_ms)
+/* statfs(), not stat(): FUSE answers stat() of its root from cached
+ * attributes even when its daemon is gone, while statfs() always makes a
+ * request, which fails with ENOTCONN on a dead connection.
+ * Returns 0, -errno from statfs(), or -ETIMEDOUT. */
+static int statfs_bounded(const char *path, bool bounded, unsigned timeout_ms)
 {
-    struct stat st;
+    struct statfs st;
     int pfd[2], err = 0;
     pid_t pid;
 
     if (!bounded)
-        return stat(path, &st) == 0 ? 0 : -errno;
+        return statfs(path, &st) == 0 ? 0 : -errno;
     if (pipe2(pfd, O_CLOEXEC) < 0)
         return -errno;
     pid = fork();
@@ -259,7 +263,7 @@ static int stat_bounded(const char *path, bool bounded, unsigned timeout_ms)
         return err;
     }
     if (pid == 0) {
-        int e = stat(path, &st) == 0 ? 0 : errno;
+        int e = statfs(path, &st) == 0 ? 0 : errno;
         (void)!write(pfd[1], &e, sizeof e);
         _exit(0);
     }
@@ -303,14 +307,14 @@ enum mount_health mounts_health(const struct hp_mount *m, const char *sysfs,
     }
     case BK_NONE: break;
     }
-    rc = stat_bounded(m->target, may_hang(m->fstype), stat_timeout_ms);
+    rc = statfs_bounded(m->target, may_hang(m->fstype), stat_timeout_ms);
     switch (rc) {
     case -ENOTCONN:
         snprintf(detail, len, "transport endpoint is not connected (its daemon is gone)");
         return MH_NOTCONN;
     case -ESTALE: snprintf(detail, len, "stale file handle"); return MH_STALE_HANDLE;
     case -ETIMEDOUT:
-        snprintf(detail, len, "did not answer stat() within %u ms", stat_timeout_ms);
+        snprintf(detail, len, "did not answer statfs() within %u ms", stat_timeout_ms);
         return MH_UNRESPONSIVE;
     default: return MH_LIVE;
     }

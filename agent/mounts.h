@@ -6,7 +6,7 @@
  * loop device that lost its backing.  Stale mounts may be detached without
  * losing anything that was still reachable.  A loop device whose backing
  * file was deleted still holds live data: it is an *orphan*, reported and
- * never detached by us.  A network mount that does not answer a stat() in
+ * never detached by us.  A network mount that does not answer statfs() in
  * time is *unresponsive*: also never touched.
  */
 #ifndef HOMEPORT_MOUNTS_H
@@ -34,7 +34,7 @@ enum mount_health {
     MH_NBD_DEAD,     /* on an NBD device without a connection */
     MH_LOOP_UNBOUND, /* on a loop device with no backing file at all */
     MH_LOOP_DELETED, /* orphan: the loop's backing file was deleted */
-    MH_UNRESPONSIVE, /* stat() on it did not return in time */
+    MH_UNRESPONSIVE, /* statfs() on it did not return in time */
 };
 
 enum mount_backing { BK_NONE, BK_NBD, BK_LOOP };

@@ -13,7 +13,7 @@
 /* Directories deeper than this are handled by closing the parent's
  * descriptor on the way down and reopening it through ".." on the way up,
  * so descriptor use stays bounded whatever the depth. */
-#define HELD_FDS 32
+#define HELD_FDS 16
 
 static void note_err(struct tree_stats *st, int err, const char *name)
 {

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Mounts under the staging dir and the home root: live ones make the boot
+# phase refuse to clean (nothing deleted), stale ones (a FUSE daemon killed
+# with SIGKILL) are detected and detached, then the dir is cleaned.
+. "$(dirname "$0")/../lib.sh"
+enter_namespace "$@"
+setup_root
+S=$T/home/profiletemp
+
+# --- a live mount below the staging dir: refusal, nothing deleted ---------
+mkdir -p "$S/alice" "$S/bob"
+echo mine > "$S/bob/unsaved-work"
+mount -t tmpfs live-home "$S/alice"
+echo inside > "$S/alice/file"
+hp boot
+expect_rc 3 "live mount below staging: cleanup refused"
+contains "$T/out" "^staging $S: not cleaned: something is mounted" "report says not cleaned"
+contains "$T/out" "^mount live live-home on $S/alice type tmpfs: kept" "report lists source, target, fstype"
+check "file beside the mount kept" test "$(cat "$S/bob/unsaved-work")" = mine
+check "file inside the mount kept" test "$(cat "$S/alice/file")" = inside
+check "live mount still mounted" is_mounted "$S/alice"
+hp boot --json
+check "JSON: refused-mounts" test "$(json_get "$T/out" 'j["staging"]["result"]')" = refused-mounts
+check "JSON: the live mount listed" test "$(json_get "$T/out" '[m["target"] for m in j["mounts"] if m["health"]=="live"]')" = "['$S/alice']"
+umount "$S/alice"
+
+# --- a mount on the staging dir itself ---
+mount -t tmpfs on-staging "$S"
+touch "$S/x"
+hp boot
+expect_rc 3 "staging dir itself a mount point: refused"
+check "nothing deleted in it" test -f "$S/x"
+umount "$S"
+
+# --- a stale FUSE mount (daemon SIGKILLed) below the staging dir ----------
+check "stale FUSE mount made" stale_fuse "$S/carol with space"
+touch "$S/leftover"
+hp boot
+expect_rc 0 "stale FUSE detached, then cleaned"
+contains "$T/out" "^mount stale /dev/fuse on $S/carol with space type fuse: transport endpoint is not connected.*: detached" "report names the stale mount and the action"
+contains "$T/out" "^staging $S: emptied" "staging emptied after the detach"
+check "stale mount gone" bash -c "! grep -q profiletemp /proc/self/mountinfo"
+check "staging empty" test -z "$(ls -A "$S")"
+
+# --- unmount_stale = no: stale mount kept, cleanup refused ----------------
+UNMOUNT_STALE=no write_conf
+check "stale FUSE mount made" stale_fuse "$S/dave"
+hp boot
+expect_rc 3 "unmount_stale = no: refused"
+contains "$T/out" "^mount stale /dev/fuse on $S/dave type fuse: .*: kept" "stale mount reported and kept"
+check "still mounted" is_mounted "$S/dave"
+write_conf
+hp boot
+expect_rc 0 "with unmount_stale = yes again: detached and cleaned"
+check "gone" bash -c "! is_mounted() { grep -qF \" \$1 \" /proc/self/mountinfo; }; ! is_mounted '$S/dave'"
+
+# --- stale beside live: the stale one goes, the live one refuses ----------
+mkdir -p "$S/erin"
+mount -t tmpfs live2 "$S/erin"
+check "stale FUSE mount made" stale_fuse "$S/frank"
+hp boot
+expect_rc 3 "stale beside live: refused"
+contains "$T/out" "on $S/frank type fuse: .*: detached" "the stale one was detached anyway"
+check "live one still mounted" is_mounted "$S/erin"
+umount "$S/erin"
+
+# --- stale mount under the home root, outside staging ---------------------
+check "stale FUSE under home root" stale_fuse "$T/home/gina"
+mkdir -p "$T/home/harry" && mount -t tmpfs harry-home "$T/home/harry"
+hp boot
+expect_rc 0 "stale home mount detached, live home untouched"
+contains "$T/out" "^mount stale /dev/fuse on $T/home/gina type fuse: .*: detached" "stale home reported"
+lacks "$T/out" "harry" "a live home is not reported"
+check "live home still mounted" is_mounted "$T/home/harry"
+
+done_testing

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The command line: help, version, config-check, and the errors a site
+# administrator meets (missing file, bad lines, unknown verb).
+. "$(dirname "$0")/../lib.sh"
+enter_namespace "$@"
+setup_root
+
+hp --help
+expect_rc 0 "--help"
+contains "$T/out" "^usage: homeport \[-c FILE\] \[-v\] VERB" "usage line"
+contains "$T/out" "boot \[--json\]" "help lists boot"
+hp boot --help
+expect_rc 0 "boot --help"
+
+hp version
+expect_rc 0 "version"
+for lib in "^homeport " "^libmount 2\." "^libnbd 1\." "^libcurl [78]\." "^mbed TLS 2\."; do
+    contains "$T/out" "$lib" "version names ${lib#^}"
+done
+
+hp config-check
+expect_rc 0 "config-check of the test config"
+contains "$T/out" "^$CONF: ok$" "config-check says ok"
+
+hp config-check "$TOP/configs/homeport.conf"
+expect_rc 0 "the shipped example configuration is valid"
+
+cat > "$T/bad.conf" <<'BAD'
+[boot]
+staging_dir = relative
+unmount_stale = perhaps
+[nbd]
+servers = good:10809 bad:host:1
+colour = blue
+BAD
+hp config-check "$T/bad.conf"
+expect_rc 2 "config-check of a bad file"
+contains "$T/err" "$T/bad.conf:2: bad value for 'staging_dir': 'relative'" "line 2 named"
+contains "$T/err" "$T/bad.conf:3: bad value for 'unmount_stale': 'perhaps' \(expected yes or no\)" "line 3 named"
+contains "$T/err" "$T/bad.conf:5: bad value for 'servers': 'bad:host:1'" "line 5 named"
+contains "$T/err" "$T/bad.conf:6: unknown key 'colour' in section \[nbd\]" "line 6 named"
+
+rc=0
+timeout 10 "$HOMEPORT" -c "$T/bad.conf" boot > "$T/out" 2> "$T/err" || rc=$?
+expect_rc 2 "boot with a bad config: exit 2"
+check "boot with a bad config touches nothing" test -d "$T/home/profiletemp"
+
+rc=0
+timeout 10 "$HOMEPORT" -c "$T/missing.conf" boot > "$T/out" 2> "$T/err" || rc=$?
+expect_rc 2 "a missing -c file is an error"
+contains "$T/err" "cannot read configuration $T/missing.conf: No such file or directory" "missing file named"
+
+hp frobnicate
+expect_rc 2 "unknown verb"
+contains "$T/err" "unknown verb 'frobnicate'" "unknown verb named"
+hp boot --bogus
+expect_rc 2 "unknown option"
+hp boot extra
+expect_rc 2 "unexpected argument"
+rc=0
+timeout 10 "$HOMEPORT" > "$T/out" 2> "$T/err" || rc=$?
+expect_rc 2 "no verb: usage on stderr"
+
+done_testing

@@ -1,0 +1,163 @@
+# tests/lib.sh: sourced by every integration test.
+#
+# Each test prints TAP ("ok N - …", "not ok N - …", "ok N - … # SKIP why")
+# and runs in its own private mount namespace on a tmpfs, so that the real
+# machine's mounts and /home are never touched.  Captive servers are started
+# with -f as children and killed in the EXIT trap.
+
+set -u
+export LC_ALL=C
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+HOMEPORT=${HOMEPORT:-$TOP/build/homeport}
+[ "${HOMEPORT#/}" = "$HOMEPORT" ] && HOMEPORT=$TOP/$HOMEPORT
+
+_tap_n=0
+_tap_failed=0
+
+ok() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*"; }
+not_ok() { _tap_n=$((_tap_n + 1)); _tap_failed=$((_tap_failed + 1)); echo "not ok $_tap_n - $*"; }
+skip() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $1 # SKIP $2"; }
+diag() { printf '# %s\n' "$@"; }
+
+# check DESCRIPTION COMMAND...: ok when the command succeeds.
+check() {
+    local desc=$1; shift
+    if "$@"; then ok "$desc"; else not_ok "$desc"; diag "command failed: $*"; fi
+}
+
+# expect_rc WANT DESCRIPTION: compares $rc (set by the caller) with WANT.
+expect_rc() {
+    if [ "$rc" = "$1" ]; then ok "$2 (exit $rc)"; else not_ok "$2: exit $rc, want $1"; show_out; fi
+}
+
+# contains FILE PATTERN DESCRIPTION (grep -E)
+contains() {
+    if grep -qE -- "$2" "$1"; then ok "$3"; else not_ok "$3"; diag "no /$2/ in $1:"; sed 's/^/#   /' "$1"; fi
+}
+lacks() {
+    if ! grep -qE -- "$2" "$1"; then ok "$3"; else not_ok "$3"; diag "unexpected /$2/ in $1:"; sed 's/^/#   /' "$1"; fi
+}
+
+show_out() {
+    [ -f "$T/out" ] && sed 's/^/#   out: /' "$T/out"
+    [ -f "$T/err" ] && sed 's/^/#   err: /' "$T/err"
+    return 0
+}
+
+done_testing() {
+    echo "1..$_tap_n"
+    [ "$_tap_failed" -eq 0 ]
+}
+
+# Re-run this script inside a private mount namespace (once).
+enter_namespace() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "1..0 # SKIP needs root (mounts, namespaces)"
+        exit 0
+    fi
+    if [ -z "${HP_IN_NS:-}" ]; then
+        HP_IN_NS=1 exec unshare -m --propagation private -- bash "$0" "$@"
+    fi
+}
+
+_pids=()
+# Remember a child to kill at exit.
+track() { _pids+=("$1"); }
+
+_cleanup() {
+    local p
+    for p in "${_pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+    for p in "${_pids[@]}"; do wait "$p" 2>/dev/null; done
+    if [ -n "${T:-}" ] && [ -d "$T" ]; then
+        umount -R -l "$T" 2>/dev/null
+        rmdir "$T" 2>/dev/null
+    fi
+}
+
+# A fresh tmpfs root $T with the layout the config below points at.
+setup_root() {
+    T=$(mktemp -d /tmp/homeport-test.XXXXXX)
+    trap _cleanup EXIT
+    trap 'exit 130' INT TERM
+    mount -t tmpfs -o mode=0755 homeport-test "$T"
+    mkdir -p "$T/home/profiletemp" "$T/run" "$T/var/tmp" "$T/outside"
+    CONF=$T/homeport.conf
+    write_conf
+}
+
+# write_conf [extra lines for [nbd]] — the test's configuration.
+write_conf() {
+    cat > "$CONF" <<CONF
+[agent]
+run_dir = $T/run/homeport
+log = stderr
+[boot]
+staging_dir = $T/home/profiletemp
+home_root = $T/home
+flag_files = $T/var/tmp/horizon-pam_session_*.flag
+unmount_stale = ${UNMOUNT_STALE:-yes}
+[nbd]
+connect_timeout = ${CONNECT_TIMEOUT:-5s}
+${NBD_CONF:-}
+CONF
+}
+
+# hp ARGS…: run homeport with the test config; stdout in $T/out, stderr in
+# $T/err, exit code in $rc.  Bounded by a timeout.
+hp() {
+    rc=0
+    timeout 60 "$HOMEPORT" -c "$CONF" "$@" > "$T/out" 2> "$T/err" || rc=$?
+}
+
+# wait_for CMD…: poll up to 10 s.
+wait_for() {
+    local i
+    for i in $(seq 100); do "$@" && return 0; sleep 0.1; done
+    return 1
+}
+
+# start_nbdkit SOCKET ARGS…: a captive nbdkit on a unix socket; sets NBDKIT_PID.
+start_nbdkit() {
+    local sock=$1; shift
+    rm -f "$sock"
+    nbdkit -f -U "$sock" "$@" 2>> "$T/nbdkit.log" &
+    NBDKIT_PID=$!
+    track "$NBDKIT_PID"
+    wait_for test -S "$sock"
+}
+
+# start_nbdkit_tcp PORT ARGS…: on 127.0.0.1 only.
+start_nbdkit_tcp() {
+    local port=$1; shift
+    nbdkit -f -i 127.0.0.1 -p "$port" "$@" 2>> "$T/nbdkit.log" &
+    NBDKIT_PID=$!
+    track "$NBDKIT_PID"
+    wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" 2>/dev/null
+}
+
+# A loopback TCP port nobody listens on right now.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# stale_fuse DIR: a FUSE mount at DIR whose daemon is then SIGKILLed.
+stale_fuse() {
+    local dir=$1 pid
+    mkdir -p "$dir"
+    nbdfuse "$dir" --command nbdkit -s memory 1M 2>> "$T/nbdfuse.log" &
+    pid=$!
+    track "$pid"
+    wait_for mountpoint -q "$dir" || return 1
+    kill -9 "$pid"
+    wait "$pid" 2>/dev/null
+    # the mount stays; every access now fails with ENOTCONN
+    ! stat "$dir" >/dev/null 2>&1
+}
+
+# json_get FILE PYTHON-EXPR: evaluate an expression on the parsed JSON (j).
+json_get() {
+    python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+is_mounted() { grep -qF " $1 " /proc/self/mountinfo; }
