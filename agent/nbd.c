@@ -114,6 +114,8 @@ static bool start_connect(struct probe *p)
     return false;
 }
 
+static void step(struct probe *p);
+
 static void connected(struct probe *p)
 {
     p->out->connect_ms = now_ms() - p->t0;
@@ -129,6 +131,7 @@ static void connected(struct probe *p)
     }
     p->sock = -1; /* owned by the handle now */
     p->phase = P_HANDSHAKE;
+    step(p);
 }
 
 static void start_info(struct probe *p)
@@ -201,15 +204,25 @@ static void advance(struct probe *p)
         p->phase = P_ABORT;
         return;
     case P_ABORT:
-        if (nbd_aio_is_negotiating(p->h)) {
-            if (nbd_aio_opt_abort(p->h) < 0)
-                p->phase = P_DONE;
-            return;
-        }
-        if (nbd_aio_is_closed(p->h) || nbd_aio_is_dead(p->h))
+        if (nbd_aio_is_negotiating(p->h) && nbd_aio_opt_abort(p->h) < 0)
+            p->phase = P_DONE;
+        else if (nbd_aio_is_closed(p->h) || nbd_aio_is_dead(p->h))
             p->phase = P_DONE;
         return;
     default: return;
+    }
+}
+
+/* Advance as far as possible without waiting: a command may complete
+ * inside the call that issues it (the reply was already in the socket), so
+ * one step can enable the next with no I/O in between. */
+static void step(struct probe *p)
+{
+    for (int i = 0; i < 8 && p->phase != P_DONE; i++) {
+        enum phase before = p->phase;
+        advance(p);
+        if (p->phase == before)
+            break;
     }
 }
 
@@ -273,6 +286,12 @@ size_t nbd_probe_servers(const struct hp_server *servers, size_t n, const char *
                 pfd[i].events = POLLOUT;
             } else {
                 unsigned dir = nbd_aio_get_direction(p->h);
+                if (dir == 0) { /* nothing to wait for: move on now */
+                    step(p);
+                    if (p->phase == P_DONE)
+                        continue;
+                    dir = nbd_aio_get_direction(p->h);
+                }
                 pfd[i].fd = nbd_aio_get_fd(p->h);
                 pfd[i].events = (short)(((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0) |
                                         ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0));
@@ -329,10 +348,7 @@ size_t nbd_probe_servers(const struct hp_server *servers, size_t n, const char *
                 fail_nbd(p);
                 continue;
             }
-            advance(p);
-            /* Some transitions need no I/O to move on (e.g. list -> info). */
-            if (p->phase != P_DONE)
-                advance(p);
+            step(p);
         }
     }
 

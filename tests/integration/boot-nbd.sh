@@ -26,6 +26,16 @@ check "JSON: exports" test "$(json_get "$T/out" 'sorted(j["nbd"][0]["exports"])'
 check "JSON: probe size" test "$(json_get "$T/out" 'j["nbd"][0]["probe_size"]')" = 10485760
 check "JSON: rtt measured" test "$(json_get "$T/out" 'j["nbd"][0]["rtt_ms"] > 0')" = True
 
+# --- replies that arrive inside the call that sends the request (a fast
+# local server) must not stall the probe: 20 runs, all ok and quick ---
+CONNECT_TIMEOUT=2s NBD_CONF="servers = unix:$T/nbd.sock
+probe_export = alice" write_conf
+good=0; t0=$(ms_now)
+for i in $(seq 20); do hp boot; [ "$rc" = 0 ] && good=$((good + 1)); done
+t1=$(ms_now)
+check "20 of 20 quick probes ok ($good)" test "$good" = 20
+check "20 probes well under one timeout each ($((t1 - t0)) ms < 10000)" test $((t1 - t0)) -lt 10000
+
 # --- the probe export does not exist ---
 NBD_CONF="servers = unix:$T/nbd.sock
 probe_export = zed" write_conf
