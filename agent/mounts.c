@@ -360,7 +360,8 @@ long mounts_scan_devices(const char *sysfs, struct hp_dev_problem *out, size_t m
         char buf[64];
         struct hp_dev_problem *p = &out[n];
 
-        if (strlen(name) >= sizeof p->name)
+        size_t nlen = strlen(name);
+        if (nlen >= sizeof p->name)
             continue;
         if (strncmp(name, "nbd", 3) == 0 && isdigit((unsigned char)name[3])) {
             /* A device with a size but no receiver: its connection died. */
@@ -368,14 +369,14 @@ long mounts_scan_devices(const char *sysfs, struct hp_dev_problem *out, size_t m
                 continue;
             if (read_attr(sysfs, name, "pid", buf, sizeof buf) == 0)
                 continue;
-            snprintf(p->name, sizeof p->name, "%s", name);
+            memcpy(p->name, name, nlen + 1);
             p->health = MH_NBD_DEAD;
             snprintf(p->detail, sizeof p->detail, "%s has a size but no connection", name);
             n++;
         } else if (strncmp(name, "loop", 4) == 0 && isdigit((unsigned char)name[4])) {
             if (loop_health(sysfs, name, p->detail, sizeof p->detail) != MH_LOOP_DELETED)
                 continue;
-            snprintf(p->name, sizeof p->name, "%s", name);
+            memcpy(p->name, name, nlen + 1);
             p->health = MH_LOOP_DELETED;
             n++;
         }

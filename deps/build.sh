@@ -1,0 +1,481 @@
+#!/usr/bin/env bash
+# deps/build.sh WORKDIR PREFIX
+#
+# Builds the static musl libraries homeport links against, from Debian
+# bookworm *source* packages (so Debian's security patches are included):
+#
+#   mbedtls (2.28.x)      -> libmbedtls.a libmbedx509.a libmbedcrypto.a
+#   util-linux (2.38.x)   -> libmount.a libblkid.a            (libraries only)
+#   libnbd (1.14.x)       -> libnbd.a                         (C library only)
+#   curl (7.88.x)         -> libcurl.a     (HTTP/HTTPS only, TLS via mbedtls)
+#   fuse3 (3.14.x)        -> libfuse3.a
+#
+# Output: PREFIX/include, PREFIX/lib/*.a, PREFIX/lib/pkgconfig/*.pc,
+#         PREFIX/link.mk (STATIC_LIBS / STATIC_CFLAGS for the main Makefile),
+#         PREFIX/versions.txt (exact Debian source versions built).
+#
+# Host packages needed: deps/apt-packages.txt.
+#
+# Idempotent: every step leaves a stamp in WORKDIR/stamps.  A library's stamp
+# holds a hash of its build function, the flags and the Debian version, so it
+# is rebuilt when any of those change (or its output in PREFIX disappears).
+# A failed step is simply redone on the next run.
+#
+# apt is used with a PRIVATE configuration under WORKDIR (own sources.list,
+# lists and cache); the system's /etc/apt is only read for defaults, never
+# written, and the system's package lists are not touched.
+
+set -euo pipefail
+export LC_ALL=C DEBIAN_FRONTEND=noninteractive
+umask 022
+
+if [ $# -ne 2 ]; then
+    echo "usage: $0 WORKDIR PREFIX" >&2
+    exit 2
+fi
+mkdir -p "$1" "$2"
+WORKDIR=$(cd "$1" && pwd)
+PREFIX=$(cd "$2" && pwd)
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+APTDIR=$WORKDIR/apt          # private apt configuration, lists and cache
+SRCDIR=$WORKDIR/src          # downloaded .dsc/.orig/.debian files
+BUILDDIR=$WORKDIR/build      # one freshly unpacked tree per library
+STAMPS=$WORKDIR/stamps
+KHEADERS=$WORKDIR/kheaders   # kernel headers for musl-gcc
+LOGDIR=$WORKDIR/logs
+JOBS=$(nproc)
+
+# Debian source package -> upstream version series we expect (a guard against
+# the mirror silently handing us a different major version).
+declare -A EXPECT=(
+    [mbedtls]=2.28.
+    [util-linux]=2.38.
+    [libnbd]=1.14.
+    [curl]=7.88.
+    [fuse3]=3.14.
+)
+PACKAGES=(mbedtls util-linux libnbd curl fuse3)
+
+# --------------------------------------------------------------------------
+# helpers
+
+T0=$(date +%s)
+msg() { printf '[deps %4ss] %s\n' "$(( $(date +%s) - T0 ))" "$*"; }
+die() { printf '[deps] ERROR: %s\n' "$*" >&2; exit 1; }
+
+CURRENT_STEP="start-up"
+on_exit() {
+    local rc=$?
+    [ "$rc" -eq 0 ] || printf '[deps] FAILED during: %s (exit %s)\n' "$CURRENT_STEP" "$rc" >&2
+}
+trap on_exit EXIT
+
+# run_logged NAME CMD...: run CMD with output in $LOGDIR/NAME.log; on failure
+# show the tail of the log and stop.
+run_logged() {
+    local name=$1; shift
+    local log=$LOGDIR/$name.log
+    local t=$EPOCHREALTIME
+    CURRENT_STEP="$name (log: $log)"
+    echo "+ $*" >>"$log"
+    if ! "$@" >>"$log" 2>&1 </dev/null; then
+        echo "----- last 40 lines of $log -----" >&2
+        tail -n 40 "$log" >&2
+        echo "-----" >&2
+        die "step '$name' failed: $*"
+    fi
+    # Per-step timing, in the log (for finding what is slow).
+    awk -v a="$t" -v b="$EPOCHREALTIME" 'BEGIN { printf "+ took %.1fs\n", b - a }' >>"$log"
+}
+
+# Stamps: stamp_ok NAME KEY is true when the stamp exists with content KEY.
+stamp_ok()  { [ -f "$STAMPS/$1" ] && [ "$(cat "$STAMPS/$1")" = "$2" ]; }
+stamp_set() { printf '%s\n' "$2" >"$STAMPS/$1"; }
+
+need_tools() {
+    local t missing=()
+    for t in "$@"; do command -v "$t" >/dev/null 2>&1 || missing+=("$t"); done
+    [ ${#missing[@]} -eq 0 ] ||
+        die "missing host tools: ${missing[*]} (apt-get install --no-upgrade \$(grep -v '^#' $SCRIPT_DIR/apt-packages.txt))"
+}
+
+mkdir -p "$APTDIR" "$SRCDIR" "$BUILDDIR" "$STAMPS" "$LOGDIR" "$PREFIX/include" "$PREFIX/lib/pkgconfig"
+
+need_tools dash apt-get dpkg-source musl-gcc gcc make pkg-config meson ninja python3 \
+           perl patch ar ranlib file xz
+
+# --------------------------------------------------------------------------
+# Build environment.  Static only, musl, no host (glibc) libraries may leak in:
+# pkg-config only looks in PREFIX.
+
+CFLAGS_BASE="-O2 -ffunction-sections -fdata-sections"
+export CC=musl-gcc
+export AR=ar RANLIB=ranlib
+export CFLAGS="$CFLAGS_BASE -isystem $KHEADERS"
+export CPPFLAGS="-isystem $KHEADERS"
+# No -I/-L for PREFIX here: only curl uses another library from PREFIX (via
+# --with-mbedtls), and the other configure scripts must not see whatever the
+# parallel chain is installing there.
+export LDFLAGS=""
+export PKG_CONFIG=pkg-config
+export PKG_CONFIG_LIBDIR=$PREFIX/lib/pkgconfig
+export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig
+unset PKG_CONFIG_SYSROOT_DIR CXX CXXFLAGS LIBS || true
+# Run configure, make recipes and libtool under dash instead of bash: process
+# start-up is expensive on the build machines, and libtool (a shell script
+# run once per object file) is about 40% faster under dash.
+export CONFIG_SHELL=/bin/dash
+# Everything that influences every library's output; part of every build stamp.
+ENV_KEY="CC=$CC CFLAGS=$CFLAGS CPPFLAGS=$CPPFLAGS LDFLAGS=$LDFLAGS PREFIX=$PREFIX"
+
+# --------------------------------------------------------------------------
+# apt: private configuration
+
+APT_OPTS=(
+    -o "Dir::Etc::SourceList=$APTDIR/sources.list"
+    -o "Dir::Etc::SourceParts=$APTDIR/sources.list.d"
+    -o "Dir::State::Lists=$APTDIR/lists"
+    -o "Dir::Cache=$APTDIR/cache"
+    -o "APT::Sandbox::User=root"
+    -q
+)
+
+apt_setup() {
+    CURRENT_STEP="apt update (private lists in $APTDIR)"
+    mkdir -p "$APTDIR/sources.list.d" "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial"
+    local kr=/usr/share/keyrings/debian-archive-keyring.gpg
+    [ -f "$kr" ] || die "$kr missing (apt-get install debian-archive-keyring)"
+    cat >"$APTDIR/sources.list.new" <<EOF
+deb-src [signed-by=$kr] http://deb.debian.org/debian bookworm main
+deb-src [signed-by=$kr] http://deb.debian.org/debian bookworm-updates main
+deb-src [signed-by=$kr] http://deb.debian.org/debian-security bookworm-security main
+EOF
+    mv "$APTDIR/sources.list.new" "$APTDIR/sources.list"
+    # Updating once is enough: later runs reuse the lists (delete
+    # WORKDIR/stamps/apt-update to pick up newer Debian security releases).
+    local key; key=$(sha256sum <"$APTDIR/sources.list" | cut -d' ' -f1)
+    if stamp_ok apt-update "$key" && ls "$APTDIR"/lists/*Sources* >/dev/null 2>&1; then
+        return
+    fi
+    msg "apt-get update (private lists)"
+    run_logged apt-update apt-get "${APT_OPTS[@]}" update
+    stamp_set apt-update "$key"
+}
+
+# fetch PKG: download the source package (once); sets DSC[PKG] and VERSION[PKG].
+declare -A DSC VERSION
+fetch() {
+    local pkg=$1 uris dsc_name version
+    CURRENT_STEP="fetch $pkg"
+    if [ -f "$STAMPS/fetch-$pkg" ] && [ -f "$SRCDIR/$(cat "$STAMPS/fetch-$pkg")" ]; then
+        dsc_name=$(cat "$STAMPS/fetch-$pkg")
+    else
+        msg "fetching source package $pkg"
+        uris=$(cd "$SRCDIR" && apt-get "${APT_OPTS[@]}" source --print-uris "$pkg" 2>>"$LOGDIR/fetch-$pkg.log") ||
+            die "apt-get source --print-uris $pkg failed (see $LOGDIR/fetch-$pkg.log)"
+        dsc_name=$(printf '%s\n' "$uris" | awk '{print $2}' | grep '\.dsc$' | head -n1)
+        [ -n "$dsc_name" ] || die "no .dsc found for $pkg in: $uris"
+        (cd "$SRCDIR" && run_logged "fetch-$pkg" apt-get "${APT_OPTS[@]}" source --download-only "$pkg")
+        [ -f "$SRCDIR/$dsc_name" ] || die "download of $pkg did not produce $dsc_name"
+        stamp_set "fetch-$pkg" "$dsc_name"
+    fi
+    version=$(sed -n 's/^Version: //p' "$SRCDIR/$dsc_name")
+    case "$version" in
+        "${EXPECT[$pkg]}"*) ;;
+        *) die "$pkg: got Debian version $version, expected ${EXPECT[$pkg]}*" ;;
+    esac
+    DSC[$pkg]=$SRCDIR/$dsc_name
+    VERSION[$pkg]=$version
+}
+
+# unpack PKG: fresh source tree in $BUILDDIR/PKG with Debian's patches
+# applied (dpkg-source -x); sets SRC.  Every (re)build starts from a fresh
+# tree, so an interrupted build never leaves a half-configured tree behind.
+# dpkg-source warns that it cannot verify the .dsc's signature (the Debian
+# developers' keyring is not installed); that is expected: apt already
+# checked every file's hash against the signed Sources index.
+unpack() {
+    local pkg=$1
+    SRC=$BUILDDIR/$pkg
+    rm -rf "$SRC"
+    run_logged "$pkg" dpkg-source --no-copy -x "${DSC[$pkg]}" "$SRC"
+    CURRENT_STEP="build $pkg (log: $LOGDIR/$pkg.log)"
+}
+
+# Debian patches edit some autotools inputs (configure.ac, Makefile.am) after
+# the tarball's generated files were made, so `make` would try to re-run
+# aclocal/autoconf/automake.  None of those edits matter for what we build, so
+# mark the generated files as newer, in dependency order.
+touch_autotools_outputs() {
+    local dir=$1
+    find "$dir" -name aclocal.m4 -exec touch {} +
+    sleep 0.01
+    find "$dir" -name configure -exec touch {} +
+    sleep 0.01
+    find "$dir" \( -name Makefile.in -o -name config.h.in \) -exec touch {} +
+}
+
+# Kernel UAPI headers: musl-gcc uses -nostdinc, so <linux/...> and <asm/...>
+# (needed by util-linux and fuse3) must be provided separately.
+kernel_headers() {
+    CURRENT_STEP="kernel headers"
+    local key; key=$(dpkg-query -W -f '${Version}' linux-libc-dev 2>/dev/null || echo unknown)
+    if stamp_ok kheaders "$key" && [ -d "$KHEADERS/linux" ]; then return; fi
+    msg "copying kernel headers to $KHEADERS"
+    [ -d /usr/include/linux ] || die "/usr/include/linux missing (apt-get install linux-libc-dev)"
+    rm -rf "$KHEADERS"; mkdir -p "$KHEADERS"
+    cp -a /usr/include/linux /usr/include/asm-generic "$KHEADERS/"
+    local arch; arch=$(gcc -dumpmachine)
+    cp -a "/usr/include/$arch/asm" "$KHEADERS/asm"
+    stamp_set kheaders "$key"
+}
+
+# build_if_needed PKG FUNC OUTPUTS...: run FUNC unless its stamp matches and
+# all OUTPUTS (relative to PREFIX) exist.  DEPKEY adds dependency stamps.
+build_if_needed() {
+    local pkg=$1 fn=$2; shift 2
+    local key o ok=1
+    key=$( { declare -f "$fn"; echo "$ENV_KEY ${VERSION[$pkg]} ${DEPKEY:-}"; } | sha256sum | cut -d' ' -f1)
+    for o in "$@"; do [ -e "$PREFIX/$o" ] || ok=0; done
+    if [ $ok = 1 ] && stamp_ok "build-$pkg" "$key"; then
+        msg "$pkg ${VERSION[$pkg]}: up to date"
+        return
+    fi
+    rm -f "$STAMPS/build-$pkg"
+    : >"$LOGDIR/$pkg.log"
+    msg "$pkg ${VERSION[$pkg]}: building (log: $LOGDIR/$pkg.log)"
+    local t; t=$(date +%s)
+    "$fn"
+    for o in "$@"; do [ -e "$PREFIX/$o" ] || die "$pkg: build finished but $PREFIX/$o is missing"; done
+    stamp_set "build-$pkg" "$key"
+    msg "$pkg ${VERSION[$pkg]}: done in $(( $(date +%s) - t ))s"
+}
+
+# --------------------------------------------------------------------------
+# libraries
+
+build_mbedtls() {
+    unpack mbedtls
+    cd "$SRC"
+    # Same threading settings as Debian's package (curl and homeport are
+    # multi-threaded); Debian's other additions (HAVEGE, MD2, MD4) are legacy.
+    run_logged mbedtls python3 scripts/config.py set MBEDTLS_THREADING_C
+    run_logged mbedtls python3 scripts/config.py set MBEDTLS_THREADING_PTHREAD
+    # Upstream's plain Makefile (no cmake needed); only the library.
+    run_logged mbedtls make -C library -j"$JOBS" static \
+        CC="$CC" AR="$AR" CFLAGS="$CFLAGS" LDFLAGS=
+    rm -rf "$PREFIX/include/mbedtls" "$PREFIX/include/psa"
+    cp -r include/mbedtls include/psa "$PREFIX/include/"
+    cp library/libmbedtls.a library/libmbedx509.a library/libmbedcrypto.a "$PREFIX/lib/"
+    # mbedtls 2.28 ships no .pc files; write them so pkg-config users work.
+    local v=${VERSION[mbedtls]%%-*} l
+    for l in mbedcrypto mbedx509 mbedtls; do
+        local req=""
+        [ $l = mbedx509 ] && req="Requires.private: mbedcrypto"
+        [ $l = mbedtls ]  && req="Requires.private: mbedx509"
+        cat >"$PREFIX/lib/pkgconfig/$l.pc" <<EOF
+prefix=$PREFIX
+includedir=\${prefix}/include
+libdir=\${prefix}/lib
+
+Name: $l
+Description: Mbed TLS ($l), static, musl
+Version: $v
+$req
+Cflags: -I\${includedir}
+Libs: -L\${libdir} -l$l
+Libs.private: -lpthread
+EOF
+    done
+}
+
+build_util_linux() {
+    unpack util-linux
+    cd "$SRC"
+    touch_autotools_outputs "$SRC"
+    run_logged util-linux ./configure \
+        --prefix="$PREFIX" --libdir="$PREFIX/lib" \
+        --disable-shared --enable-static \
+        --disable-all-programs --enable-libmount --enable-libblkid \
+        --disable-libuuid --disable-libsmartcols --disable-libfdisk \
+        --disable-nls --disable-rpath --disable-asciidoc --disable-poman \
+        --disable-bash-completion --disable-pylibmount --disable-gtk-doc \
+        --disable-makeinstall-chown --disable-makeinstall-setuid \
+        --without-udev --without-systemd --without-selinux --without-audit \
+        --without-smack --without-cryptsetup --without-python --without-btrfs \
+        --without-econf --without-libz --without-libmagic --without-user \
+        --without-cap-ng --without-readline --without-ncursesw --without-tinfo \
+        --disable-dependency-tracking
+    run_logged util-linux make -j"$JOBS" libblkid.la libmount.la
+    # Install just the two libraries (+ headers and .pc files).
+    run_logged util-linux make install-usrlib_execLTLIBRARIES \
+        install-nodist_blkidincHEADERS install-nodist_mountincHEADERS install-pkgconfigDATA
+    rm -f "$PREFIX"/lib/libblkid.la "$PREFIX"/lib/libmount.la
+}
+
+build_libnbd() {
+    unpack libnbd
+    cd "$SRC"
+    touch_autotools_outputs "$SRC"
+    run_logged libnbd ./configure \
+        --prefix="$PREFIX" --libdir="$PREFIX/lib" \
+        --disable-shared --enable-static \
+        --without-gnutls --without-libxml2 \
+        --disable-ocaml --disable-python --disable-golang --disable-fuse \
+        --disable-dependency-tracking
+    # The generated C sources are in the tarball; build only what the library
+    # needs (no generator/OCaml, no docs, no tools).
+    local d
+    for d in common/include common/utils lib; do
+        run_logged libnbd make -C "$d" -j"$JOBS"
+    done
+    run_logged libnbd make -C lib install
+    run_logged libnbd make -C include install
+    rm -f "$PREFIX/lib/libnbd.la"
+    # Upstream's libnbd.pc has no -I/-L (it assumes /usr); add them.
+    # shellcheck disable=SC2016 # ${includedir} is pkg-config syntax
+    sed -i -e 's|^Cflags:.*|Cflags: -I${includedir}|' \
+           -e 's|^Libs:.*|Libs: -L${libdir} -lnbd|' \
+           "$PREFIX/lib/pkgconfig/libnbd.pc"
+    grep -q '^includedir=' "$PREFIX/lib/pkgconfig/libnbd.pc" ||
+        sed -i "1i includedir=$PREFIX/include" "$PREFIX/lib/pkgconfig/libnbd.pc"
+    grep -q '^libdir=' "$PREFIX/lib/pkgconfig/libnbd.pc" ||
+        sed -i "1i libdir=$PREFIX/lib" "$PREFIX/lib/pkgconfig/libnbd.pc"
+}
+
+build_curl() {
+    unpack curl
+    cd "$SRC"
+    # Debian's last two patches rename the library to libcurl-gnutls /
+    # libcurl-nss (for its alternative builds).  Undo them, newest first.
+    local p
+    for p in $(grep -E '^(90_gnutls|99_nss)\.patch' debian/patches/series | tac); do
+        run_logged curl patch -R -p1 --no-backup-if-mismatch -i "debian/patches/$p"
+    done
+    grep -q 'libcurl\.la' lib/Makefile.am || die "curl: reversing the gnutls/nss patches did not restore libcurl.la"
+    # curl uses AM_MAINTAINER_MODE (off by default), so the Makefile.am and
+    # configure.ac edits made by Debian's patches never trigger autotools.
+    run_logged curl ./configure \
+        --prefix="$PREFIX" --libdir="$PREFIX/lib" \
+        --disable-shared --enable-static \
+        --with-mbedtls="$PREFIX" \
+        --enable-http --disable-ftp --disable-file --disable-ldap --disable-ldaps \
+        --disable-rtsp --disable-dict --disable-telnet --disable-tftp \
+        --disable-pop3 --disable-imap --disable-smb --disable-smtp \
+        --disable-gopher --disable-mqtt --disable-ntlm-wb --disable-manual \
+        --without-libpsl --without-brotli --without-zstd --without-zlib \
+        --without-nghttp2 --without-ngtcp2 --without-nghttp3 --without-quiche \
+        --without-msh3 --without-hyper --without-libidn2 --without-libssh2 \
+        --without-libssh --without-wolfssh --without-librtmp --without-libgsasl \
+        --disable-ares --enable-threaded-resolver \
+        --with-ca-bundle=/etc/ssl/certs/ca-certificates.crt --without-ca-path \
+        --without-zsh-functions-dir --without-fish-functions-dir \
+        --disable-dependency-tracking
+    # Library only (the curl tool and docs are not needed).
+    run_logged curl make -C lib -j"$JOBS"
+    run_logged curl make -C lib install
+    run_logged curl make -C include install
+    run_logged curl make install-pkgconfigDATA install-binSCRIPTS
+    rm -f "$PREFIX/lib/libcurl.la"
+}
+
+build_fuse3() {
+    unpack fuse3
+    cd "$SRC"
+    # libfuse execs FUSERMOUNT_DIR/fusermount3 (then falls back to $PATH).
+    # Meson derives FUSERMOUNT_DIR from the prefix, which would bake the build
+    # machine's PREFIX/bin into the binary; point it at Debian's location.
+    sed -i "s|^fusermount_path = .*|fusermount_path = '/usr/bin'|" lib/meson.build
+    grep -q "^fusermount_path = '/usr/bin'" lib/meson.build || die "fuse3: could not set fusermount path"
+    # --libdir=lib: Debian's meson would otherwise use lib/x86_64-linux-gnu.
+    # -Dudevrulesdir/-Dinitscriptdir: nothing system-wide gets installed.
+    run_logged fuse3 env CC="$CC" CFLAGS="$CFLAGS" LDFLAGS="$LDFLAGS" \
+        meson setup build --prefix="$PREFIX" --libdir=lib --buildtype=plain \
+        -Ddefault_library=static -Dutils=false -Dexamples=false -Dtests=false \
+        -Dudevrulesdir="$PREFIX/lib/udev/rules.d" -Dinitscriptdir= \
+        -Duseroot=false
+    run_logged fuse3 ninja -C build -j"$JOBS"
+    run_logged fuse3 meson install -C build --no-rebuild
+}
+
+# --------------------------------------------------------------------------
+# link.mk, versions, link check
+
+write_outputs() {
+    CURRENT_STEP="write link.mk / versions.txt"
+    local p
+    {
+        echo "# Debian bookworm source packages built into $PREFIX"
+        for p in "${PACKAGES[@]}"; do printf '%-12s %s\n' "$p" "${VERSION[$p]}"; done
+    } >"$PREFIX/versions.txt.new"
+    mv "$PREFIX/versions.txt.new" "$PREFIX/versions.txt"
+    # Order matters for a static link: a library before the ones it uses.
+    # libmount needs libblkid; libcurl needs mbedtls (tls -> x509 -> crypto).
+    # musl keeps pthread/dl/rt in libc; -lpthread is kept for portability.
+    # Include dirs from the .pc files (libmount/blkid/fuse3 headers live in
+    # subdirectories: code includes <libmount.h>, <blkid.h>, <fuse_lowlevel.h>).
+    local pc_cflags
+    pc_cflags=$(pkg-config --cflags mount blkid libnbd libcurl fuse3 mbedtls) ||
+        die "pkg-config cannot read the .pc files in $PREFIX/lib/pkgconfig"
+    pc_cflags=${pc_cflags%"${pc_cflags##*[! ]}"}   # drop trailing blanks
+    cat >"$PREFIX/link.mk.new" <<EOF
+# Generated by deps/build.sh -- static musl dependencies for homeport.
+# Use with CC = musl-gcc and LDFLAGS += -static.
+DEPS_PREFIX   = $PREFIX
+DEPS_KHEADERS = $KHEADERS
+STATIC_CFLAGS = -isystem $KHEADERS $pc_cflags
+# --gc-sections drops the unused parts (libraries use -ffunction-sections).
+STATIC_LDFLAGS = -static -Wl,--gc-sections
+STATIC_LIBS   = -L$PREFIX/lib -lmount -lblkid -lnbd -lcurl -lmbedtls -lmbedx509 -lmbedcrypto -lfuse3 -lpthread
+EOF
+    mv "$PREFIX/link.mk.new" "$PREFIX/link.mk"
+}
+
+chain_tls() {
+    build_if_needed mbedtls build_mbedtls lib/libmbedtls.a lib/libmbedx509.a lib/libmbedcrypto.a
+    # curl is rebuilt whenever mbedtls is.
+    DEPKEY=$(cat "$STAMPS/build-mbedtls") \
+    build_if_needed curl build_curl lib/libcurl.a include/curl/curl.h
+}
+
+chain_block() {
+    build_if_needed util-linux build_util_linux lib/libmount.a lib/libblkid.a lib/pkgconfig/mount.pc
+    build_if_needed libnbd build_libnbd lib/libnbd.a include/libnbd.h
+    build_if_needed fuse3 build_fuse3 lib/libfuse3.a include/fuse3/fuse_lowlevel.h
+}
+
+# --------------------------------------------------------------------------
+main() {
+    msg "WORKDIR=$WORKDIR PREFIX=$PREFIX jobs=$JOBS"
+    apt_setup
+    local p
+    for p in "${PACKAGES[@]}"; do fetch "$p"; done
+    msg "source versions: $(for p in "${PACKAGES[@]}"; do printf '%s=%s ' "$p" "${VERSION[$p]}"; done)"
+    kernel_headers
+
+    CURRENT_STEP="building the libraries"
+    # Two independent chains run side by side: most of the time goes into
+    # single-threaded ./configure runs, so one chain configures while the
+    # other compiles.  (DEPS_SERIAL=1 runs them one after the other.)
+    if [ "${DEPS_SERIAL:-0}" = 1 ]; then
+        chain_tls
+        chain_block
+    else
+        local pid_tls pid_block rc_tls=0 rc_block=0
+        chain_tls & pid_tls=$!
+        chain_block & pid_block=$!
+        wait "$pid_tls" || rc_tls=$?
+        wait "$pid_block" || rc_block=$?
+        [ $rc_tls = 0 ] || die "mbedtls/curl chain failed (see messages above)"
+        [ $rc_block = 0 ] || die "util-linux/libnbd/fuse3 chain failed (see messages above)"
+    fi
+
+    write_outputs
+    CURRENT_STEP="link check"
+    "$SCRIPT_DIR/linkcheck.sh" "$PREFIX"
+    CURRENT_STEP="done"
+    msg "all done"
+}
+
+main
