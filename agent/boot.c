@@ -13,7 +13,14 @@
 
 #include "json.h"
 #include "log.h"
+#include "textfile.h"
 #include "tree.h"
+
+const struct boot_env boot_env_default = {
+    .mountinfo = "/proc/self/mountinfo",
+    .sysfs = "/sys",
+    .stat_timeout_ms = 2000,
+};
 
 static const char *staging_name(enum staging_result s)
 {
@@ -28,39 +35,24 @@ static const char *staging_name(enum staging_result s)
 
 pid_t boot_running_agent(const char *run_dir)
 {
-    char path[PATH_MAX], buf[32], comm[32];
+    char path[PATH_MAX], buf[32];
     long pid;
     char *end;
-    int fd;
-    ssize_t n;
 
     snprintf(path, sizeof path, "%s/agent.pid", run_dir);
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
+    if (textfile_read_line(path, buf, sizeof buf, 1) < 0)
         return 0;
-    n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
     errno = 0;
     pid = strtol(buf, &end, 10);
-    if (errno || pid <= 1 || pid > INT_MAX || (*end && *end != '\n'))
+    if (errno || pid <= 1 || pid > INT_MAX || *end)
         return 0;
     if (kill((pid_t)pid, 0) < 0 && errno != EPERM)
         return 0;
     /* The pid may have been reused by an unrelated process. */
     snprintf(path, sizeof path, "/proc/%ld/comm", pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (textfile_read_line(path, buf, sizeof buf, 0) < 0)
         return 0;
-    n = read(fd, comm, sizeof comm - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    comm[n] = '\0';
-    comm[strcspn(comm, "\n")] = '\0';
-    return strcmp(comm, "homeport") == 0 ? (pid_t)pid : 0;
+    return strcmp(buf, "homeport") == 0 ? (pid_t)pid : 0;
 }
 
 static int add_mount(struct boot_report *r, const struct hp_mount *m, enum mount_health h,
@@ -107,8 +99,8 @@ static bool live_below(const struct boot_report *r, const char *target)
 }
 
 /* Classify what is mounted under dir; record what is worth reporting. */
-static int survey(struct boot_report *r, const struct boot_env *env,
-                  const struct hp_mount_table *t, const char *dir, bool staging)
+static int survey(struct boot_report *r, const struct boot_env *env, const struct hp_mount_table *t,
+                  const char *dir, bool staging)
 {
     const struct hp_mount **v;
     long n = mounts_below(t, dir, &v);
@@ -256,8 +248,7 @@ static int add_leftover(struct boot_report *r, const char *path, const char *kin
 }
 
 /* Remove path if it is of the expected type (never a directory). */
-static int remove_leftover(struct boot_report *r, const char *path, const char *kind,
-                           mode_t want)
+static int remove_leftover(struct boot_report *r, const char *path, const char *kind, mode_t want)
 {
     struct stat st;
     int action;
@@ -430,7 +421,8 @@ void boot_print_text(FILE *f, const struct boot_report *r)
     put_safe(f, c->staging_dir);
     switch (r->staging) {
     case STAGING_EMPTIED:
-        fprintf(f, ": emptied (%lu %s removed)\n", r->removed, r->removed == 1 ? "entry" : "entries");
+        fprintf(f, ": emptied (%lu %s removed)\n", r->removed,
+                r->removed == 1 ? "entry" : "entries");
         break;
     case STAGING_REFUSED_AGENT:
         fprintf(f, ": not cleaned: an agent is running (pid %d)\n", (int)r->agent_pid);
@@ -475,8 +467,8 @@ void boot_print_text(FILE *f, const struct boot_report *r)
             continue;
         }
         fprintf(f, "%s, %s, connect %.2f ms, handshake %.2f ms, rtt %.2f ms",
-                p->probe_err ? "PROBE FAILED" : "ok", p->protocol, p->connect_ms,
-                p->handshake_ms, p->rtt_ms);
+                p->probe_err ? "PROBE FAILED" : "ok", p->protocol, p->connect_ms, p->handshake_ms,
+                p->rtt_ms);
         if (p->list_err)
             fprintf(f, ", export list refused (%s)", strerror(-p->list_err));
         else {

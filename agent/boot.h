@@ -29,8 +29,12 @@ enum boot_exit {
     BOOT_NBD = 4,     /* an NBD server failed its check */
 };
 
-enum staging_result { STAGING_EMPTIED, STAGING_REFUSED_MOUNTS, STAGING_REFUSED_AGENT,
-                      STAGING_FAILED };
+enum staging_result {
+    STAGING_EMPTIED,
+    STAGING_REFUSED_MOUNTS,
+    STAGING_REFUSED_AGENT,
+    STAGING_FAILED
+};
 
 struct boot_mount {
     char *source, *target, *fstype;
@@ -73,13 +77,14 @@ struct boot_report {
     enum boot_exit exit_code;
 };
 
-/* Where the phase looks; tests may point these elsewhere. */
+/* Where the phase looks (another root for tests or a chroot). */
 struct boot_env {
-    const char *mountinfo;     /* /proc/self/mountinfo */
-    const char *sysfs;         /* /sys */
-    unsigned stat_timeout_ms;  /* bound on statfs() of FUSE/network mounts */
+    const char *mountinfo;    /* /proc/self/mountinfo */
+    const char *sysfs;        /* /sys */
+    unsigned stat_timeout_ms; /* bound on statfs() of FUSE/network mounts */
 };
-#define BOOT_ENV_DEFAULT {"/proc/self/mountinfo", "/sys", 2000}
+/* /proc/self/mountinfo, /sys, 2 s */
+extern const struct boot_env boot_env_default;
 
 /* Run the phase; r is filled (free with boot_report_free) and r->exit_code
  * set.  Returns r->exit_code. */

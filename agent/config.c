@@ -11,8 +11,16 @@
 #define MAX_LINE 4096
 #define MAX_ERRORS 50
 
-enum key_type { K_PATH, K_PATTERN, K_STRING, K_BOOL, K_DURATION, K_LOG_TARGET, K_LOG_LEVEL,
-                K_SERVERS };
+enum key_type {
+    K_PATH,
+    K_PATTERN,
+    K_STRING,
+    K_BOOL,
+    K_DURATION,
+    K_LOG_TARGET,
+    K_LOG_LEVEL,
+    K_SERVERS
+};
 
 struct key_def {
     const char *section;
@@ -178,8 +186,8 @@ int config_parse_server(const char *text, struct hp_server *out)
     } else {
         strcpy(out->port, HP_NBD_DEFAULT_PORT);
     }
-    snprintf(out->label, sizeof out->label, strchr(out->host, ':') ? "[%s]:%s" : "%s:%s",
-             out->host, out->port);
+    snprintf(out->label, sizeof out->label, strchr(out->host, ':') ? "[%s]:%s" : "%s:%s", out->host,
+             out->port);
     return 0;
 }
 
@@ -282,8 +290,7 @@ static int set_value(struct parser *p, const struct key_def *k, const char *v,
     case K_BOOL:
         if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on") || !strcmp(v, "1"))
             *(bool *)field = true;
-        else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off") ||
-                 !strcmp(v, "0"))
+        else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "off") || !strcmp(v, "0"))
             *(bool *)field = false;
         else {
             perror_at(p, "bad value for '%s': '%s' (expected yes or no)", k->name, v);
@@ -314,15 +321,17 @@ static int set_value(struct parser *p, const struct key_def *k, const char *v,
         static const struct {
             const char *name;
             enum log_level lvl;
-        } lv[] = {{"error", LOG_LVL_ERR},   {"warning", LOG_LVL_WARN}, {"notice", LOG_LVL_NOTICE},
-                  {"info", LOG_LVL_INFO}, {"debug", LOG_LVL_DEBUG}};
+        } lv[] = {{"error", LOG_LVL_ERR},
+                  {"warning", LOG_LVL_WARN},
+                  {"notice", LOG_LVL_NOTICE},
+                  {"info", LOG_LVL_INFO},
+                  {"debug", LOG_LVL_DEBUG}};
         for (size_t i = 0; i < sizeof lv / sizeof lv[0]; i++)
             if (!strcmp(v, lv[i].name)) {
                 *(enum log_level *)field = lv[i].lvl;
                 return 0;
             }
-        perror_at(p,
-                  "bad value for '%s': '%s' (expected error, warning, notice, info or debug)",
+        perror_at(p, "bad value for '%s': '%s' (expected error, warning, notice, info or debug)",
                   k->name, v);
         return -EINVAL;
     }
@@ -380,9 +389,9 @@ static bool path_covers(const char *a, const char *b)
 /* Values that are fine one by one but dangerous together. */
 static void check_semantics(struct parser *p, struct hp_config *cfg)
 {
-    static const char *const system_dirs[] = {"/bin", "/boot", "/dev", "/etc", "/lib",
+    static const char *const system_dirs[] = {"/bin",   "/boot", "/dev",  "/etc", "/lib",
                                               "/lib64", "/proc", "/root", "/run", "/sbin",
-                                              "/sys", "/tmp", "/usr", "/var"};
+                                              "/sys",   "/tmp",  "/usr",  "/var"};
     const char *st = cfg->staging_dir;
 
     if (path_covers(st, cfg->home_root) || path_covers(st, cfg->run_dir))
@@ -472,8 +481,8 @@ static int parse_stream(FILE *f, struct parser *p, struct hp_config *cfg)
             continue;
         }
         if (seen_at[ki]) {
-            perror_at(p, "duplicate key '%s' in section [%s] (first set at line %u)", key,
-                      section, seen_at[ki]);
+            perror_at(p, "duplicate key '%s' in section [%s] (first set at line %u)", key, section,
+                      seen_at[ki]);
             continue;
         }
         seen_at[ki] = p->line;
@@ -491,8 +500,7 @@ static int parse_stream(FILE *f, struct parser *p, struct hp_config *cfg)
     check_semantics(p, cfg);
     if (p->nerrors > MAX_ERRORS && p->err) {
         char msg[300];
-        snprintf(msg, sizeof msg, "%s: %u more errors not shown", p->file,
-                 p->nerrors - MAX_ERRORS);
+        snprintf(msg, sizeof msg, "%s: %u more errors not shown", p->file, p->nerrors - MAX_ERRORS);
         p->err(p->ctx, msg);
     }
     return p->nerrors ? -EINVAL : 0;

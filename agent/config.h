@@ -23,9 +23,9 @@
 /* An NBD server address as written in `servers =`. */
 struct hp_server {
     enum { HP_SRV_TCP, HP_SRV_UNIX } kind;
-    char host[256]; /* TCP: name or address, without IPv6 brackets */
-    char port[6];   /* TCP: 1..65535 */
-    char path[108]; /* unix: absolute socket path (sun_path size) */
+    char host[256];  /* TCP: name or address, without IPv6 brackets */
+    char port[6];    /* TCP: 1..65535 */
+    char path[108];  /* unix: absolute socket path (sun_path size) */
     char label[300]; /* for messages: "host:port" or "unix:/path" */
 };
 

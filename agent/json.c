@@ -29,10 +29,22 @@ void json_str(FILE *f, const char *str)
     while (*s) {
         int n;
         switch (*s) {
-        case '"': fputs("\\\"", f); s++; continue;
-        case '\\': fputs("\\\\", f); s++; continue;
-        case '\n': fputs("\\n", f); s++; continue;
-        case '\t': fputs("\\t", f); s++; continue;
+        case '"':
+            fputs("\\\"", f);
+            s++;
+            continue;
+        case '\\':
+            fputs("\\\\", f);
+            s++;
+            continue;
+        case '\n':
+            fputs("\\n", f);
+            s++;
+            continue;
+        case '\t':
+            fputs("\\t", f);
+            s++;
+            continue;
         default: break;
         }
         if (*s < 0x20 || *s == 0x7f) {

@@ -13,8 +13,13 @@
 enum log_target { LOG_TO_AUTO, LOG_TO_STDERR, LOG_TO_SYSLOG, LOG_TO_KMSG };
 
 /* Levels follow syslog(3) numbering so they map 1:1. */
-enum log_level { LOG_LVL_ERR = 3, LOG_LVL_WARN = 4, LOG_LVL_NOTICE = 5, LOG_LVL_INFO = 6,
-                 LOG_LVL_DEBUG = 7 };
+enum log_level {
+    LOG_LVL_ERR = 3,
+    LOG_LVL_WARN = 4,
+    LOG_LVL_NOTICE = 5,
+    LOG_LVL_INFO = 6,
+    LOG_LVL_DEBUG = 7
+};
 
 /* (Re)open the log.  Messages above max_level are dropped.  Safe to call
  * again, e.g. after the configuration named another target. */

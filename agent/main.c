@@ -27,27 +27,26 @@ struct globals {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: homeport [-c FILE] [-v] VERB [OPTIONS]\n"
-            "\n"
-            "Brings users' network homes (NBD) to a thin client at login.\n"
-            "\n"
-            "verbs:\n"
-            "  boot [--json]          run the boot phase once: clean the staging dir,\n"
-            "                         check for stale mounts, check the NBD servers\n"
-            "  config-check [FILE]    validate a configuration file\n"
-            "  version                print versions of homeport and its libraries\n"
-            "  help                   this text\n"
-            "\n"
-            "options:\n"
-            "  -c, --config FILE      configuration file (default " HP_DEFAULT_CONFIG ")\n"
-            "  -v, --verbose          more log output (twice: debug)\n"
-            "  -h, --help             this text\n"
-            "  -V, --version          same as the version verb\n"
-            "\n"
-            "Exit codes of boot: 0 ok, 1 failed, 2 usage or configuration error,\n"
-            "3 staging dir not cleaned (live mounts or a running agent), 4 NBD check failed.\n"
-            "See homeport(8) and homeport.conf(5).\n");
+    fprintf(f, "usage: homeport [-c FILE] [-v] VERB [OPTIONS]\n"
+               "\n"
+               "Brings users' network homes (NBD) to a thin client at login.\n"
+               "\n"
+               "verbs:\n"
+               "  boot [--json]          run the boot phase once: clean the staging dir,\n"
+               "                         check for stale mounts, check the NBD servers\n"
+               "  config-check [FILE]    validate a configuration file\n"
+               "  version                print versions of homeport and its libraries\n"
+               "  help                   this text\n"
+               "\n"
+               "options:\n"
+               "  -c, --config FILE      configuration file (default " HP_DEFAULT_CONFIG ")\n"
+               "  -v, --verbose          more log output (twice: debug)\n"
+               "  -h, --help             this text\n"
+               "  -V, --version          same as the version verb\n"
+               "\n"
+               "Exit codes of boot: 0 ok, 1 failed, 2 usage or configuration error,\n"
+               "3 staging dir not cleaned (live mounts or a running agent), 4 NBD check failed.\n"
+               "See homeport(8) and homeport.conf(5).\n");
 }
 
 static int print_version(void)
@@ -151,7 +150,6 @@ static int boot_opt(int c, void *ctx)
 static int verb_boot(int argc, char **argv, struct globals *g)
 {
     static const struct option longs[] = {{"json", no_argument, NULL, 'j'}, {0}};
-    struct boot_env env = BOOT_ENV_DEFAULT;
     struct hp_config cfg;
     struct boot_report r;
     bool json = false;
@@ -174,7 +172,7 @@ static int verb_boot(int argc, char **argv, struct globals *g)
     if (g->verbose == 0 && log_current_target() == LOG_TO_STDERR && isatty(STDOUT_FILENO))
         log_open(LOG_TO_STDERR, LOG_LVL_ERR);
 
-    boot_run(&cfg, &env, &r);
+    boot_run(&cfg, &boot_env_default, &r);
     if (json)
         boot_print_json(stdout, &r);
     else

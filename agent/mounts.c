@@ -1,5 +1,7 @@
 #include "mounts.h"
 
+#include "textfile.h"
+
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -178,21 +180,9 @@ enum mount_backing mounts_backing(const struct hp_mount *m, const char *sysfs, c
 static int read_attr(const char *sysfs, const char *dev, const char *attr, char *buf, size_t len)
 {
     char path[PATH_MAX];
-    int fd;
-    ssize_t n;
 
     snprintf(path, sizeof path, "%s/block/%s/%s", sysfs, dev, attr);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    n = read(fd, buf, len - 1);
-    close(fd);
-    if (n < 0)
-        return -errno;
-    while (n > 0 && buf[n - 1] == '\n')
-        n--;
-    buf[n] = '\0';
-    return 0;
+    return textfile_read_line(path, buf, len, 0);
 }
 
 /* An NBD device is connected when the kernel has a receiver task for it
@@ -208,8 +198,7 @@ static bool nbd_connected(const char *sysfs, const char *dev)
     return strcmp(buf, "0") != 0;
 }
 
-static enum mount_health loop_health(const char *sysfs, const char *dev, char *detail,
-                                     size_t len)
+static enum mount_health loop_health(const char *sysfs, const char *dev, char *detail, size_t len)
 {
     char buf[PATH_MAX + 16];
     int rc = read_attr(sysfs, dev, "loop/backing_file", buf, sizeof buf);
@@ -233,8 +222,8 @@ static enum mount_health loop_health(const char *sysfs, const char *dev, char *d
  * server, a stuck FUSE daemon).  Probe those in a child with a deadline. */
 static bool may_hang(const char *fstype)
 {
-    static const char *const prefixes[] = {"fuse", "nfs", "cifs", "smb", "9p", "ceph",
-                                           "glusterfs", "afs"};
+    static const char *const prefixes[] = {"fuse", "nfs",  "cifs",      "smb",
+                                           "9p",   "ceph", "glusterfs", "afs"};
     for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
         if (strncmp(fstype, prefixes[i], strlen(prefixes[i])) == 0)
             return true;

@@ -16,8 +16,7 @@
 
 enum phase { P_CONNECT, P_HANDSHAKE, P_LIST, P_INFO, P_ABORT, P_DONE };
 
-static const char *const phase_names[] = {"connect", "handshake", "list", "info", "abort",
-                                          "done"};
+static const char *const phase_names[] = {"connect", "handshake", "list", "info", "abort", "done"};
 
 struct probe {
     struct nbd_probe *out;
@@ -88,8 +87,8 @@ static bool start_connect(struct probe *p)
             return false; /* one address only, already tried */
         strcpy(sa.sun_path, s->path);
         p->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (p->sock < 0 || (connect(p->sock, (struct sockaddr *)&sa, sizeof sa) < 0 &&
-                            errno != EINPROGRESS)) {
+        if (p->sock < 0 ||
+            (connect(p->sock, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS)) {
             fail(p, errno, NULL);
             return true;
         }
@@ -100,8 +99,8 @@ static bool start_connect(struct probe *p)
         p->next_ai = a->ai_next;
         if (p->sock >= 0)
             close(p->sock);
-        p->sock = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                         a->ai_protocol);
+        p->sock =
+            socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
         if (p->sock < 0)
             continue;
         if (connect(p->sock, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS)
@@ -177,8 +176,7 @@ static void advance(struct probe *p)
         p->t_phase = now_ms();
         p->cmd_done = false;
         if (nbd_aio_opt_list(p->h, (nbd_list_callback){.callback = list_cb, .user_data = o},
-                             (nbd_completion_callback){.callback = done_cb, .user_data = p}) <
-            0) {
+                             (nbd_completion_callback){.callback = done_cb, .user_data = p}) < 0) {
             fail_nbd(p);
             return;
         }

@@ -16,18 +16,18 @@
 
 struct nbd_probe {
     const struct hp_server *server;
-    int err;            /* 0, or -errno: ETIMEDOUT, ECONNREFUSED, ENOENT, EPROTO... */
-    const char *phase;  /* where it ended: "resolve", "connect", "handshake", ... */
-    char message[256];  /* why, for people */
-    char protocol[32];  /* "newstyle-fixed", ... */
-    double connect_ms;  /* socket connected */
-    double handshake_ms;/* from start until the server's options phase */
-    double rtt_ms;      /* one option round trip (NBD_OPT_LIST) */
-    int list_err;       /* 0 = listed; else the server's refusal as -errno */
+    int err;             /* 0, or -errno: ETIMEDOUT, ECONNREFUSED, ENOENT, EPROTO... */
+    const char *phase;   /* where it ended: "resolve", "connect", "handshake", ... */
+    char message[256];   /* why, for people */
+    char protocol[32];   /* "newstyle-fixed", ... */
+    double connect_ms;   /* socket connected */
+    double handshake_ms; /* from start until the server's options phase */
+    double rtt_ms;       /* one option round trip (NBD_OPT_LIST) */
+    int list_err;        /* 0 = listed; else the server's refusal as -errno */
     char **exports;
     size_t nexports;
-    int64_t probe_size;   /* -1 unless the probe export was found */
-    int probe_err;        /* -errno when the probe export failed; 0 otherwise */
+    int64_t probe_size; /* -1 unless the probe export was found */
+    int probe_err;      /* -errno when the probe export failed; 0 otherwise */
     char probe_msg[256];
 };
 

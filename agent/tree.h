@@ -12,9 +12,9 @@
 #include <limits.h>
 
 struct tree_stats {
-    unsigned long removed; /* entries removed */
-    unsigned long skipped; /* entries left: other filesystem or an error */
-    int first_err;         /* -errno of the first failure, 0 if none */
+    unsigned long removed;             /* entries removed */
+    unsigned long skipped;             /* entries left: other filesystem or an error */
+    int first_err;                     /* -errno of the first failure, 0 if none */
     char first_err_name[NAME_MAX + 1]; /* entry name of that failure */
 };
 

@@ -23,7 +23,7 @@ static int tap_n, tap_failed;
 #define is_str(got, want, ...)                                                                     \
     do {                                                                                           \
         const char *g_ = (got), *w_ = (want);                                                      \
-        ok(g_ && w_ && strcmp(g_, w_) == 0, __VA_ARGS__);                                          \
+        ok(g_ &&w_ &&strcmp(g_, w_) == 0, __VA_ARGS__);                                            \
         if (!(g_ && w_ && strcmp(g_, w_) == 0))                                                    \
             printf("#   got '%s', want '%s'\n", g_ ? g_ : "(null)", w_ ? w_ : "(null)");           \
     } while (0)

@@ -117,7 +117,8 @@ int main(void)
     }
 
     /* every error message */
-    expect_error("[nosuch]\nx = 1\n", 1, "unknown section [nosuch] (known: [agent], [boot], [nbd])");
+    expect_error("[nosuch]\nx = 1\n", 1,
+                 "unknown section [nosuch] (known: [agent], [boot], [nbd])");
     expect_error("[boot]\nstaging = /x\n", 2, "unknown key 'staging' in section [boot]");
     expect_error("run_dir = /x\n", 1, "key 'run_dir' outside any section");
     expect_error("[boot\n", 1, "syntax error: expected '[section]'");
@@ -177,8 +178,10 @@ int main(void)
         ok(rc == -EINVAL, "staging_dir = home_root rejected");
         is_str(errs, want, "message for staging_dir = home_root");
         rc = load("[boot]\nstaging_dir = /etc\n", &cfg);
-        snprintf(want, sizeof want, "%s: staging_dir '/etc' is a system directory; it is "
-                                    "emptied at boot\n", path);
+        snprintf(want, sizeof want,
+                 "%s: staging_dir '/etc' is a system directory; it is "
+                 "emptied at boot\n",
+                 path);
         ok(rc == -EINVAL, "staging_dir = /etc rejected");
         is_str(errs, want, "message for staging_dir = /etc");
     }

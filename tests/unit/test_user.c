@@ -3,8 +3,8 @@
 
 int main(void)
 {
-    static const char *const good[] = {"alice", "test.prof", "a", "A_b-9", "x1234567890123456789012345678901",
-                                       "user.name-x"};
+    static const char *const good[] = {
+        "alice", "test.prof", "a", "A_b-9", "x1234567890123456789012345678901", "user.name-x"};
     static const struct {
         const char *name, *why;
     } bad[] = {

@@ -1,0 +1,13 @@
+/* textfile: read the first line of a small text file (sysfs attributes, pid
+ * files, /proc/PID/comm). */
+#ifndef HOMEPORT_TEXTFILE_H
+#define HOMEPORT_TEXTFILE_H
+
+#include <stddef.h>
+
+/* Read up to len-1 bytes of path into buf and cut at the first newline.
+ * Never follows a symlink in the last component when nofollow is set.
+ * Returns 0, -ENODATA for an empty file, or -errno. */
+int textfile_read_line(const char *path, char *buf, size_t len, int nofollow);
+
+#endif
