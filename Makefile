@@ -115,8 +115,10 @@ demo:
 	$(MAKE) all
 	tests/demo.sh
 
-install: build/homeport
-	install -D -m 0755 build/homeport $(DESTDIR)$(SBINDIR)/homeport
+# BIN: which binary to install (the tests install the one under test).
+BIN ?= build/homeport
+install: $(BIN)
+	install -D -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/homeport
 	install -D -m 0644 docs/homeport.8 $(DESTDIR)$(MANDIR)/man8/homeport.8
 	install -D -m 0644 docs/homeport.conf.5 $(DESTDIR)$(MANDIR)/man5/homeport.conf.5
 	install -D -m 0644 configs/homeport.conf $(DESTDIR)$(EXAMPLEDIR)/homeport.conf

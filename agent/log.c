@@ -87,11 +87,17 @@ void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 
     switch (cur_target) {
     case LOG_TO_SYSLOG: syslog((int)lvl, "%s%s", level_prefix(lvl), buf); break;
-    case LOG_TO_KMSG:
-        /* A failed write here has nowhere better to go. */
-        (void)!dprintf(kmsg_fd, "<%d>homeport[%d]: %s%s\n", (LOG_DAEMON | (int)lvl), (int)getpid(),
-                       level_prefix(lvl), buf);
+    case LOG_TO_KMSG: {
+        /* One write() is one record.  (Not dprintf: glibc's seeks the fd
+         * first, which /dev/kmsg refuses with EINVAL.)  A failed write here
+         * has nowhere better to go. */
+        char rec[1200];
+        int n = snprintf(rec, sizeof rec, "<%d>homeport[%d]: %s%s\n", LOG_DAEMON | (int)lvl,
+                         (int)getpid(), level_prefix(lvl), buf);
+        if (n > 0)
+            (void)!write(kmsg_fd, rec, (size_t)n < sizeof rec ? (size_t)n : sizeof rec - 1);
         break;
+    }
     default: fprintf(stderr, "homeport: %s%s\n", level_prefix(lvl), buf); break;
     }
     errno = saved;

@@ -62,8 +62,11 @@ enter_namespace() {
 }
 
 _pids=()
+_loops=()
 # Remember a child to kill at exit.
 track() { _pids+=("$1"); }
+# Remember a loop device to detach at exit (loop devices are not namespaced).
+track_loop() { _loops+=("$1"); }
 
 _cleanup() {
     local p
@@ -71,6 +74,9 @@ _cleanup() {
     for p in "${_pids[@]}"; do wait "$p" 2>/dev/null; done
     if [ -n "${T:-}" ] && [ -d "$T" ]; then
         umount -R -l "$T" 2>/dev/null
+    fi
+    for p in "${_loops[@]}"; do losetup -d "$p" 2>/dev/null; done
+    if [ -n "${T:-}" ] && [ -d "$T" ]; then
         rmdir "$T" 2>/dev/null
     fi
 }

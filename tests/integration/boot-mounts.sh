@@ -73,4 +73,27 @@ contains "$T/out" "^mount stale /dev/fuse on $T/home/gina type fuse: .*: detache
 lacks "$T/out" "harry" "a live home is not reported"
 check "live home still mounted" is_mounted "$T/home/harry"
 
+# --- a loop-mounted home whose image file was deleted: an orphan ---------
+# (its data is still reachable through the mount: reported, never detached)
+truncate -s 8M "$T/ivan.img" && mkfs.ext4 -q -F "$T/ivan.img"
+loop=$(losetup -f --show "$T/ivan.img") && track_loop "$loop"
+mkdir -p "$T/home/ivan" && mount "$loop" "$T/home/ivan" && echo precious > "$T/home/ivan/thesis"
+rm "$T/ivan.img"
+hp boot
+expect_rc 0 "orphaned loop home: reported, boot still ok"
+contains "$T/out" "^mount orphan $loop on $T/home/ivan type ext4: ${loop#/dev/} backing file $T/ivan.img \(deleted\): kept" "orphan reported with its backing file"
+check "orphan still mounted, data readable" test "$(cat "$T/home/ivan/thesis")" = precious
+contains "$T/out" "^device ${loop#/dev/} orphan: ${loop#/dev/} backing file $T/ivan.img \(deleted\): reported" "the loop device itself reported"
+umount "$T/home/ivan"
+
+# the same below the staging dir: cleanup refused, nothing deleted
+truncate -s 8M "$T/jo.img" && mkfs.ext4 -q -F "$T/jo.img"
+loop2=$(losetup -f --show "$T/jo.img") && track_loop "$loop2"
+mkdir -p "$S/jo" && mount "$loop2" "$S/jo" && touch "$S/jo/mail" "$S/other"
+rm "$T/jo.img"
+hp boot
+expect_rc 3 "orphaned loop below staging: refused"
+check "nothing deleted" test -e "$S/jo/mail" -a -e "$S/other"
+umount "$S/jo"
+
 done_testing

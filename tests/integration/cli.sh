@@ -61,4 +61,31 @@ rc=0
 timeout 10 "$HOMEPORT" > "$T/out" 2> "$T/err" || rc=$?
 expect_rc 2 "no verb: usage on stderr"
 
+# --- log = kmsg (what an initramfs has): records reach the kernel log ---
+if [ -w /dev/kmsg ] && dmesg > /dev/null 2>&1; then
+    sed 's/^log = stderr$/log = kmsg/' "$CONF" > "$T/kmsg.conf"
+    touch "$T/home/profiletemp/marker-$$"
+    rc=0
+    timeout 10 "$HOMEPORT" -c "$T/kmsg.conf" boot > "$T/out" 2> "$T/err" || rc=$?
+    expect_rc 0 "boot with log = kmsg"
+    check "the kernel log has the record" bash -c "dmesg | grep -qF 'homeport[' && dmesg | grep -F 'emptied $T/home/profiletemp (1 entry removed)' | grep -q homeport"
+    check "nothing logged on stderr" test ! -s "$T/err"
+else
+    skip "log = kmsg" "/dev/kmsg not writable or dmesg not readable here"
+fi
+
+# --- make install into a staging root ---
+rc=0
+make -s -C "$TOP" install DESTDIR="$T/dest" PREFIX=/usr BIN="$HOMEPORT" > "$T/out" 2>&1 || rc=$?
+expect_rc 0 "make install DESTDIR=… PREFIX=/usr"
+for f in usr/sbin/homeport usr/share/man/man8/homeport.8 usr/share/man/man5/homeport.conf.5 \
+    usr/share/doc/homeport/examples/homeport.conf etc/homeport.conf; do
+    check "installed $f" test -s "$T/dest/$f"
+done
+check "installed binary runs" "$T/dest/usr/sbin/homeport" version
+echo "# local change" >> "$T/dest/etc/homeport.conf"
+make -s -C "$TOP" install DESTDIR="$T/dest" PREFIX=/usr BIN="$HOMEPORT" > "$T/out" 2>&1
+check "a second install keeps the admin's /etc/homeport.conf" grep -q "local change" "$T/dest/etc/homeport.conf"
+check "installed config is valid" "$T/dest/usr/sbin/homeport" config-check "$T/dest/etc/homeport.conf"
+
 done_testing
