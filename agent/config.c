@@ -19,7 +19,8 @@ enum key_type {
     K_DURATION,
     K_LOG_TARGET,
     K_LOG_LEVEL,
-    K_SERVERS
+    K_SERVERS,
+    K_SIZE
 };
 
 struct key_def {
@@ -43,10 +44,13 @@ static const struct key_def keys[] = {
     {"nbd", "servers", K_SERVERS, F(servers), ""},
     {"nbd", "probe_export", K_STRING, F(probe_export), ""},
     {"nbd", "connect_timeout", K_DURATION, F(connect_timeout_ms), "5s"},
+    {"server", "image_dir", K_PATH, F(image_dir), "/srv/homes"},
+    {"server", "default_size", K_SIZE, F(default_size), "1G"},
+    {"server", "skel", K_PATH, F(skel_dir), "/etc/skel"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static const char *const sections[] = {"agent", "boot", "nbd"};
+static const char *const sections[] = {"agent", "boot", "nbd", "server"};
 
 struct parser {
     const char *file;
@@ -114,6 +118,46 @@ int config_parse_duration_ms(const char *s, unsigned *ms)
     if (v == 0 || v > 24u * 3600 * 1000)
         return -EINVAL;
     *ms = (unsigned)v;
+    return 0;
+}
+
+int config_parse_size(const char *s, uint64_t *bytes)
+{
+    uint64_t whole = 0, frac = 0, frac_div = 1, unit;
+    const char *p = s;
+
+    if (!isdigit((unsigned char)*p))
+        return -EINVAL;
+    while (isdigit((unsigned char)*p)) {
+        whole = whole * 10 + (uint64_t)(*p++ - '0');
+        if (whole > (1ull << 50))
+            return -EINVAL;
+    }
+    if (*p == '.') {
+        p++;
+        if (!isdigit((unsigned char)*p))
+            return -EINVAL;
+        while (isdigit((unsigned char)*p)) {
+            if (frac_div >= 1000)
+                return -EINVAL;
+            frac = frac * 10 + (uint64_t)(*p++ - '0');
+            frac_div *= 10;
+        }
+    }
+    switch (*p) {
+    case 'K': unit = 1ull << 10; break;
+    case 'M': unit = 1ull << 20; break;
+    case 'G': unit = 1ull << 30; break;
+    case 'T': unit = 1ull << 40; break;
+    case '\0': unit = 1; break;
+    default: return -EINVAL;
+    }
+    if (*p && p[1] != '\0')
+        return -EINVAL;
+    uint64_t v = whole * unit + frac * unit / frac_div;
+    if (v < (16ull << 20) || v > (16ull << 40))
+        return -EINVAL;
+    *bytes = v;
     return 0;
 }
 
@@ -336,6 +380,15 @@ static int set_value(struct parser *p, const struct key_def *k, const char *v,
         return -EINVAL;
     }
     case K_SERVERS: return parse_servers(p, k->name, v, cfg);
+    case K_SIZE:
+        if (config_parse_size(v, (uint64_t *)field) < 0) {
+            perror_at(p,
+                      "bad value for '%s': '%s' (expected a size such as 512M, 1G or 2.5G, "
+                      "from 16M to 16T)",
+                      k->name, v);
+            return -EINVAL;
+        }
+        return 0;
     }
     return -EINVAL;
 }
@@ -449,7 +502,8 @@ static int parse_stream(FILE *f, struct parser *p, struct hp_config *cfg)
                 if (!strcmp(name, sections[i]))
                     section_ok = true;
             if (!section_ok)
-                perror_at(p, "unknown section [%s] (known: [agent], [boot], [nbd])", name);
+                perror_at(p, "unknown section [%s] (known: [agent], [boot], [nbd], [server])",
+                          name);
             snprintf(section, sizeof section, "%s", name);
             continue;
         }

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "log.h"
 
@@ -48,6 +49,11 @@ struct hp_config {
     size_t nservers;
     char *probe_export;          /* "" = don't fetch an export's size */
     unsigned connect_timeout_ms; /* connect + handshake, per server */
+
+    /* [server]: the home file server side (mkhome) */
+    char *image_dir;       /* one ext4 image per user, named after the user */
+    uint64_t default_size; /* bytes */
+    char *skel_dir;        /* copied into new homes */
 };
 
 /* Receives one complete message ("FILE:LINE: ...") per problem found. */
@@ -69,6 +75,9 @@ void config_free(struct hp_config *cfg);
 /* Parse one server address ("host:port", "[v6]:port", "host",
  * "unix:/path").  Returns 0 or -EINVAL. */
 int config_parse_server(const char *text, struct hp_server *out);
+
+/* Parse a size: "512M", "1G", "2.5G", "16777216"; 16M to 16T.  0 or -EINVAL. */
+int config_parse_size(const char *text, uint64_t *bytes);
 
 /* Parse a duration: "5", "5s", "1.5s", "250ms", "2m".  Returns 0 or -EINVAL. */
 int config_parse_duration_ms(const char *text, unsigned *ms);

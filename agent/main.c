@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <libmount.h>
 #include <libnbd.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,9 @@
 
 #include "boot.h"
 #include "config.h"
+#include "image.h"
 #include "log.h"
+#include "user.h"
 
 #include "version.h" /* generated: build/version.h */
 
@@ -35,6 +38,8 @@ static void usage(FILE *f)
                "  boot [--json]          run the boot phase once: clean the staging dir,\n"
                "                         check for stale mounts, check the NBD servers\n"
                "  config-check [FILE]    validate a configuration file\n"
+               "  mkhome USER [--size SIZE] [--skel DIR | --no-skel] [--uid N --gid N]\n"
+               "                         create USER's home image on the server side\n"
                "  version                print versions of homeport and its libraries\n"
                "  help                   this text\n"
                "\n"
@@ -99,8 +104,10 @@ static enum log_level verbose_level(int verbose, enum log_level base)
     return base;
 }
 
-/* Shared option parsing: each verb accepts the global options too. */
-static int parse_opts(int argc, char **argv, struct globals *g, const char *extra_short,
+/* Shared option parsing: each verb accepts the global options too.  Before
+ * the verb (verb == false) parsing stops at the first non-option; within a
+ * verb, options and arguments may be mixed. */
+static int parse_opts(int argc, char **argv, struct globals *g, bool verb, const char *extra_short,
                       const struct option *extra_long, int (*on_extra)(int, void *), void *ctx)
 {
     struct option longs[16];
@@ -117,9 +124,9 @@ static int parse_opts(int argc, char **argv, struct globals *g, const char *extr
     for (const struct option *o = extra_long; o && o->name && n < 15; o++)
         longs[n++] = *o;
     longs[n] = (struct option){0};
-    snprintf(shorts, sizeof shorts, "+c:vhV%s", extra_short ? extra_short : "");
+    snprintf(shorts, sizeof shorts, "%sc:vhV%s", verb ? "" : "+", extra_short ? extra_short : "");
 
-    optind = 1;
+    optind = 0; /* 0, not 1: a full reset of getopt's state (glibc and musl) */
     while ((c = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
         switch (c) {
         case 'c':
@@ -153,7 +160,7 @@ static int verb_boot(int argc, char **argv, struct globals *g)
     struct hp_config cfg;
     struct boot_report r;
     bool json = false;
-    int idx = parse_opts(argc, argv, g, "", longs, boot_opt, &json);
+    int idx = parse_opts(argc, argv, g, true, "", longs, boot_opt, &json);
 
     if (idx < 0)
         return BOOT_CONFIG;
@@ -187,7 +194,7 @@ static int verb_boot(int argc, char **argv, struct globals *g)
 static int verb_config_check(int argc, char **argv, struct globals *g)
 {
     struct hp_config cfg;
-    int idx = parse_opts(argc, argv, g, NULL, NULL, NULL, NULL);
+    int idx = parse_opts(argc, argv, g, true, NULL, NULL, NULL, NULL);
 
     if (idx < 0)
         return 2;
@@ -208,6 +215,123 @@ static int verb_config_check(int argc, char **argv, struct globals *g)
     return 0;
 }
 
+struct mkhome_opts {
+    const char *size, *skel, *uid, *gid;
+    bool no_skel;
+};
+
+static int mkhome_opt(int c, void *ctx)
+{
+    struct mkhome_opts *o = ctx;
+
+    switch (c) {
+    case 's': o->size = optarg; return 0;
+    case 'k': o->skel = optarg; return 0;
+    case 'n': o->no_skel = true; return 0;
+    case 'u': o->uid = optarg; return 0;
+    case 'g': o->gid = optarg; return 0;
+    default: return -1;
+    }
+}
+
+static int parse_id(const char *s, unsigned *out)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno || !*s || *end || v >= 0xffffffffUL || s[0] == '-')
+        return -EINVAL;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int verb_mkhome(int argc, char **argv, struct globals *g)
+{
+    static const struct option longs[] = {
+        {"size", required_argument, NULL, 's'}, {"skel", required_argument, NULL, 'k'},
+        {"no-skel", no_argument, NULL, 'n'},    {"uid", required_argument, NULL, 'u'},
+        {"gid", required_argument, NULL, 'g'},  {0}};
+    struct mkhome_opts o = {0};
+    struct hp_config cfg;
+    struct image_spec spec;
+    const char *user, *why, *tool;
+    unsigned uid, gid;
+    int idx = parse_opts(argc, argv, g, true, "", longs, mkhome_opt, &o), rc;
+
+    if (idx < 0)
+        return 2;
+    if (idx != argc - 1) {
+        fprintf(stderr, "usage: homeport mkhome USER [--size SIZE] [--skel DIR | --no-skel] "
+                        "[--uid N --gid N]\n");
+        return 2;
+    }
+    user = argv[idx];
+    log_open(LOG_TO_STDERR, verbose_level(g->verbose, LOG_LVL_NOTICE));
+    if ((why = user_name_problem(user))) {
+        log_err("invalid user name '%s': it %s", user, why);
+        return 2;
+    }
+    if (load_config(g, &cfg) < 0)
+        return 2;
+    spec = (struct image_spec){.dir = cfg.image_dir,
+                               .user = user,
+                               .size = cfg.default_size,
+                               .skel = o.no_skel ? NULL : (o.skel ? o.skel : cfg.skel_dir)};
+    rc = 2;
+    if (o.size && config_parse_size(o.size, &spec.size) < 0) {
+        log_err("bad --size '%s': expected a size such as 512M, 1G or 2.5G, from 16M to 16T",
+                o.size);
+        goto out;
+    }
+    if (!o.uid != !o.gid) {
+        log_err("give both --uid and --gid, or neither");
+        goto out;
+    }
+    if (o.uid) {
+        if (parse_id(o.uid, &uid) < 0 || parse_id(o.gid, &gid) < 0) {
+            log_err("bad --uid or --gid: expected numbers");
+            goto out;
+        }
+    } else {
+        struct passwd *pw = getpwnam(user);
+        if (!pw) {
+            log_err("user '%s' is unknown on this machine: give --uid and --gid", user);
+            goto out;
+        }
+        uid = pw->pw_uid;
+        gid = pw->pw_gid;
+    }
+    spec.uid = uid;
+    spec.gid = gid;
+    if (spec.skel && access(spec.skel, R_OK | X_OK) < 0) {
+        log_err("skeleton directory %s: %s (use --skel DIR or --no-skel)", spec.skel,
+                strerror(errno));
+        goto out;
+    }
+    rc = image_create(&spec, &tool);
+    if (rc == -EEXIST) {
+        log_err("%s/%s already exists: refusing to overwrite a home image", spec.dir, user);
+        rc = 1;
+    } else if (rc < 0) {
+        log_err("cannot create %s/%s: %s", spec.dir, user, strerror(-rc));
+        rc = 1;
+    } else if (rc > 0) {
+        log_err("cannot create %s/%s: %s failed (exit %d); nothing was left behind", spec.dir, user,
+                tool ? tool : "a tool", rc);
+        rc = 1;
+    } else {
+        printf("created %s/%s: %llu bytes, ext4, owner %u:%u%s%s\n", spec.dir, user,
+               (unsigned long long)spec.size, uid, gid, spec.skel ? ", from " : "",
+               spec.skel ? spec.skel : "");
+        log_info("created home image %s/%s for uid %u", spec.dir, user, uid);
+    }
+out:
+    config_free(&cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct globals g = {.config_path = HP_DEFAULT_CONFIG};
@@ -215,7 +339,7 @@ int main(int argc, char **argv)
     int idx;
 
     log_open(LOG_TO_STDERR, LOG_LVL_NOTICE);
-    idx = parse_opts(argc, argv, &g, NULL, NULL, NULL, NULL);
+    idx = parse_opts(argc, argv, &g, false, NULL, NULL, NULL, NULL);
     if (idx < 0)
         return 2;
     if (idx >= argc) {
@@ -229,6 +353,8 @@ int main(int argc, char **argv)
         return verb_boot(argc, argv, &g);
     if (!strcmp(verb, "config-check"))
         return verb_config_check(argc, argv, &g);
+    if (!strcmp(verb, "mkhome"))
+        return verb_mkhome(argc, argv, &g);
     if (!strcmp(verb, "version"))
         return print_version();
     if (!strcmp(verb, "help")) {

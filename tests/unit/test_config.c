@@ -118,7 +118,7 @@ int main(void)
 
     /* every error message */
     expect_error("[nosuch]\nx = 1\n", 1,
-                 "unknown section [nosuch] (known: [agent], [boot], [nbd])");
+                 "unknown section [nosuch] (known: [agent], [boot], [nbd], [server])");
     expect_error("[boot]\nstaging = /x\n", 2, "unknown key 'staging' in section [boot]");
     expect_error("run_dir = /x\n", 1, "key 'run_dir' outside any section");
     expect_error("[boot\n", 1, "syntax error: expected '[section]'");
@@ -215,6 +215,26 @@ int main(void)
     ok(config_parse_duration_ms("-1", &ms) < 0, "negative rejected");
     ok(config_parse_duration_ms("25h", &ms) < 0, "unknown unit rejected");
     ok(config_parse_duration_ms("1441m", &ms) < 0, "over 24 h rejected");
+
+    /* sizes */
+    {
+        uint64_t b;
+        ok(config_parse_size("1G", &b) == 0 && b == 1ull << 30, "1G");
+        ok(config_parse_size("512M", &b) == 0 && b == 512ull << 20, "512M");
+        ok(config_parse_size("2.5G", &b) == 0 && b == 5ull << 29, "2.5G");
+        ok(config_parse_size("16777216", &b) == 0 && b == 16ull << 20, "bytes");
+        ok(config_parse_size("15M", &b) < 0, "below 16M rejected");
+        ok(config_parse_size("17T", &b) < 0, "above 16T rejected");
+        ok(config_parse_size("1GB", &b) < 0, "GB suffix rejected");
+        ok(config_parse_size("1g", &b) < 0, "lower-case unit rejected");
+        ok(config_defaults(&cfg) == 0 && cfg.default_size == 1ull << 30, "default_size 1G");
+        is_str(cfg.image_dir, "/srv/homes", "default image_dir");
+        is_str(cfg.skel_dir, "/etc/skel", "default skel");
+        config_free(&cfg);
+        expect_error("[server]\ndefault_size = huge\n", 2,
+                     "bad value for 'default_size': 'huge' (expected a size such as 512M, 1G or "
+                     "2.5G, from 16M to 16T)");
+    }
 
     /* server addresses */
     ok(config_parse_server("::1", &srv) < 0, "bare IPv6 rejected");

@@ -1,0 +1,71 @@
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *const extra_dirs[] = {"/usr/sbin", "/sbin"};
+
+/* Find the tool: a name with a '/' as is, else PATH, then the sbin dirs. */
+static int find_tool(const char *name, char *out, size_t len)
+{
+    const char *path = getenv("PATH");
+    char *copy, *save = NULL;
+
+    if (strchr(name, '/')) {
+        snprintf(out, len, "%s", name);
+        return access(out, X_OK) == 0 ? 0 : -errno;
+    }
+    copy = strdup(path ? path : "/usr/bin:/bin");
+    if (!copy)
+        return -ENOMEM;
+    for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+        snprintf(out, len, "%s/%s", dir, name);
+        if (access(out, X_OK) == 0) {
+            free(copy);
+            return 0;
+        }
+    }
+    free(copy);
+    for (size_t i = 0; i < sizeof extra_dirs / sizeof extra_dirs[0]; i++) {
+        snprintf(out, len, "%s/%s", extra_dirs[i], name);
+        if (access(out, X_OK) == 0)
+            return 0;
+    }
+    return -ENOENT;
+}
+
+int spawn_wait(const char *const argv[], int quiet)
+{
+    char exe[4096];
+    int rc = find_tool(argv[0], exe, sizeof exe), status;
+    pid_t pid;
+
+    if (rc < 0)
+        return rc;
+    pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, STDIN_FILENO);
+            if (quiet) {
+                dup2(null, STDOUT_FILENO);
+                dup2(null, STDERR_FILENO);
+            }
+        }
+        execv(exe, (char *const *)argv);
+        _exit(127);
+    }
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -errno;
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + WTERMSIG(status);
+}

@@ -1,0 +1,16 @@
+/* spawn: run an external tool (mkfs.ext4, e2fsck, cp) without a shell.
+ *
+ * Arguments go straight to execve(2), so nothing in them (a user name, a
+ * path with spaces) is ever interpreted.  The tool is looked up in PATH and
+ * then in /usr/sbin and /sbin, which an init script's PATH may lack.
+ */
+#ifndef HOMEPORT_SPAWN_H
+#define HOMEPORT_SPAWN_H
+
+/* Run argv[0] with argv, stdin from /dev/null, stdout and stderr inherited
+ * (or both to /dev/null when quiet).  Waits for it.  Returns its exit
+ * status (0..255), 128+N when killed by signal N, -ENOENT when the tool is
+ * not found, or another -errno. */
+int spawn_wait(const char *const argv[], int quiet);
+
+#endif
