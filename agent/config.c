@@ -76,6 +76,7 @@ __attribute__((format(printf, 2, 3))) static void perror_at(struct parser *p, co
     if (n < 0 || (size_t)n >= sizeof msg)
         n = 0;
     va_start(ap, fmt);
+    /* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): false positive, ap is started */
     vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
     va_end(ap);
     p->err(p->ctx, msg);
@@ -115,7 +116,7 @@ int config_parse_duration_ms(const char *s, unsigned *ms)
     uint64_t v = whole * mult + frac * mult / frac_div;
     if (mult == 1 && frac)
         return -EINVAL; /* "1.5ms" */
-    if (v == 0 || v > 24u * 3600 * 1000)
+    if (v == 0 || v > UINT64_C(24) * 3600 * 1000)
         return -EINVAL;
     *ms = (unsigned)v;
     return 0;
@@ -185,7 +186,7 @@ int config_parse_server(const char *text, struct hp_server *out)
         if (path[0] != '/' || strlen(path) >= sizeof out->path)
             return -EINVAL;
         out->kind = HP_SRV_UNIX;
-        strcpy(out->path, path);
+        memcpy(out->path, path, strlen(path) + 1);
         snprintf(out->label, sizeof out->label, "unix:%s", path);
         return 0;
     }
@@ -228,7 +229,7 @@ int config_parse_server(const char *text, struct hp_server *out)
             return -EINVAL;
         snprintf(out->port, sizeof out->port, "%lu", n);
     } else {
-        strcpy(out->port, HP_NBD_DEFAULT_PORT);
+        snprintf(out->port, sizeof out->port, "%s", HP_NBD_DEFAULT_PORT);
     }
     snprintf(out->label, sizeof out->label, strchr(out->host, ':') ? "[%s]:%s" : "%s:%s", out->host,
              out->port);

@@ -78,6 +78,7 @@ void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 
     if (lvl > cur_level)
         return;
+    /* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): callers start ap */
     vsnprintf(buf, sizeof buf, fmt, ap);
     /* One record is one line: a newline in a user-supplied name must not let
      * it forge a second record. */

@@ -79,6 +79,8 @@ out:
 
 void mounts_free(struct hp_mount_table *t)
 {
+    if (!t->v)
+        return;
     for (size_t i = 0; i < t->n; i++) {
         free(t->v[i].source);
         free(t->v[i].target);
@@ -122,7 +124,8 @@ static int cmp_unmount_order(const void *a, const void *b)
 
 long mounts_below(const struct hp_mount_table *t, const char *dir, const struct hp_mount ***out)
 {
-    const struct hp_mount **v = calloc(t->n + 1, sizeof *v);
+    /* An array of pointers, sorted without moving the table's entries. */
+    const struct hp_mount **v = calloc(t->n + 1, sizeof *v); // NOLINT(bugprone-sizeof-expression)
     size_t n = 0;
 
     if (!v)
@@ -130,7 +133,7 @@ long mounts_below(const struct hp_mount_table *t, const char *dir, const struct 
     for (size_t i = 0; i < t->n; i++)
         if (path_at_or_below(t->v[i].target, dir))
             v[n++] = &t->v[i];
-    qsort(v, n, sizeof *v, cmp_unmount_order);
+    qsort(v, n, sizeof *v, cmp_unmount_order); // NOLINT(bugprone-sizeof-expression)
     *out = v;
     return (long)n;
 }
@@ -313,9 +316,9 @@ const char *mount_health_name(enum mount_health h)
 {
     switch (h) {
     case MH_LIVE: return "live";
-    case MH_NOTCONN: return "stale";
-    case MH_STALE_HANDLE: return "stale";
-    case MH_NBD_DEAD: return "stale";
+    case MH_NOTCONN:
+    case MH_STALE_HANDLE:
+    case MH_NBD_DEAD:
     case MH_LOOP_UNBOUND: return "stale";
     case MH_LOOP_DELETED: return "orphan";
     case MH_UNRESPONSIVE: return "unresponsive";

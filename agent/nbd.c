@@ -85,7 +85,7 @@ static bool start_connect(struct probe *p)
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         if (p->sock >= 0)
             return false; /* one address only, already tried */
-        strcpy(sa.sun_path, s->path);
+        memcpy(sa.sun_path, s->path, sizeof sa.sun_path);
         p->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (p->sock < 0 ||
             (connect(p->sock, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS)) {
@@ -202,9 +202,8 @@ static void advance(struct probe *p)
         p->phase = P_ABORT;
         return;
     case P_ABORT:
-        if (nbd_aio_is_negotiating(p->h) && nbd_aio_opt_abort(p->h) < 0)
-            p->phase = P_DONE;
-        else if (nbd_aio_is_closed(p->h) || nbd_aio_is_dead(p->h))
+        if ((nbd_aio_is_negotiating(p->h) && nbd_aio_opt_abort(p->h) < 0) ||
+            nbd_aio_is_closed(p->h) || nbd_aio_is_dead(p->h))
             p->phase = P_DONE;
         return;
     default: return;

@@ -77,7 +77,10 @@ cp "$SCRIPT" "$tmp/extra/test.sh"
 chmod 755 "$tmp/extra/test.sh"
 (cd "$tmp/extra" && find . -mindepth 1 -print0 | sort -z |
     cpio --null -o -H newc -R 0:0 --quiet) > "$tmp/extra.cpio"
-cat "$OUT/initramfs" "$tmp/extra.cpio" > "$tmp/initrd"
+# The second archive must start 4-byte aligned (newc offsets count from
+# there; zero padding between archives is skipped): pad the first to 512.
+size=$(stat -L -c %s "$OUT/initramfs")
+{ cat "$OUT/initramfs"; head -c $(( (512 - size % 512) % 512 )) /dev/zero; cat "$tmp/extra.cpio"; } > "$tmp/initrd"
 
 # qemu option values: a comma is written ",,"
 qesc() { printf '%s' "${1//,/,,}"; }
@@ -119,9 +122,9 @@ cpu=()
 [ -z "${HP_VM_CPU:-}" ] || cpu=(-cpu "$HP_VM_CPU")
 
 cmd=("$QEMU" -accel "$ACCEL" -m "$MEM" -smp "$SMP" "${cpu[@]}" -nodefaults -nographic
-     -serial stdio -monitor none -no-reboot
+     -serial stdio -monitor none -no-reboot -fw_cfg name=etc/sercon-port,string=0
      -kernel "$KERNEL" -initrd "$tmp/initrd" -append "$append"
-     -netdev "$netdev" -device virtio-net-pci,netdev=n0)
+     -netdev "$netdev" -device virtio-net-pci,netdev=n0,romfile=)
 
 log "accel $ACCEL, $(basename "$KERNEL"), timeout ${TIMEOUT}s"
 : > "$tmp/serial"
