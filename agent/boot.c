@@ -78,6 +78,7 @@ static int add_mount(struct boot_report *r, const struct hp_mount *m, enum mount
     snprintf(b->detail, sizeof b->detail, "%s", detail);
     b->below_staging = below_staging;
     b->action = BOOT_KEPT;
+    b->reported = below_staging || h != MH_LIVE;
     r->nmounts++;
     return 0;
 }
@@ -119,8 +120,6 @@ static int survey(struct boot_report *r, const struct boot_env *env, const struc
         if (!staging && strcmp(v[i]->target, dir) == 0)
             continue;
         h = mounts_health(v[i], env->sysfs, env->stat_timeout_ms, detail, sizeof detail);
-        if (h == MH_LIVE && !staging)
-            continue;
         if (add_mount(r, v[i], h, detail, staging) < 0) {
             free(v);
             return -ENOMEM;
@@ -130,16 +129,32 @@ static int survey(struct boot_report *r, const struct boot_env *env, const struc
     return 0;
 }
 
+/* Is target below a mount that was detached already?  A lazy detach takes
+ * the whole subtree, and a path below a dead FUSE mount cannot even be
+ * resolved any more. */
+static bool detached_above(const struct boot_report *r, const char *target)
+{
+    for (size_t i = 0; i < r->nmounts; i++)
+        if (r->mounts[i].action == BOOT_DONE && is_prefix_dir(r->mounts[i].target, target))
+            return true;
+    return false;
+}
+
 static void detach_stale(struct boot_report *r)
 {
-    /* r->mounts is in unmount order (deepest first) within each survey. */
-    for (size_t i = 0; i < r->nmounts; i++) {
-        struct boot_mount *m = &r->mounts[i];
+    /* Each survey lists its mounts deepest first: walk backwards so that a
+     * stale parent goes before its children, which it takes along. */
+    for (size_t k = r->nmounts; k-- > 0;) {
+        struct boot_mount *m = &r->mounts[k];
         if (!mount_health_detachable(m->health))
             continue;
         if (live_below(r, m->target)) {
             log_warn("stale %s mount on %s not detached: a live mount is below it", m->fstype,
                      m->target);
+            continue;
+        }
+        if (detached_above(r, m->target)) {
+            m->action = BOOT_DONE;
             continue;
         }
         m->action = mounts_detach(m->target);
@@ -439,6 +454,8 @@ void boot_print_text(FILE *f, const struct boot_report *r)
     }
     for (size_t i = 0; i < r->nmounts; i++) {
         const struct boot_mount *m = &r->mounts[i];
+        if (!m->reported)
+            continue;
         fprintf(f, "mount %s ", mount_health_name(m->health));
         put_safe(f, m->source);
         fprintf(f, " on ");
@@ -560,9 +577,11 @@ void boot_print_json(FILE *f, const struct boot_report *r)
     else
         fputs("null", f);
     fprintf(f, "},\n \"mounts\": [");
-    for (size_t i = 0; i < r->nmounts; i++) {
+    for (size_t i = 0, shown = 0; i < r->nmounts; i++) {
         const struct boot_mount *m = &r->mounts[i];
-        fprintf(f, "%s\n  {\"source\": ", i ? "," : "");
+        if (!m->reported)
+            continue;
+        fprintf(f, "%s\n  {\"source\": ", shown++ ? "," : "");
         json_str(f, m->source);
         fprintf(f, ", \"target\": ");
         json_str(f, m->target);

@@ -41,7 +41,8 @@ struct boot_mount {
     enum mount_health health;
     char detail[256];
     int below_staging;
-    int action; /* BOOT_KEPT, BOOT_DONE, or -errno of a failed detach */
+    int action;   /* BOOT_KEPT, BOOT_DONE, or -errno of a failed detach */
+    int reported; /* 0: a healthy home, kept only to protect it (see detach_stale) */
 };
 
 struct boot_leftover {
@@ -64,7 +65,8 @@ struct boot_report {
     int staging_err;
     char staging_err_name[256];
 
-    struct boot_mount *mounts; /* stale/orphan/unresponsive anywhere, live below staging */
+    struct boot_mount *mounts; /* stale/orphan/unresponsive anywhere, live below staging;
+                                  live homes too, unreported */
     size_t nmounts;
     struct hp_dev_problem devices[BOOT_MAX_DEVICES];
     size_t ndevices;

@@ -73,6 +73,20 @@ contains "$T/out" "^mount stale /dev/fuse on $T/home/gina type fuse: .*: detache
 lacks "$T/out" "harry" "a live home is not reported"
 check "live home still mounted" is_mounted "$T/home/harry"
 
+# --- a live mount below a stale one: lazily detaching the stale one would
+# take the live one along, so neither is touched ---
+mkdir -p "$T/home/kim"
+nbdfuse "$T/home/kim" --command nbdkit -s memory 1M 2>> "$T/nbdfuse.log" &
+fpid=$!; track "$fpid"
+wait_for test -e "$T/home/kim/nbd"
+echo live > "$T/outside/live-file"
+mount --bind "$T/outside/live-file" "$T/home/kim/nbd"
+kill -9 "$fpid"; wait "$fpid" 2>/dev/null
+hp boot
+contains "$T/out" "^mount stale /dev/fuse on $T/home/kim type fuse: .*: kept" "stale parent of a live mount kept"
+check "the live mount below it is still there" is_mounted "$T/home/kim/nbd"
+umount -l "$T/home/kim"
+
 # --- a loop-mounted home whose image file was deleted: an orphan ---------
 # (its data is still reachable through the mount: reported, never detached)
 truncate -s 8M "$T/ivan.img" && mkfs.ext4 -q -F "$T/ivan.img"

@@ -138,6 +138,8 @@ status=""
 t_marker=""
 while IFS= read -r line; do
     line=${line%$'\r'}
+    # the price of silencing SeaBIOS (etc/sercon-port=0): one qemu warning
+    case $line in *"externally provided fw_cfg item names"*) continue ;; esac
     printf '%s\n' "$line"
     [ -z "${HP_VM_LOG:-}" ] || printf '%s\n' "$line" >> "$HP_VM_LOG"
     case $line in
