@@ -41,6 +41,10 @@ done
 file "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' ||
     die "$BUSYBOX is not a static busybox (install busybox-static)"
 
+# one build at a time per OUTDIR
+exec 9>"$OUT/.lock"
+flock -w 1200 9 || die "$OUT is locked by another build"
+
 tmp=$(mktemp -d "$OUT/.tmp.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 

@@ -24,7 +24,7 @@ else
     res nbd fail "$(grep '^nbd ' /proc/modules || echo 'nbd not in /proc/modules'); $(ls -d /sys/block/nbd0 2>&1)"
 fi
 
-if grep -q 'ext4$' /proc/filesystems; then res ext4 ok; else res ext4 fail "no ext4 in /proc/filesystems"; fi
+if grep -q 'ext4$' /proc/filesystems; then res ext4 ok "ext4 in /proc/filesystems"; else res ext4 fail "no ext4 in /proc/filesystems"; fi
 
 # The raw NBD greeting through the guestfwd (nbdkit -s on the host): keep
 # nc's stdin open for a second so that it reads the server's hello.
