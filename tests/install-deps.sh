@@ -4,7 +4,7 @@
 # without root it only reports what is missing.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
-lists="$top/deps/apt-packages.txt $top/tests/apt-packages.txt"
+lists="$top/deps/apt-packages.txt $top/tests/apt-packages.txt $top/tests/vm/apt-packages.txt"
 missing=""
 for pkg in $(cat $lists | sed 's/#.*//'); do
     status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)

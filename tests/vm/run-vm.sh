@@ -63,7 +63,11 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hp-vm.XXXXXX")
 qpid=""
 cleanup() {
-    if [ -n "$qpid" ] && kill -0 "$qpid" 2>/dev/null; then kill -KILL "$qpid" 2>/dev/null || true; fi
+    # qpid is timeout(1): it passes TERM on to qemu (and KILLs 5 s later)
+    if [ -n "$qpid" ] && kill -0 "$qpid" 2>/dev/null; then
+        kill -TERM "$qpid" 2>/dev/null || true
+        wait "$qpid" 2>/dev/null || true
+    fi
     rm -rf "$tmp"
 }
 trap cleanup EXIT
