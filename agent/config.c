@@ -82,16 +82,22 @@ __attribute__((format(printf, 2, 3))) static void perror_at(struct parser *p, co
     p->err(p->ctx, msg);
 }
 
-int config_parse_duration_ms(const char *s, unsigned *ms)
-{
-    uint64_t whole = 0, frac = 0, frac_div = 1, mult;
-    const char *p = s;
+/* A decimal number with at most three decimals, as whole + frac / div. */
+struct decimal {
+    uint64_t whole, frac, div;
+};
 
+/* Parse the number at *pp (leaving *pp after it).  0 or -EINVAL. */
+static int parse_decimal(const char **pp, uint64_t max_whole, struct decimal *d)
+{
+    const char *p = *pp;
+
+    *d = (struct decimal){0, 0, 1};
     if (!isdigit((unsigned char)*p))
         return -EINVAL;
     while (isdigit((unsigned char)*p)) {
-        whole = whole * 10 + (uint64_t)(*p++ - '0');
-        if (whole > 100000000)
+        d->whole = d->whole * 10 + (uint64_t)(*p++ - '0');
+        if (d->whole > max_whole)
             return -EINVAL;
     }
     if (*p == '.') {
@@ -99,24 +105,41 @@ int config_parse_duration_ms(const char *s, unsigned *ms)
         if (!isdigit((unsigned char)*p))
             return -EINVAL;
         while (isdigit((unsigned char)*p)) {
-            if (frac_div >= 1000)
-                return -EINVAL; /* more precision than a millisecond */
-            frac = frac * 10 + (uint64_t)(*p++ - '0');
-            frac_div *= 10;
+            if (d->div >= 1000)
+                return -EINVAL;
+            d->frac = d->frac * 10 + (uint64_t)(*p++ - '0');
+            d->div *= 10;
         }
     }
-    if (*p == '\0' || strcmp(p, "s") == 0)
-        mult = 1000;
-    else if (strcmp(p, "ms") == 0)
-        mult = 1;
-    else if (strcmp(p, "m") == 0)
-        mult = 60000;
+    *pp = p;
+    return 0;
+}
+
+/* d * unit, or -EINVAL when that is not a whole number ("1.5ms"). */
+static int decimal_scale(const struct decimal *d, uint64_t unit, uint64_t *out)
+{
+    if (d->frac * unit % d->div)
+        return -EINVAL;
+    *out = d->whole * unit + d->frac * unit / d->div;
+    return 0;
+}
+
+int config_parse_duration_ms(const char *s, unsigned *ms)
+{
+    struct decimal d;
+    uint64_t unit, v;
+
+    if (parse_decimal(&s, 100000000, &d) < 0)
+        return -EINVAL;
+    if (*s == '\0' || strcmp(s, "s") == 0)
+        unit = 1000;
+    else if (strcmp(s, "ms") == 0)
+        unit = 1;
+    else if (strcmp(s, "m") == 0)
+        unit = 60000;
     else
         return -EINVAL;
-    uint64_t v = whole * mult + frac * mult / frac_div;
-    if (mult == 1 && frac)
-        return -EINVAL; /* "1.5ms" */
-    if (v == 0 || v > UINT64_C(24) * 3600 * 1000)
+    if (decimal_scale(&d, unit, &v) < 0 || v == 0 || v > UINT64_C(24) * 3600 * 1000)
         return -EINVAL;
     *ms = (unsigned)v;
     return 0;
@@ -124,39 +147,22 @@ int config_parse_duration_ms(const char *s, unsigned *ms)
 
 int config_parse_size(const char *s, uint64_t *bytes)
 {
-    uint64_t whole = 0, frac = 0, frac_div = 1, unit;
-    const char *p = s;
+    struct decimal d;
+    uint64_t unit, v;
 
-    if (!isdigit((unsigned char)*p))
+    if (parse_decimal(&s, UINT64_C(1) << 50, &d) < 0)
         return -EINVAL;
-    while (isdigit((unsigned char)*p)) {
-        whole = whole * 10 + (uint64_t)(*p++ - '0');
-        if (whole > (1ull << 50))
-            return -EINVAL;
-    }
-    if (*p == '.') {
-        p++;
-        if (!isdigit((unsigned char)*p))
-            return -EINVAL;
-        while (isdigit((unsigned char)*p)) {
-            if (frac_div >= 1000)
-                return -EINVAL;
-            frac = frac * 10 + (uint64_t)(*p++ - '0');
-            frac_div *= 10;
-        }
-    }
-    switch (*p) {
-    case 'K': unit = 1ull << 10; break;
-    case 'M': unit = 1ull << 20; break;
-    case 'G': unit = 1ull << 30; break;
-    case 'T': unit = 1ull << 40; break;
+    switch (*s) {
+    case 'K': unit = UINT64_C(1) << 10; break;
+    case 'M': unit = UINT64_C(1) << 20; break;
+    case 'G': unit = UINT64_C(1) << 30; break;
+    case 'T': unit = UINT64_C(1) << 40; break;
     case '\0': unit = 1; break;
     default: return -EINVAL;
     }
-    if (*p && p[1] != '\0')
+    if (*s && s[1] != '\0')
         return -EINVAL;
-    uint64_t v = whole * unit + frac * unit / frac_div;
-    if (v < (16ull << 20) || v > (16ull << 40))
+    if (decimal_scale(&d, unit, &v) < 0 || v < (UINT64_C(16) << 20) || v > (UINT64_C(16) << 40))
         return -EINVAL;
     *bytes = v;
     return 0;

@@ -5,13 +5,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <libmount.h>
 #include <blkid.h>
-#include <libnbd.h>
 #include <curl/curl.h>
+#include <fuse_lowlevel.h>
+#include <libmount.h>
+#include <libnbd.h>
 #include <mbedtls/md.h>
 #include <mbedtls/version.h>
-#include <fuse_lowlevel.h>
 
 static int passes, failures;
 
@@ -77,8 +77,7 @@ int main(void)
     curl_global_cleanup();
 
     /* mbedtls HMAC-SHA256, RFC 4231 test case 2 */
-    static const char want[] =
-        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+    static const char want[] = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
     const char *key = "Jefe", *data = "what do ya want for nothing?";
     unsigned char mac[32];
     char hex[65];
