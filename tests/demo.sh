@@ -10,13 +10,18 @@ S=$T/home/profiletemp
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; echo "[exit $?]"; }
 
-say "Two home servers: a directory of ext4 images on a unix socket, and one on 127.0.0.1"
+say "Home images made with homeport mkhome, served by nbdkit on a unix socket; a second server on 127.0.0.1"
 mkdir -p "$T/srv/homes" "$T/skel"
 echo "welcome" > "$T/skel/README"
-for u in alice bob; do
-    mkfs.ext4 -q -F -d "$T/skel" -L "$u" -m 0 "$T/srv/homes/$u" 64M
-done
-ls -l "$T/srv/homes"
+cat >> "$CONF" <<CONF
+[server]
+image_dir = $T/srv/homes
+skel = $T/skel
+default_size = 64M
+CONF
+run "$HOMEPORT" -c "$CONF" mkhome alice --uid 1001 --gid 1001
+run "$HOMEPORT" -c "$CONF" mkhome bob --uid 1002 --gid 1002 --size 128M
+ls -ls "$T/srv/homes"
 start_nbdkit "$T/homes.sock" file dir="$T/srv/homes" || { echo "nbdkit did not start"; exit 1; }
 port=$(free_port)
 start_nbdkit_tcp "$port" memory 1G || { echo "nbdkit (tcp) did not start"; exit 1; }
@@ -32,7 +37,7 @@ grep -F "$T" /proc/self/mountinfo | awk '{print "mounted:", $5, $9}' | sed "s|$T
 
 NBD_CONF="servers = unix:$T/homes.sock 127.0.0.1:$port
 probe_export = alice" write_conf
-say "The configuration"
+say "The configuration (boot part)"
 cat "$CONF"
 
 say "homeport boot"
