@@ -47,7 +47,7 @@ FLAVOR_CFLAGS := $(STATIC_CFLAGS) -ffunction-sections -fdata-sections
 FLAVOR_LDFLAGS := -static -Wl,--gc-sections
 FLAVOR_LIBS := $(STATIC_LIBS)
 else ifneq ($(FLAVOR),)
-PKGS := mount blkid libnbd libcurl
+PKGS := mount blkid libnbd libcurl fuse3
 CC := gcc
 FLAVOR_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 FLAVOR_LIBS := $(shell pkg-config --libs $(PKGS)) -lmbedcrypto

@@ -20,7 +20,11 @@ enum key_type {
     K_LOG_TARGET,
     K_LOG_LEVEL,
     K_SERVERS,
-    K_SIZE
+    K_SIZE,
+    K_TEMPLATE,
+    K_PATH_TEMPLATE,
+    K_ATTACH,
+    K_SERVER
 };
 
 struct key_def {
@@ -44,13 +48,20 @@ static const struct key_def keys[] = {
     {"nbd", "servers", K_SERVERS, F(servers), ""},
     {"nbd", "probe_export", K_STRING, F(probe_export), ""},
     {"nbd", "connect_timeout", K_DURATION, F(connect_timeout_ms), "5s"},
+    {"home", "server", K_SERVER, F(home_server), ""},
+    {"home", "export", K_TEMPLATE, F(export_template), "%u"},
+    {"home", "attach", K_ATTACH, F(attach), "auto"},
+    {"home", "mount_dir", K_PATH_TEMPLATE, F(mount_template), "/home/%u"},
+    {"home", "mount_options", K_STRING, F(mount_options), "nosuid,nodev"},
+    {"home", "fix_owner", K_BOOL, F(fix_owner), "no"},
+    {"home", "dead_timeout", K_DURATION, F(dead_timeout_ms), "30s"},
     {"server", "image_dir", K_PATH, F(image_dir), "/srv/homes"},
     {"server", "default_size", K_SIZE, F(default_size), "1G"},
     {"server", "skel", K_PATH, F(skel_dir), "/etc/skel"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static const char *const sections[] = {"agent", "boot", "nbd", "server"};
+static const char *const sections[] = {"agent", "boot", "nbd", "home", "server"};
 
 struct parser {
     const char *file;
@@ -143,6 +154,43 @@ int config_parse_duration_ms(const char *s, unsigned *ms)
         return -EINVAL;
     *ms = (unsigned)v;
     return 0;
+}
+
+const struct hp_server *config_home_server(const struct hp_config *cfg)
+{
+    if (cfg->home_server.label[0])
+        return &cfg->home_server;
+    return cfg->nservers ? &cfg->servers[0] : NULL;
+}
+
+int config_expand(const char *tmpl, const char *user, char *out, size_t len)
+{
+    size_t n = 0;
+
+    for (const char *t = tmpl; *t; t++) {
+        const char *piece = t;
+        size_t plen = 1;
+        if (*t == '%') {
+            t++;
+            if (*t == 'u') {
+                piece = user;
+                plen = strlen(user);
+            } else if (*t == '%') {
+                piece = "%";
+            } else {
+                return -EINVAL;
+            }
+        }
+        if (out) {
+            if (n + plen >= len)
+                return -ENAMETOOLONG;
+            memcpy(out + n, piece, plen);
+        }
+        n += plen;
+    }
+    if (out)
+        out[n] = '\0';
+    return (int)n;
 }
 
 int config_parse_size(const char *s, uint64_t *bytes)
@@ -387,6 +435,52 @@ static int set_value(struct parser *p, const struct key_def *k, const char *v,
         return -EINVAL;
     }
     case K_SERVERS: return parse_servers(p, k->name, v, cfg);
+    case K_PATH_TEMPLATE:
+        if (v[0] != '/' || strstr(v, "/../") || strstr(v, "/./")) {
+            perror_at(p, "bad value for '%s': '%s' (expected an absolute path such as /home/%%u)",
+                      k->name, v);
+            return -EINVAL;
+        }
+        /* fall through */
+    case K_TEMPLATE: {
+        if (config_expand(v, "x", NULL, 0) < 0 || !strstr(v, "%u")) {
+            perror_at(p,
+                      "bad value for '%s': '%s' (expected a template with %%u for the user "
+                      "name; %%%% for a literal %%)",
+                      k->name, v);
+            return -EINVAL;
+        }
+        if (!(s = strdup(v)))
+            return -ENOMEM;
+        free(*(char **)field);
+        *(char **)field = s;
+        return 0;
+    }
+    case K_ATTACH: {
+        static const char *const names[] = {"auto", "kernel", "fuse"};
+        for (size_t i = 0; i < 3; i++)
+            if (!strcmp(v, names[i])) {
+                *(enum hp_attach *)field = (enum hp_attach)i;
+                return 0;
+            }
+        perror_at(p, "bad value for '%s': '%s' (expected auto, kernel or fuse)", k->name, v);
+        return -EINVAL;
+    }
+    case K_SERVER: {
+        struct hp_server *srv = field;
+        if (!*v) {
+            memset(srv, 0, sizeof *srv);
+            return 0;
+        }
+        if (config_parse_server(v, srv) < 0) {
+            perror_at(p,
+                      "bad value for '%s': '%s' is not a server address (expected host:port, "
+                      "[ipv6]:port, host, or unix:/path)",
+                      k->name, v);
+            return -EINVAL;
+        }
+        return 0;
+    }
     case K_SIZE:
         if (config_parse_size(v, (uint64_t *)field) < 0) {
             perror_at(p,
@@ -416,7 +510,8 @@ void config_free(struct hp_config *cfg)
 {
     for (size_t i = 0; i < NKEYS; i++) {
         void *field = (char *)cfg + keys[i].offset;
-        if (keys[i].type == K_PATH || keys[i].type == K_PATTERN || keys[i].type == K_STRING)
+        if (keys[i].type == K_PATH || keys[i].type == K_PATTERN || keys[i].type == K_STRING ||
+            keys[i].type == K_TEMPLATE || keys[i].type == K_PATH_TEMPLATE)
             free(*(char **)field);
     }
     free(cfg->servers);
@@ -509,7 +604,8 @@ static int parse_stream(FILE *f, struct parser *p, struct hp_config *cfg)
                 if (!strcmp(name, sections[i]))
                     section_ok = true;
             if (!section_ok)
-                perror_at(p, "unknown section [%s] (known: [agent], [boot], [nbd], [server])",
+                perror_at(p,
+                          "unknown section [%s] (known: [agent], [boot], [nbd], [home], [server])",
                           name);
             snprintf(section, sizeof section, "%s", name);
             continue;

@@ -30,6 +30,8 @@ struct hp_server {
     char label[300]; /* for messages: "host:port" or "unix:/path" */
 };
 
+enum hp_attach { HP_ATTACH_AUTO, HP_ATTACH_KERNEL, HP_ATTACH_FUSE };
+
 struct hp_config {
     char *source; /* file the values came from; NULL = built-in defaults */
 
@@ -49,6 +51,15 @@ struct hp_config {
     size_t nservers;
     char *probe_export;          /* "" = don't fetch an export's size */
     unsigned connect_timeout_ms; /* connect + handshake, per server */
+
+    /* [home]: how a user's home is found, attached and mounted */
+    struct hp_server home_server; /* kind/label empty: the first of servers */
+    char *export_template;        /* "%u" */
+    enum hp_attach attach;
+    char *mount_template; /* "/home/%u" */
+    char *mount_options;  /* "nosuid,nodev" */
+    bool fix_owner;       /* chown the home's root to the user instead of refusing */
+    unsigned dead_timeout_ms;
 
     /* [server]: the home file server side (mkhome) */
     char *image_dir;       /* one ext4 image per user, named after the user */
@@ -75,6 +86,14 @@ void config_free(struct hp_config *cfg);
 /* Parse one server address ("host:port", "[v6]:port", "host",
  * "unix:/path").  Returns 0 or -EINVAL. */
 int config_parse_server(const char *text, struct hp_server *out);
+
+/* Expand a template: %u = user, %% = %.  With out == NULL only checks.
+ * Returns the length, -EINVAL for another escape, -ENAMETOOLONG. */
+int config_expand(const char *tmpl, const char *user, char *out, size_t len);
+
+/* The server holding homes: [home] server, else the first of [nbd] servers;
+ * NULL when neither is set. */
+const struct hp_server *config_home_server(const struct hp_config *cfg);
 
 /* Parse a size: "512M", "1G", "2.5G", "16777216"; 16M to 16T.  0 or -EINVAL. */
 int config_parse_size(const char *text, uint64_t *bytes);

@@ -118,7 +118,7 @@ int main(void)
 
     /* every error message */
     expect_error("[nosuch]\nx = 1\n", 1,
-                 "unknown section [nosuch] (known: [agent], [boot], [nbd], [server])");
+                 "unknown section [nosuch] (known: [agent], [boot], [nbd], [home], [server])");
     expect_error("[boot]\nstaging = /x\n", 2, "unknown key 'staging' in section [boot]");
     expect_error("run_dir = /x\n", 1, "key 'run_dir' outside any section");
     expect_error("[boot\n", 1, "syntax error: expected '[section]'");
@@ -234,6 +234,40 @@ int main(void)
         expect_error("[server]\ndefault_size = huge\n", 2,
                      "bad value for 'default_size': 'huge' (expected a size such as 512M, 1G or "
                      "2.5G, from 16M to 16T)");
+    }
+
+    /* [home] */
+    {
+        char out[64];
+        ok(config_defaults(&cfg) == 0, "defaults");
+        is_str(cfg.export_template, "%u", "default export");
+        is_str(cfg.mount_template, "/home/%u", "default mount_dir");
+        is_str(cfg.mount_options, "nosuid,nodev", "default mount options");
+        ok(cfg.attach == HP_ATTACH_AUTO && !cfg.fix_owner && cfg.dead_timeout_ms == 30000,
+           "default attach auto, fix_owner no, dead_timeout 30s");
+        ok(config_home_server(&cfg) == NULL, "no home server by default");
+        config_free(&cfg);
+        ok(config_expand("/home/%u/x%%y", "alice", out, sizeof out) == 15, "expand length");
+        is_str(out, "/home/alice/x%y", "expand %%u and %%%%");
+        ok(config_expand("%x", "a", NULL, 0) == -EINVAL, "unknown escape");
+        ok(config_expand("%u", "alice", out, 4) == -ENAMETOOLONG, "too long");
+        rc = load("[nbd]\nservers = a:1 b:2\n[home]\nexport = homes/%u.img\nattach = fuse\n", &cfg);
+        ok(rc == 0 && config_home_server(&cfg) && !strcmp(config_home_server(&cfg)->label, "a:1"),
+           "home server defaults to the first server");
+        ok(rc == 0 && cfg.attach == HP_ATTACH_FUSE, "attach = fuse");
+        config_free(&cfg);
+        rc = load("[nbd]\nservers = a:1\n[home]\nserver = unix:/run/h.sock\n", &cfg);
+        ok(rc == 0 && !strcmp(config_home_server(&cfg)->label, "unix:/run/h.sock"),
+           "explicit home server");
+        config_free(&cfg);
+        expect_error("[home]\nexport = fixed\n", 2,
+                     "bad value for 'export': 'fixed' (expected a template with %u for the user "
+                     "name; %% for a literal %)");
+        expect_error("[home]\nmount_dir = home/%u\n", 2,
+                     "bad value for 'mount_dir': 'home/%u' (expected an absolute path such as "
+                     "/home/%u)");
+        expect_error("[home]\nattach = nfs\n", 2,
+                     "bad value for 'attach': 'nfs' (expected auto, kernel or fuse)");
     }
 
     /* server addresses */
