@@ -16,6 +16,7 @@
 
 #include "boot.h"
 #include "config.h"
+#include "home.h"
 #include "image.h"
 #include "log.h"
 #include "user.h"
@@ -38,6 +39,9 @@ static void usage(FILE *f)
                "  boot [--json]          run the boot phase once: clean the staging dir,\n"
                "                         check for stale mounts, check the NBD servers\n"
                "  config-check [FILE]    validate a configuration file\n"
+               "  mount USER             attach, check and mount USER's home (admin)\n"
+               "  umount USER            unmount USER's home and release it (admin)\n"
+               "  status [--json]        the homes mounted here, their devices and servers\n"
                "  mkhome USER [--size SIZE] [--skel DIR | --no-skel] [--uid N --gid N]\n"
                "                         create USER's home image on the server side\n"
                "  version                print versions of homeport and its libraries\n"
@@ -332,6 +336,63 @@ out:
     return rc;
 }
 
+static void print_progress(void *ctx, const char *msg)
+{
+    (void)ctx;
+    printf("%s\n", msg);
+    fflush(stdout);
+}
+
+/* mount USER / umount USER: exit 0, 1 on failure, 2 on bad usage. */
+static int verb_home(int argc, char **argv, struct globals *g, bool mount)
+{
+    struct hp_config cfg;
+    char why[1024];
+    int idx = parse_opts(argc, argv, g, true, NULL, NULL, NULL, NULL), rc;
+
+    if (idx < 0)
+        return 2;
+    if (idx != argc - 1) {
+        fprintf(stderr, "usage: homeport %s USER\n", mount ? "mount" : "umount");
+        return 2;
+    }
+    log_open(LOG_TO_STDERR, verbose_level(g->verbose, LOG_LVL_WARN));
+    if (load_config(g, &cfg) < 0)
+        return 2;
+    log_open(cfg.log_target, verbose_level(g->verbose, LOG_LVL_WARN));
+    if (mount)
+        rc = home_mount(&cfg, argv[idx], print_progress, NULL, why, sizeof why);
+    else
+        rc = home_umount(&cfg, argv[idx], why, sizeof why);
+    if (rc < 0)
+        fprintf(stderr, "homeport %s %s: %s\n", mount ? "mount" : "umount", argv[idx], why);
+    else if (!mount)
+        printf("Home of %s unmounted and released\n", argv[idx]);
+    config_free(&cfg);
+    return rc == -EINVAL ? 2 : rc < 0 ? 1 : 0;
+}
+
+static int verb_status(int argc, char **argv, struct globals *g)
+{
+    static const struct option longs[] = {{"json", no_argument, NULL, 'j'}, {0}};
+    struct hp_config cfg;
+    bool json = false;
+    int idx = parse_opts(argc, argv, g, true, "", longs, boot_opt, &json), rc;
+
+    if (idx < 0)
+        return 2;
+    if (idx < argc) {
+        fprintf(stderr, "homeport status: unexpected argument '%s'\n", argv[idx]);
+        return 2;
+    }
+    log_open(LOG_TO_STDERR, verbose_level(g->verbose, LOG_LVL_WARN));
+    if (load_config(g, &cfg) < 0)
+        return 2;
+    rc = home_status(&cfg, stdout, json);
+    config_free(&cfg);
+    return rc > 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     struct globals g = {.config_path = HP_DEFAULT_CONFIG};
@@ -353,6 +414,10 @@ int main(int argc, char **argv)
         return verb_boot(argc, argv, &g);
     if (!strcmp(verb, "config-check"))
         return verb_config_check(argc, argv, &g);
+    if (!strcmp(verb, "mount") || !strcmp(verb, "umount"))
+        return verb_home(argc, argv, &g, verb[0] == 'm');
+    if (!strcmp(verb, "status"))
+        return verb_status(argc, argv, &g);
     if (!strcmp(verb, "mkhome"))
         return verb_mkhome(argc, argv, &g);
     if (!strcmp(verb, "version"))

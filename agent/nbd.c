@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <libnbd.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -374,4 +376,135 @@ void nbd_probe_free(struct nbd_probe *p, size_t n)
         p[i].exports = NULL;
         p[i].nexports = 0;
     }
+}
+
+/* Connect a socket to srv before the deadline (ms on the monotonic clock). */
+static int connect_deadline(const struct hp_server *srv, double deadline, int *out)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *ai = NULL;
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int rc = -EHOSTUNREACH;
+
+    if (srv->kind == HP_SRV_TCP) {
+        if (getaddrinfo(srv->host, srv->port, &hints, &ai) != 0)
+            return -EHOSTUNREACH;
+    } else {
+        memcpy(sun.sun_path, srv->path, sizeof sun.sun_path);
+    }
+    for (struct addrinfo *a = ai; srv->kind == HP_SRV_UNIX || a; a = a ? a->ai_next : NULL) {
+        int fam = a ? a->ai_family : AF_UNIX;
+        int fd = socket(fam, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        const struct sockaddr *sa = a ? a->ai_addr : (const struct sockaddr *)&sun;
+        socklen_t salen = a ? a->ai_addrlen : (socklen_t)sizeof sun;
+
+        if (fd < 0) {
+            rc = -errno;
+        } else if (connect(fd, sa, salen) == 0 || errno == EINPROGRESS) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            int err = 0, left = (int)(deadline - now_ms());
+            socklen_t len = sizeof err;
+            int r = left > 0 ? poll(&p, 1, left) : 0;
+            if (r == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) {
+                if (fam != AF_UNIX) {
+                    int on = 1, idle = 10, intvl = 5, cnt = 3;
+                    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+                    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+                    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+                    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+                    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+                }
+                *out = fd;
+                if (ai)
+                    freeaddrinfo(ai);
+                return 0;
+            }
+            rc = r == 0 ? -ETIMEDOUT : -(err ? err : errno);
+            close(fd);
+        } else {
+            rc = -errno;
+            close(fd);
+        }
+        if (srv->kind == HP_SRV_UNIX || rc == -ETIMEDOUT)
+            break;
+    }
+    if (ai)
+        freeaddrinfo(ai);
+    return rc;
+}
+
+int nbd_export_open(const struct hp_server *srv, const char *name, unsigned timeout_ms,
+                    struct nbd_export *ex, char *why, size_t whylen)
+{
+    double deadline = now_ms() + timeout_ms;
+    int fd = -1, rc;
+    struct nbd_handle *h;
+
+    memset(ex, 0, sizeof *ex);
+    rc = connect_deadline(srv, deadline, &fd);
+    if (rc < 0) {
+        snprintf(why, whylen, "cannot connect to %s: %s", srv->label,
+                 rc == -ETIMEDOUT ? "timed out" : strerror(-rc));
+        return rc;
+    }
+    h = nbd_create();
+    if (!h) {
+        close(fd);
+        snprintf(why, whylen, "%s", nbd_get_error());
+        return -ENOMEM;
+    }
+    /* Simple replies only: nbd.ko cannot parse structured ones, and the
+     * same negotiation must serve a kernel handoff. */
+    if (nbd_set_request_structured_replies(h, false) < 0 || nbd_set_export_name(h, name) < 0 ||
+        nbd_aio_connect_socket(h, fd) < 0)
+        goto nbd_err;
+    while (!nbd_aio_is_ready(h)) {
+        unsigned dir;
+        struct pollfd p;
+        int left = (int)(deadline - now_ms()), r;
+
+        if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h))
+            goto nbd_err;
+        if (left <= 0) {
+            snprintf(why, whylen, "%s: negotiating export '%s' timed out", srv->label, name);
+            nbd_close(h);
+            return -ETIMEDOUT;
+        }
+        dir = nbd_aio_get_direction(h);
+        p = (struct pollfd){.fd = nbd_aio_get_fd(h),
+                            .events = (short)(((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0) |
+                                              ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0))};
+        r = poll(&p, 1, left);
+        if (r < 0 && errno != EINTR) {
+            rc = -errno;
+            nbd_close(h);
+            snprintf(why, whylen, "poll: %s", strerror(-rc));
+            return rc;
+        }
+        if (r > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) && nbd_aio_notify_read(h) < 0)
+            goto nbd_err;
+        if (r > 0 && (p.revents & POLLOUT) && nbd_aio_notify_write(h) < 0)
+            goto nbd_err;
+    }
+    ex->h = h;
+    ex->size = nbd_get_size(h);
+    ex->read_only = nbd_is_read_only(h) == 1;
+    ex->can_flush = nbd_can_flush(h) == 1;
+    int64_t bs = nbd_get_block_size(h, LIBNBD_SIZE_PREFERRED);
+    ex->block_size = bs >= 512 && bs <= 65536 ? (uint32_t)bs : 4096;
+    return 0;
+
+nbd_err:
+    rc = nbd_get_errno() ? -nbd_get_errno() : -EPROTO;
+    snprintf(why, whylen, "%s: export '%s': %s", srv->label, name, nbd_get_error());
+    nbd_close(h);
+    return rc;
+}
+
+void nbd_export_close(struct nbd_export *ex)
+{
+    if (ex->h) {
+        nbd_shutdown(ex->h, 0);
+        nbd_close(ex->h);
+    }
+    ex->h = NULL;
 }

@@ -1,14 +1,17 @@
 /* nbd: talk to NBD servers (libnbd).
  *
- * For now: the boot-time check.  Every configured server is probed at the
+ * The boot-time check: every configured server is probed at the
  * same time in one poll loop (libnbd's async API), so N servers cost one
  * timeout, not N: connect (non-blocking, own socket), newstyle handshake in
  * option mode, NBD_OPT_LIST where the server allows it, NBD_OPT_INFO for the
  * probe export, then a polite NBD_OPT_ABORT.
+ *
+ * And the connection to a user's export, for the attach paths.
  */
 #ifndef HOMEPORT_NBD_H
 #define HOMEPORT_NBD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,5 +40,21 @@ struct nbd_probe {
 size_t nbd_probe_servers(const struct hp_server *servers, size_t n, const char *probe_export,
                          unsigned timeout_ms, struct nbd_probe *out);
 void nbd_probe_free(struct nbd_probe *p, size_t n);
+
+/* An export, negotiated and ready for I/O. */
+struct nbd_export {
+    struct nbd_handle *h;
+    int64_t size;
+    bool read_only;
+    bool can_flush;
+    uint32_t block_size; /* the server's preferred block size, or 4096 */
+};
+
+/* Connect to srv (TCP with keepalive, or a unix socket) and negotiate
+ * export `name`, all within timeout_ms.  Returns 0, or -errno with a reason
+ * for people in why (-ENOENT: no such export; -ETIMEDOUT). */
+int nbd_export_open(const struct hp_server *srv, const char *name, unsigned timeout_ms,
+                    struct nbd_export *ex, char *why, size_t whylen);
+void nbd_export_close(struct nbd_export *ex);
 
 #endif

@@ -70,6 +70,7 @@ track_loop() { _loops+=("$1"); }
 
 _cleanup() {
     local p
+    ${CLEANUP_HOOK:-:}
     for p in "${_pids[@]}"; do kill -9 "$p" 2>/dev/null; done
     for p in "${_pids[@]}"; do wait "$p" 2>/dev/null; done
     if [ -n "${T:-}" ] && [ -d "$T" ]; then
@@ -167,3 +168,16 @@ json_get() {
 }
 
 is_mounted() { grep -qF " $1 " /proc/self/mountinfo; }
+
+# add_users NAME:UID… — users visible to this namespace only: a private
+# copy of /etc/passwd and /etc/group is bind-mounted over the real ones.
+add_users() {
+    local spec name uid
+    [ -f "$T/passwd" ] || { cp /etc/passwd "$T/passwd"; cp /etc/group "$T/group"
+        mount --bind "$T/passwd" /etc/passwd; mount --bind "$T/group" /etc/group; }
+    for spec in "$@"; do
+        name=${spec%%:*} uid=${spec#*:}
+        echo "$name:x:$uid:$uid::/home/$name:/bin/sh" >> "$T/passwd"
+        echo "$name:x:$uid:" >> "$T/group"
+    done
+}

@@ -1,0 +1,432 @@
+#define FUSE_USE_VERSION 35
+#include "fusedisk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <libnbd.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define DISK_INO 2
+#define DISK_NAME "disk"
+
+struct disk {
+    const struct fusedisk_params *p;
+    pthread_rwlock_t lock; /* readers use h; the writer swaps it */
+    pthread_mutex_t reconnect_mu;
+    struct nbd_export ex;
+    uint64_t size;
+    bool read_only;
+    /* counters, under stats_mu */
+    pthread_mutex_t stats_mu;
+    uint64_t bytes_read, bytes_written, reconnects, io_errors;
+    double dead_since;   /* 0 = connected */
+    double last_attempt; /* of a reconnect after the dead timeout */
+    char last_error[256];
+    struct fuse_session *se;
+    volatile int stopping;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void write_stats(struct disk *d)
+{
+    char tmp[4200];
+    FILE *f;
+
+    if (!d->p->stats_path)
+        return;
+    snprintf(tmp, sizeof tmp, "%s.tmp", d->p->stats_path);
+    f = fopen(tmp, "we");
+    if (!f)
+        return;
+    pthread_mutex_lock(&d->stats_mu);
+    fprintf(f,
+            "state=%s\nbytes_read=%llu\nbytes_written=%llu\nreconnects=%llu\nio_errors=%llu\n"
+            "last_error=%s\n",
+            d->dead_since ? "disconnected" : "connected", (unsigned long long)d->bytes_read,
+            (unsigned long long)d->bytes_written, (unsigned long long)d->reconnects,
+            (unsigned long long)d->io_errors, d->last_error);
+    pthread_mutex_unlock(&d->stats_mu);
+    if (fclose(f) == 0)
+        rename(tmp, d->p->stats_path);
+}
+
+/* Rewrite the stats file every second while the numbers move, so that
+ * `homeport status` sees current byte counts. */
+static void *stats_thread(void *arg)
+{
+    struct disk *d = arg;
+    uint64_t last = UINT64_MAX;
+
+    while (!d->stopping) {
+        pthread_mutex_lock(&d->stats_mu);
+        uint64_t sum = d->bytes_read + d->bytes_written + d->reconnects + d->io_errors;
+        pthread_mutex_unlock(&d->stats_mu);
+        if (sum != last) {
+            write_stats(d);
+            last = sum;
+        }
+        struct timespec ts = {1, 0};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+static bool handle_dead(struct nbd_handle *h)
+{
+    return nbd_aio_is_dead(h) == 1 || nbd_aio_is_closed(h) == 1;
+}
+
+/* Called after a failed request on handle `seen`.  Returns true when a
+ * fresh handle is in place and the request should be retried. */
+static bool reconnect(struct disk *d, struct nbd_handle *seen)
+{
+    bool fresh = false;
+
+    pthread_mutex_lock(&d->reconnect_mu);
+    pthread_rwlock_rdlock(&d->lock);
+    bool replaced = d->ex.h != seen;
+    bool dead = d->ex.h == NULL || handle_dead(d->ex.h);
+    pthread_rwlock_unlock(&d->lock);
+    if (replaced) { /* another thread reconnected meanwhile */
+        pthread_mutex_unlock(&d->reconnect_mu);
+        return true;
+    }
+    if (!dead) { /* a real I/O error from the server, not a dead link */
+        pthread_mutex_unlock(&d->reconnect_mu);
+        return false;
+    }
+    pthread_mutex_lock(&d->stats_mu);
+    if (!d->dead_since) {
+        d->dead_since = now_s();
+        log_warn("%s: connection to %s lost; reconnecting", d->p->export, d->p->server->label);
+    }
+    double dead_since = d->dead_since;
+    pthread_mutex_unlock(&d->stats_mu);
+    write_stats(d);
+
+    double limit = dead_since + d->p->dead_timeout_ms / 1000.0;
+    bool expired = now_s() >= limit;
+    if (expired && now_s() - d->last_attempt < 5.0) {
+        pthread_mutex_unlock(&d->reconnect_mu);
+        return false;
+    }
+    unsigned backoff_ms = 100;
+    do {
+        struct nbd_export ex;
+        char why[256];
+        unsigned budget = d->p->connect_timeout_ms;
+        d->last_attempt = now_s();
+        if (nbd_export_open(d->p->server, d->p->export, budget, &ex, why, sizeof why) == 0) {
+            if ((uint64_t)ex.size != d->size) {
+                snprintf(why, sizeof why, "export size changed from %llu to %lld",
+                         (unsigned long long)d->size, (long long)ex.size);
+                nbd_export_close(&ex);
+            } else {
+                pthread_rwlock_wrlock(&d->lock);
+                struct nbd_export old = d->ex;
+                d->ex = ex;
+                pthread_rwlock_unlock(&d->lock);
+                if (old.h)
+                    nbd_close(old.h);
+                pthread_mutex_lock(&d->stats_mu);
+                d->reconnects++;
+                d->dead_since = 0;
+                d->last_error[0] = '\0';
+                pthread_mutex_unlock(&d->stats_mu);
+                log_notice("%s: reconnected to %s", d->p->export, d->p->server->label);
+                fresh = true;
+                break;
+            }
+        }
+        pthread_mutex_lock(&d->stats_mu);
+        snprintf(d->last_error, sizeof d->last_error, "%s", why);
+        pthread_mutex_unlock(&d->stats_mu);
+        if (expired)
+            break;
+        struct timespec ts = {backoff_ms / 1000, (long)(backoff_ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+        backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
+    } while (now_s() < limit);
+    if (!fresh)
+        log_err("%s: server %s unreachable for %u ms: I/O fails until it is back (%s)",
+                d->p->export, d->p->server->label, d->p->dead_timeout_ms, d->last_error);
+    pthread_mutex_unlock(&d->reconnect_mu);
+    write_stats(d);
+    return fresh;
+}
+
+enum op { OP_READ, OP_WRITE, OP_FLUSH };
+
+/* One request, with reconnect-and-retry.  Returns 0 or -errno. */
+static int do_io(struct disk *d, enum op op, void *buf, size_t len, uint64_t off)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int rc;
+        pthread_rwlock_rdlock(&d->lock);
+        struct nbd_handle *h = d->ex.h;
+        if (!h)
+            rc = -1;
+        else if (op == OP_READ)
+            rc = nbd_pread(h, buf, len, off, 0);
+        else if (op == OP_WRITE)
+            rc = nbd_pwrite(h, buf, len, off, 0);
+        else
+            rc = d->ex.can_flush ? nbd_flush(h, 0) : 0;
+        int err = rc < 0 ? (nbd_get_errno() ? nbd_get_errno() : EIO) : 0;
+        pthread_rwlock_unlock(&d->lock);
+        if (rc == 0) {
+            pthread_mutex_lock(&d->stats_mu);
+            if (op == OP_READ)
+                d->bytes_read += len;
+            else if (op == OP_WRITE)
+                d->bytes_written += len;
+            pthread_mutex_unlock(&d->stats_mu);
+            return 0;
+        }
+        if (attempt == 0 && reconnect(d, h))
+            continue;
+        pthread_mutex_lock(&d->stats_mu);
+        d->io_errors++;
+        pthread_mutex_unlock(&d->stats_mu);
+        return -(err == ENOTCONN || err == ESHUTDOWN || err == ECONNRESET ? EIO : err);
+    }
+    return -EIO;
+}
+
+static void disk_stat(struct disk *d, fuse_ino_t ino, struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    st->st_ino = ino;
+    if (ino == FUSE_ROOT_ID) {
+        st->st_mode = S_IFDIR | 0700;
+        st->st_nlink = 2;
+    } else {
+        st->st_mode = S_IFREG | (d->read_only ? 0400 : 0600);
+        st->st_nlink = 1;
+        st->st_size = (off_t)d->size;
+        st->st_blocks = (blkcnt_t)((d->size + 511) / 512);
+    }
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct stat st;
+    (void)fi;
+    if (ino != FUSE_ROOT_ID && ino != DISK_INO) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    disk_stat(fuse_req_userdata(req), ino, &st);
+    fuse_reply_attr(req, &st, 3600.0);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct fuse_entry_param e = {0};
+    if (parent != FUSE_ROOT_ID || strcmp(name, DISK_NAME) != 0) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    e.ino = DISK_INO;
+    e.attr_timeout = e.entry_timeout = 3600.0;
+    disk_stat(fuse_req_userdata(req), DISK_INO, &e.attr);
+    fuse_reply_entry(req, &e);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    static const struct {
+        const char *name;
+        fuse_ino_t ino;
+        mode_t mode;
+    } ents[] = {{".", FUSE_ROOT_ID, S_IFDIR},
+                {"..", FUSE_ROOT_ID, S_IFDIR},
+                {DISK_NAME, DISK_INO, S_IFREG}};
+    char buf[512];
+    size_t used = 0;
+    (void)fi;
+    if (ino != FUSE_ROOT_ID) {
+        fuse_reply_err(req, ENOTDIR);
+        return;
+    }
+    for (off_t i = off; i < 3; i++) {
+        struct stat st = {.st_ino = ents[i].ino, .st_mode = ents[i].mode};
+        size_t n = fuse_add_direntry(req, buf + used, sizeof buf - used, ents[i].name, &st, i + 1);
+        if (n > sizeof buf - used || used + n > size)
+            break;
+        used += n;
+    }
+    fuse_reply_buf(req, buf, used);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct disk *d = fuse_req_userdata(req);
+    if (ino != DISK_INO) {
+        fuse_reply_err(req, EISDIR);
+        return;
+    }
+    if (d->read_only && (fi->flags & O_ACCMODE) != O_RDONLY) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
+    /* No page cache here: the loop device above caches, and O_DIRECT from
+     * the loop device needs it. */
+    fi->direct_io = 1;
+    fi->keep_cache = 0;
+    fuse_reply_open(req, fi);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    struct disk *d = fuse_req_userdata(req);
+    char *buf;
+    int rc;
+    (void)ino;
+    (void)fi;
+    if (off < 0 || (uint64_t)off >= d->size) {
+        fuse_reply_buf(req, NULL, 0);
+        return;
+    }
+    if (size > d->size - (uint64_t)off)
+        size = (size_t)(d->size - (uint64_t)off);
+    buf = malloc(size ? size : 1);
+    if (!buf) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    rc = do_io(d, OP_READ, buf, size, (uint64_t)off);
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_buf(req, buf, size);
+    free(buf);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    struct disk *d = fuse_req_userdata(req);
+    int rc;
+    (void)ino;
+    (void)fi;
+    if (off < 0 || (uint64_t)off > d->size || size > d->size - (uint64_t)off) {
+        fuse_reply_err(req, ENOSPC);
+        return;
+    }
+    rc = do_io(d, OP_WRITE, (void *)buf, size, (uint64_t)off);
+    if (rc < 0)
+        fuse_reply_err(req, -rc);
+    else
+        fuse_reply_write(req, size);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)fi;
+    fuse_reply_err(req, -do_io(fuse_req_userdata(req), OP_FLUSH, NULL, 0, 0));
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    (void)datasync;
+    op_flush(req, ino, fi);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    (void)userdata;
+    /* Bigger requests: fewer round trips to the server. */
+    conn->max_write = 1 << 20;
+    conn->max_readahead = 1 << 20;
+}
+
+static const struct fuse_lowlevel_ops ops = {
+    .init = op_init,
+    .lookup = op_lookup,
+    .getattr = op_getattr,
+    .readdir = op_readdir,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .fsync = op_fsync,
+};
+
+int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex)
+{
+    char *argv[] = {"homeport", NULL};
+    struct fuse_args args = FUSE_ARGS_INIT(1, argv);
+    struct fuse_loop_config *lc;
+    struct disk d = {.p = p, .ex = *ex, .size = (uint64_t)ex->size, .read_only = ex->read_only};
+    int rc = 0;
+
+    memset(ex, 0, sizeof *ex);
+    pthread_rwlock_init(&d.lock, NULL);
+    pthread_mutex_init(&d.reconnect_mu, NULL);
+    pthread_mutex_init(&d.stats_mu, NULL);
+    d.se = fuse_session_new(&args, &ops, sizeof ops, &d);
+    if (!d.se) {
+        rc = -EIO;
+        goto out;
+    }
+    if (fuse_session_mount(d.se, p->dir) != 0) {
+        rc = -EIO;
+        goto out_destroy;
+    }
+    if (fuse_set_signal_handlers(d.se) != 0) {
+        rc = -EIO;
+        goto out_unmount;
+    }
+    write_stats(&d);
+    if (p->ready_fd >= 0) {
+        (void)!write(p->ready_fd, "ok\n", 3);
+        close(p->ready_fd);
+    }
+    lc = fuse_loop_cfg_create();
+    if (!lc) {
+        rc = -ENOMEM;
+        goto out_handlers;
+    }
+    pthread_t st;
+    bool have_st = pthread_create(&st, NULL, stats_thread, &d) == 0;
+    fuse_loop_cfg_set_max_threads(lc, 16);
+    fuse_loop_cfg_set_idle_threads(lc, 4);
+    rc = fuse_session_loop_mt(d.se, lc);
+    rc = rc < 0 ? rc : 0;
+    fuse_loop_cfg_destroy(lc);
+    d.stopping = 1;
+    if (have_st)
+        pthread_join(st, NULL);
+    do_io(&d, OP_FLUSH, NULL, 0, 0);
+out_handlers:
+    fuse_remove_signal_handlers(d.se);
+out_unmount:
+    fuse_session_unmount(d.se);
+out_destroy:
+    fuse_session_destroy(d.se);
+out:
+    fuse_opt_free_args(&args);
+    nbd_export_close(&d.ex);
+    write_stats(&d);
+    return rc;
+}

@@ -1,0 +1,33 @@
+/* fusedisk: serve an NBD export as one file, DIR/disk, on a private FUSE
+ * mount, so that a loop device can stand on it where the kernel has no
+ * nbd.ko (containers, stripped kernels).
+ *
+ * I/O goes to libnbd from FUSE's worker threads.  When the connection dies
+ * the first request to notice reconnects (backoff 100 ms doubling to 2 s)
+ * while the others wait, for up to dead_timeout; after that requests fail
+ * with EIO at once, and a reconnect is tried again at most every 5 s, so a
+ * server that comes back is picked up.  Nothing hangs forever.
+ */
+#ifndef HOMEPORT_FUSEDISK_H
+#define HOMEPORT_FUSEDISK_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "nbd.h"
+
+struct fusedisk_params {
+    const char *dir; /* mount point, an existing empty directory */
+    const struct hp_server *server;
+    const char *export;
+    unsigned connect_timeout_ms;
+    unsigned dead_timeout_ms;
+    const char *stats_path; /* rewritten (atomically) when the numbers change */
+    int ready_fd;           /* "ok\n" written here once mounted; -1 for none */
+};
+
+/* Serve until SIGTERM/SIGINT/SIGHUP or an unmount of dir.  ex is taken
+ * over (closed on return).  Returns 0 or -errno. */
+int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex);
+
+#endif

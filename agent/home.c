@@ -1,0 +1,664 @@
+#include "home.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libmount.h>
+#include <limits.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fusedisk.h"
+#include "json.h"
+#include "log.h"
+#include "loopdev.h"
+#include "nbd.h"
+#include "spawn.h"
+#include "textfile.h"
+#include "user.h"
+
+#define WORKER_STOP_MS 10000
+
+__attribute__((format(printf, 3, 4))) static void say(home_progress_fn fn, void *ctx,
+                                                      const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_info("%s", msg);
+    if (fn)
+        fn(ctx, msg);
+}
+
+static void state_path(const struct hp_config *cfg, const char *user, const char *suffix, char *out,
+                       size_t len)
+{
+    snprintf(out, len, "%s/homes/%s%s", cfg->run_dir, user, suffix);
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    size_t len = strlen(path);
+
+    if (len >= sizeof buf)
+        return -ENAMETOOLONG;
+    memcpy(buf, path, len + 1);
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+            return -errno;
+        if (c == '\0')
+            break;
+        *p = c;
+    }
+    return 0;
+}
+
+static int state_write(const struct hp_config *cfg, const struct home_state *s)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    FILE *f;
+
+    state_path(cfg, s->user, "", path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    f = fopen(tmp, "we");
+    if (!f)
+        return -errno;
+    fprintf(f,
+            "user=%s\nattach=%s\ndevice=%s\nserver=%s\nexport=%s\nmountpoint=%s\nfuse_dir=%s\n"
+            "worker=%d\nsize=%llu\ndirect_io=%d\n",
+            s->user, s->attach, s->device, s->server, s->export, s->mountpoint, s->fuse_dir,
+            (int)s->worker, (unsigned long long)s->size, s->direct_io ? 1 : 0);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        int e = -errno;
+        fclose(f);
+        unlink(tmp);
+        return e;
+    }
+    fclose(f);
+    return rename(tmp, path) == 0 ? 0 : -errno;
+}
+
+/* Copy, cutting what does not fit. */
+static void copy_field(char *dst, size_t len, const char *v)
+{
+    size_t n = strnlen(v, len - 1);
+    memcpy(dst, v, n);
+    dst[n] = '\0';
+}
+
+static int state_read_file(const char *path, struct home_state *s)
+{
+    char line[4200];
+    FILE *f = fopen(path, "re");
+
+    memset(s, 0, sizeof *s);
+    if (!f)
+        return -errno;
+    while (fgets(line, sizeof line, f)) {
+        char *eq = strchr(line, '='), *v;
+        if (!eq)
+            continue;
+        *eq = '\0';
+        v = eq + 1;
+        v[strcspn(v, "\n")] = '\0';
+        if (!strcmp(line, "user"))
+            copy_field(s->user, sizeof s->user, v);
+        else if (!strcmp(line, "attach"))
+            copy_field(s->attach, sizeof s->attach, v);
+        else if (!strcmp(line, "device"))
+            copy_field(s->device, sizeof s->device, v);
+        else if (!strcmp(line, "server"))
+            copy_field(s->server, sizeof s->server, v);
+        else if (!strcmp(line, "export"))
+            copy_field(s->export, sizeof s->export, v);
+        else if (!strcmp(line, "mountpoint"))
+            copy_field(s->mountpoint, sizeof s->mountpoint, v);
+        else if (!strcmp(line, "fuse_dir"))
+            copy_field(s->fuse_dir, sizeof s->fuse_dir, v);
+        else if (!strcmp(line, "worker"))
+            s->worker = (pid_t)atoi(v);
+        else if (!strcmp(line, "size"))
+            s->size = strtoull(v, NULL, 10);
+        else if (!strcmp(line, "direct_io"))
+            s->direct_io = atoi(v) != 0;
+    }
+    fclose(f);
+    return s->user[0] && s->mountpoint[0] ? 0 : -EINVAL;
+}
+
+static int state_read(const struct hp_config *cfg, const char *user, struct home_state *s)
+{
+    char path[PATH_MAX];
+    state_path(cfg, user, "", path, sizeof path);
+    return state_read_file(path, s);
+}
+
+static void state_remove(const struct hp_config *cfg, const char *user)
+{
+    char path[PATH_MAX];
+    state_path(cfg, user, "", path, sizeof path);
+    unlink(path);
+    state_path(cfg, user, ".stats", path, sizeof path);
+    unlink(path);
+}
+
+static bool is_mountpoint_of(const char *target, const char *source)
+{
+    struct libmnt_table *tb = mnt_new_table();
+    bool found = false;
+
+    if (tb && mnt_table_parse_file(tb, "/proc/self/mountinfo") == 0) {
+        struct libmnt_fs *fs = mnt_table_find_target(tb, target, MNT_ITER_BACKWARD);
+        found = fs &&
+                (!source || (mnt_fs_get_source(fs) && strcmp(mnt_fs_get_source(fs), source) == 0));
+    }
+    mnt_unref_table(tb);
+    return found;
+}
+
+static bool worker_alive(pid_t pid)
+{
+    char path[64], buf[512], *paren;
+
+    if (pid <= 1 || (kill(pid, 0) < 0 && errno != EPERM))
+        return false;
+    /* "PID (comm) STATE ...": a homeport that is not a zombie */
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (textfile_read_line(path, buf, sizeof buf, 0) < 0)
+        return false;
+    paren = strrchr(buf, ')');
+    return paren && strstr(buf, "(homeport)") && paren[1] == ' ' && paren[2] != 'Z' &&
+           paren[2] != 'X';
+}
+
+/* Stop the worker: unmount its FUSE dir (its loop then ends at once),
+ * SIGTERM, wait, SIGKILL; a killed worker leaves its FUSE mount behind, so
+ * detach that too. */
+static void stop_worker(const struct home_state *s)
+{
+    if (s->fuse_dir[0] && is_mountpoint_of(s->fuse_dir, NULL))
+        umount2(s->fuse_dir, 0);
+    if (worker_alive(s->worker)) {
+        kill(s->worker, SIGTERM);
+        for (int i = 0; i < WORKER_STOP_MS / 20 && worker_alive(s->worker); i++) {
+            struct timespec ts = {0, 20 * 1000000};
+            waitpid(s->worker, NULL, WNOHANG);
+            nanosleep(&ts, NULL);
+        }
+        if (worker_alive(s->worker)) {
+            log_warn("worker %d of %s did not stop: killing it", (int)s->worker, s->user);
+            kill(s->worker, SIGKILL);
+        }
+        waitpid(s->worker, NULL, WNOHANG);
+    }
+    if (s->fuse_dir[0]) {
+        if (is_mountpoint_of(s->fuse_dir, NULL))
+            umount2(s->fuse_dir, MNT_DETACH);
+        rmdir(s->fuse_dir);
+    }
+}
+
+/* The worker: connect, serve the export on the FUSE dir, report through
+ * the pipe.  Never returns. */
+static void run_worker(const struct hp_config *cfg, const struct hp_server *srv, const char *export,
+                       const char *fuse_dir, const char *stats, int wfd)
+{
+    struct nbd_export ex;
+    char why[512];
+    int rc, null;
+
+    setsid();
+    if (chdir("/") < 0)
+        _exit(1);
+    null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    rc = nbd_export_open(srv, export, cfg->connect_timeout_ms, &ex, why, sizeof why);
+    if (rc < 0) {
+        dprintf(wfd, "err %d %s\n", -rc, why);
+        _exit(1);
+    }
+    struct fusedisk_params p = {.dir = fuse_dir,
+                                .server = srv,
+                                .export = export,
+                                .connect_timeout_ms = cfg->connect_timeout_ms,
+                                .dead_timeout_ms = cfg->dead_timeout_ms,
+                                .stats_path = stats,
+                                .ready_fd = wfd};
+    rc = fusedisk_serve(&p, &ex);
+    if (rc < 0)
+        dprintf(wfd, "err %d cannot serve the FUSE disk on %s: %s\n", -rc, fuse_dir, strerror(-rc));
+    _exit(rc < 0 ? 1 : 0);
+}
+
+/* Wait for the worker's first line: "ok" or "err ERRNO reason". */
+static int worker_ready(int rfd, unsigned timeout_ms, char *why, size_t whylen)
+{
+    char buf[600];
+    size_t got = 0;
+    struct pollfd p = {.fd = rfd, .events = POLLIN};
+
+    while (got < sizeof buf - 1) {
+        int r = poll(&p, 1, (int)timeout_ms);
+        if (r <= 0) {
+            snprintf(why, whylen, "the home's worker did not answer within %u ms", timeout_ms);
+            return -ETIMEDOUT;
+        }
+        ssize_t n = read(rfd, buf + got, sizeof buf - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        if (memchr(buf, '\n', got))
+            break;
+    }
+    buf[got] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+    if (strcmp(buf, "ok") == 0)
+        return 0;
+    if (strncmp(buf, "err ", 4) == 0) {
+        char *rest;
+        long e = strtol(buf + 4, &rest, 10);
+        snprintf(why, whylen, "%s", *rest == ' ' ? rest + 1 : rest);
+        return e > 0 ? (int)-e : -EIO;
+    }
+    snprintf(why, whylen, "the home's worker exited before serving");
+    return -EIO;
+}
+
+static int do_mount(const struct hp_config *cfg, const char *dev, const char *target)
+{
+    struct libmnt_context *cxt = mnt_new_context();
+    int rc;
+
+    if (!cxt)
+        return -ENOMEM;
+    mnt_context_disable_mtab(cxt, 1);
+    mnt_context_set_source(cxt, dev);
+    mnt_context_set_target(cxt, target);
+    mnt_context_set_fstype(cxt, "ext4");
+    mnt_context_set_options(cxt, cfg->mount_options);
+    rc = mnt_context_mount(cxt);
+    if (rc == 0 && mnt_context_get_status(cxt) != 1)
+        rc = -EIO;
+    else if (rc > 0) /* a mount(2) error: libmount keeps errno in the syscall status */
+        rc = -mnt_context_get_syscall_errno(cxt);
+    mnt_free_context(cxt);
+    return rc > 0 ? -EIO : rc;
+}
+
+int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn progress, void *ctx,
+               char *why, size_t whylen)
+{
+    struct home_state s = {0};
+    const struct hp_server *srv = config_home_server(cfg);
+    char stats[PATH_MAX], dir[PATH_MAX], disk[PATH_MAX + 8];
+    struct passwd *pw;
+    struct stat st;
+    int pfd[2], lfd = -1, rc;
+    pid_t pid;
+
+    if (!user_name_valid(user)) {
+        snprintf(why, whylen, "invalid user name '%s': it %s", user, user_name_problem(user));
+        return -EINVAL;
+    }
+    pw = getpwnam(user);
+    if (!pw) {
+        snprintf(why, whylen, "user '%s' is unknown on this machine", user);
+        return -ENOENT;
+    }
+    if (!srv) {
+        snprintf(why, whylen, "no home server configured: set [home] server or [nbd] servers");
+        return -EINVAL;
+    }
+    if (state_read(cfg, user, &s) == 0) {
+        if (worker_alive(s.worker) && is_mountpoint_of(s.mountpoint, s.device)) {
+            snprintf(why, whylen, "the home of %s is already mounted on %s (%s)", user,
+                     s.mountpoint, s.device);
+            return -EALREADY;
+        }
+        log_warn("stale record of %s's home (worker %d gone): cleaning it up", user, (int)s.worker);
+        stop_worker(&s);
+        state_remove(cfg, user);
+    }
+    memset(&s, 0, sizeof s);
+    snprintf(s.user, sizeof s.user, "%s", user);
+    snprintf(s.attach, sizeof s.attach, "fuse");
+    snprintf(s.server, sizeof s.server, "%s", srv->label);
+    if (config_expand(cfg->export_template, user, s.export, sizeof s.export) < 0 ||
+        config_expand(cfg->mount_template, user, s.mountpoint, sizeof s.mountpoint) < 0) {
+        snprintf(why, whylen, "export or mount_dir too long for user %s", user);
+        return -ENAMETOOLONG;
+    }
+    snprintf(s.fuse_dir, sizeof s.fuse_dir, "%s/fuse/%s", cfg->run_dir, user);
+    snprintf(dir, sizeof dir, "%s/homes", cfg->run_dir);
+    if ((rc = mkdir_p(dir, 0700)) < 0 || (rc = mkdir_p(s.fuse_dir, 0700)) < 0) {
+        snprintf(why, whylen, "cannot create %s: %s", dir, strerror(-rc));
+        return rc;
+    }
+    state_path(cfg, user, ".stats", stats, sizeof stats);
+
+    say(progress, ctx, "Requesting home of %s from %s...", user, srv->label);
+    if (pipe2(pfd, O_CLOEXEC) < 0) {
+        rc = -errno;
+        snprintf(why, whylen, "pipe: %s", strerror(-rc));
+        return rc;
+    }
+    pid = fork();
+    if (pid < 0) {
+        rc = -errno;
+        close(pfd[0]);
+        close(pfd[1]);
+        snprintf(why, whylen, "fork: %s", strerror(-rc));
+        return rc;
+    }
+    if (pid == 0) {
+        close(pfd[0]);
+        run_worker(cfg, srv, s.export, s.fuse_dir, stats, pfd[1]);
+    }
+    close(pfd[1]);
+    s.worker = pid;
+    rc = worker_ready(pfd[0], cfg->connect_timeout_ms + 5000, why, whylen);
+    close(pfd[0]);
+    if (rc < 0) {
+        waitpid(pid, NULL, WNOHANG);
+        stop_worker(&s);
+        return rc;
+    }
+    /* Record it now: from here on a failure must be able to undo it. */
+    rc = state_write(cfg, &s);
+    if (rc < 0) {
+        snprintf(why, whylen, "cannot record the home of %s: %s", user, strerror(-rc));
+        goto undo;
+    }
+
+    snprintf(disk, sizeof disk, "%s/disk", s.fuse_dir);
+    if (stat(disk, &st) == 0)
+        s.size = (uint64_t)st.st_size;
+    lfd = loopdev_attach(disk, false, 0, s.device, sizeof s.device, &s.direct_io);
+    if (lfd < 0) {
+        rc = lfd;
+        snprintf(why, whylen, "cannot bind a loop device to %s: %s", disk, strerror(-rc));
+        goto undo;
+    }
+    state_write(cfg, &s);
+
+    say(progress, ctx, "Checking the home of %s...", user);
+    const char *fsck[] = {"e2fsck", "-p", s.device, NULL};
+    rc = spawn_wait(fsck, 1);
+    if (rc == -ENOENT) {
+        log_debug("e2fsck not found: %s not checked", s.device);
+    } else if (rc < 0 || rc >= 4) {
+        snprintf(why, whylen,
+                 "the home of %s has errors e2fsck -p cannot repair (exit %d): run "
+                 "'e2fsck -f' on export '%s' of %s by hand",
+                 user, rc, s.export, s.server);
+        rc = -EUCLEAN;
+        goto undo;
+    } else if (rc > 0) {
+        log_notice("e2fsck -p repaired the home of %s (exit %d)", user, rc);
+    }
+
+    rc = mkdir_p(s.mountpoint, 0755);
+    if (rc == 0)
+        rc = do_mount(cfg, s.device, s.mountpoint);
+    if (rc == -EUCLEAN) {
+        snprintf(why, whylen,
+                 "cannot mount the home of %s: the filesystem needs repair (the kernel "
+                 "refused it): run 'e2fsck -f' on export '%s' of %s by hand",
+                 user, s.export, s.server);
+        goto undo;
+    } else if (rc < 0) {
+        snprintf(why, whylen, "cannot mount %s on %s: %s", s.device, s.mountpoint, strerror(-rc));
+        goto undo;
+    }
+    close(lfd); /* the mount holds the device now */
+    lfd = -1;
+    if (stat(s.mountpoint, &st) < 0 || st.st_uid != pw->pw_uid) {
+        if (!cfg->fix_owner) {
+            snprintf(why, whylen,
+                     "the home of %s belongs to uid %u, not %u: chown it on the server, or set "
+                     "fix_owner = yes",
+                     user, (unsigned)st.st_uid, (unsigned)pw->pw_uid);
+            rc = -EPERM;
+            goto undo;
+        }
+        if (chown(s.mountpoint, pw->pw_uid, pw->pw_gid) < 0) {
+            rc = -errno;
+            snprintf(why, whylen, "cannot give the home of %s to uid %u: %s", user,
+                     (unsigned)pw->pw_uid, strerror(-rc));
+            goto undo;
+        }
+        log_notice("gave the root of %s's home to uid %u (fix_owner)", user, (unsigned)pw->pw_uid);
+    }
+    say(progress, ctx, "Home of %s mounted on %s", user, s.mountpoint);
+    return 0;
+
+undo:
+    if (is_mountpoint_of(s.mountpoint, s.device))
+        umount2(s.mountpoint, 0);
+    if (lfd >= 0)
+        close(lfd);
+    if (s.device[0])
+        loopdev_detach(s.device);
+    stop_worker(&s);
+    state_remove(cfg, user);
+    return rc;
+}
+
+/* List the processes using something below dir (cwd, root, open files,
+ * mapped files), for a message. */
+static void list_holders(const char *dir, char *out, size_t len)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    size_t dlen = strlen(dir), used = 0;
+    int found = 0;
+
+    out[0] = '\0';
+    if (!d)
+        return;
+    while ((de = readdir(d)) && used + 64 < len) {
+        char path[PATH_MAX], link[PATH_MAX], comm[32];
+        const char *what = NULL;
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 0)
+            continue;
+        static const char *const links[] = {"cwd", "root", "exe"};
+        for (size_t i = 0; i < 3 && !what; i++) {
+            snprintf(path, sizeof path, "/proc/%ld/%s", pid, links[i]);
+            ssize_t n = readlink(path, link, sizeof link - 1);
+            if (n > 0) {
+                link[n] = '\0';
+                if (strncmp(link, dir, dlen) == 0 && (link[dlen] == '/' || !link[dlen]))
+                    what = links[i];
+            }
+        }
+        if (!what) {
+            snprintf(path, sizeof path, "/proc/%ld/fd", pid);
+            DIR *fds = opendir(path);
+            struct dirent *fe;
+            while (fds && (fe = readdir(fds)) && !what) {
+                char fpath[PATH_MAX + 300];
+                snprintf(fpath, sizeof fpath, "%s/%s", path, fe->d_name);
+                ssize_t n = readlink(fpath, link, sizeof link - 1);
+                if (n > 0) {
+                    link[n] = '\0';
+                    if (strncmp(link, dir, dlen) == 0 && (link[dlen] == '/' || !link[dlen]))
+                        what = "open file";
+                }
+            }
+            if (fds)
+                closedir(fds);
+        }
+        if (!what)
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+        if (textfile_read_line(path, comm, sizeof comm, 0) < 0)
+            snprintf(comm, sizeof comm, "?");
+        int n = snprintf(out + used, len - used, "%s%ld (%s, %s)", found++ ? ", " : "", pid, comm,
+                         what);
+        if (n > 0)
+            used += (size_t)n;
+    }
+    closedir(d);
+}
+
+int home_umount(const struct hp_config *cfg, const char *user, char *why, size_t whylen)
+{
+    struct home_state s;
+    int rc = -EBUSY;
+
+    if (!user_name_valid(user)) {
+        snprintf(why, whylen, "invalid user name '%s': it %s", user, user_name_problem(user));
+        return -EINVAL;
+    }
+    if (state_read(cfg, user, &s) < 0) {
+        snprintf(why, whylen, "no home of %s is mounted by homeport here", user);
+        return -ENOENT;
+    }
+    sync();
+    for (int i = 0; i < 5 && is_mountpoint_of(s.mountpoint, s.device); i++) {
+        rc = umount2(s.mountpoint, UMOUNT_NOFOLLOW) == 0 ? 0 : -errno;
+        if (rc == 0 || rc != -EBUSY)
+            break;
+        struct timespec ts = {0, 200 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (is_mountpoint_of(s.mountpoint, s.device)) {
+        char holders[1024];
+        list_holders(s.mountpoint, holders, sizeof holders);
+        snprintf(why, whylen, "the home of %s on %s is busy%s%s; it stays mounted", user,
+                 s.mountpoint, holders[0] ? ": " : "", holders);
+        return rc < 0 ? rc : -EBUSY;
+    }
+    /* Unmounted: now the device may go (autoclear may have done it). */
+    rc = loopdev_detach(s.device);
+    if (rc < 0) {
+        snprintf(why, whylen, "cannot release %s: %s", s.device, strerror(-rc));
+        return rc;
+    }
+    stop_worker(&s);
+    state_remove(cfg, user);
+    return 0;
+}
+
+static void read_stats(const struct hp_config *cfg, const char *user, char *state, size_t slen,
+                       unsigned long long *rd, unsigned long long *wr, unsigned long long *rec,
+                       char *err, size_t elen)
+{
+    char path[PATH_MAX], line[512];
+    FILE *f;
+
+    snprintf(state, slen, "unknown");
+    *rd = *wr = *rec = 0;
+    err[0] = '\0';
+    state_path(cfg, user, ".stats", path, sizeof path);
+    f = fopen(path, "re");
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (!strncmp(line, "state=", 6))
+            copy_field(state, slen, line + 6);
+        else if (!strncmp(line, "bytes_read=", 11))
+            *rd = strtoull(line + 11, NULL, 10);
+        else if (!strncmp(line, "bytes_written=", 14))
+            *wr = strtoull(line + 14, NULL, 10);
+        else if (!strncmp(line, "reconnects=", 11))
+            *rec = strtoull(line + 11, NULL, 10);
+        else if (!strncmp(line, "last_error=", 11))
+            copy_field(err, elen, line + 11);
+    }
+    fclose(f);
+}
+
+int home_status(const struct hp_config *cfg, FILE *out, bool json)
+{
+    char dir[PATH_MAX];
+    struct dirent *de;
+    DIR *d;
+    int troubled = 0, n = 0;
+
+    snprintf(dir, sizeof dir, "%s/homes", cfg->run_dir);
+    d = opendir(dir);
+    if (json)
+        fprintf(out, "{\"version\": 1, \"homes\": [");
+    while (d && (de = readdir(d))) {
+        char path[PATH_MAX + 300], state[32], err[256];
+        unsigned long long rd, wr, rec;
+        struct home_state s;
+        if (de->d_name[0] == '.' || strchr(de->d_name, '.'))
+            continue; /* .stats, .tmp */
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        if (state_read_file(path, &s) < 0)
+            continue;
+        bool alive = worker_alive(s.worker);
+        bool mounted = is_mountpoint_of(s.mountpoint, s.device);
+        read_stats(cfg, s.user, state, sizeof state, &rd, &wr, &rec, err, sizeof err);
+        if (!alive)
+            snprintf(state, sizeof state, "worker-gone");
+        else if (!mounted)
+            snprintf(state, sizeof state, "not-mounted");
+        bool bad = strcmp(state, "connected") != 0;
+        troubled += bad;
+        if (json) {
+            fprintf(out, "%s\n  {\"user\": ", n ? "," : "");
+            json_str(out, s.user);
+            fprintf(out, ", \"device\": ");
+            json_str(out, s.device);
+            fprintf(out, ", \"server\": ");
+            json_str(out, s.server);
+            fprintf(out, ", \"export\": ");
+            json_str(out, s.export);
+            fprintf(out, ", \"attach\": ");
+            json_str(out, s.attach);
+            fprintf(out, ", \"mountpoint\": ");
+            json_str(out, s.mountpoint);
+            fprintf(out, ", \"state\": ");
+            json_str(out, state);
+            fprintf(out,
+                    ", \"size\": %llu, \"direct_io\": %s, \"reconnects\": %llu, "
+                    "\"bytes_read\": %llu, \"bytes_written\": %llu, \"worker\": %d, "
+                    "\"last_error\": ",
+                    (unsigned long long)s.size, s.direct_io ? "true" : "false", rec, rd, wr,
+                    (int)s.worker);
+            json_str(out, err);
+            fputc('}', out);
+        } else {
+            fprintf(out,
+                    "%s %s on %s: %s export '%s' via %s (%s%s), %s, reconnects %llu, read %llu "
+                    "bytes, written %llu bytes%s%s\n",
+                    s.user, s.device, s.mountpoint, s.server, s.export, s.attach,
+                    s.direct_io ? "direct I/O" : "buffered", "", state, rec, rd, wr,
+                    err[0] ? ", last error: " : "", err);
+        }
+        n++;
+    }
+    if (d)
+        closedir(d);
+    if (json)
+        fprintf(out, "], \"count\": %d, \"troubled\": %d}\n", n, troubled);
+    else if (n == 0)
+        fprintf(out, "no homes mounted\n");
+    return troubled;
+}

@@ -1,0 +1,82 @@
+#include "loopdev.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int loopdev_attach(const char *path, bool ro, unsigned block_size, char *dev, size_t devlen,
+                   bool *direct)
+{
+    int ctl, ffd, lfd = -1, rc = -EBUSY;
+
+    ffd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (ffd < 0)
+        return -errno;
+    ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+    if (ctl < 0) {
+        rc = -errno;
+        close(ffd);
+        return rc;
+    }
+    /* Another process may take the free device between GET_FREE and
+     * CONFIGURE: then try the next one. */
+    for (int tries = 0; tries < 16; tries++) {
+        int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+        if (n < 0) {
+            rc = -errno;
+            break;
+        }
+        snprintf(dev, devlen, "/dev/loop%d", n);
+        lfd = open(dev, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+        if (lfd < 0 && errno == ENOENT) { /* udev may not have made it yet */
+            struct timespec ts = {0, 10 * 1000000};
+            nanosleep(&ts, NULL);
+            lfd = open(dev, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+        }
+        if (lfd < 0) {
+            rc = -errno;
+            break;
+        }
+        struct loop_config lc = {.fd = (unsigned)ffd, .block_size = block_size};
+        lc.info.lo_flags = LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO | (ro ? LO_FLAGS_READ_ONLY : 0);
+        snprintf((char *)lc.info.lo_file_name, sizeof lc.info.lo_file_name, "%s", path);
+        rc = ioctl(lfd, LOOP_CONFIGURE, &lc) == 0 ? 0 : -errno;
+        if (rc == -EINVAL) { /* no direct I/O on this file: buffered then */
+            lc.info.lo_flags &= ~(unsigned)LO_FLAGS_DIRECT_IO;
+            rc = ioctl(lfd, LOOP_CONFIGURE, &lc) == 0 ? 0 : -errno;
+        }
+        if (rc == 0) {
+            struct loop_info64 info;
+            *direct =
+                ioctl(lfd, LOOP_GET_STATUS64, &info) == 0 && (info.lo_flags & LO_FLAGS_DIRECT_IO);
+            break;
+        }
+        close(lfd);
+        lfd = -1;
+        if (rc != -EBUSY)
+            break;
+    }
+    /* The device keeps its own reference to the file. */
+    close(ctl);
+    close(ffd);
+    return rc < 0 ? rc : lfd;
+}
+
+int loopdev_detach(const char *dev)
+{
+    int fd = open(dev, O_RDONLY | O_CLOEXEC), rc;
+
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    rc = ioctl(fd, LOOP_CLR_FD, 0) == 0 ? 0 : -errno;
+    close(fd);
+    if (rc == -ENXIO) /* not bound: already released */
+        rc = 0;
+    return rc;
+}
