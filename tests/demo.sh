@@ -62,4 +62,21 @@ echo "took $(( $(date +%s%3N) - start )) ms"
 say "The same as JSON (homeport boot --json)"
 "$HOMEPORT" -c "$CONF" boot --json
 echo
+say "alice's home from the NBD server: homeport mount, use it, status, umount"
+add_users alice:1001
+NBD_CONF="servers = unix:$T/homes.sock" write_conf
+cat >> "$CONF" <<CONF
+[home]
+mount_dir = $T/home/%u
+CONF
+start=$(date +%s%3N)
+run "$HOMEPORT" -c "$CONF" mount alice
+echo "took $(( $(date +%s%3N) - start )) ms"
+ls -la "$T/home/alice"
+echo "a note written at $(date)" > "$T/home/alice/note.txt"
+run "$HOMEPORT" -c "$CONF" status
+run "$HOMEPORT" -c "$CONF" umount alice
+echo "read back from the image on the server side:"
+debugfs -R "cat /note.txt" "$T/srv/homes/alice" 2>/dev/null
+
 say "Demo done. (Everything lived in a private mount namespace; nothing is left behind.)"
