@@ -457,12 +457,13 @@ static int set_value(struct parser *p, const struct key_def *k, const char *v,
         return 0;
     }
     case K_ATTACH: {
-        /* kernel (nbd.ko over netlink) is not built yet: auto means FUSE. */
-        if (!strcmp(v, "auto") || !strcmp(v, "fuse")) {
-            *(enum hp_attach *)field = v[0] == 'a' ? HP_ATTACH_AUTO : HP_ATTACH_FUSE;
-            return 0;
-        }
-        perror_at(p, "bad value for '%s': '%s' (expected auto or fuse)", k->name, v);
+        static const char *const names[] = {"auto", "kernel", "fuse"};
+        for (size_t i = 0; i < 3; i++)
+            if (!strcmp(v, names[i])) {
+                *(enum hp_attach *)field = (enum hp_attach)i;
+                return 0;
+            }
+        perror_at(p, "bad value for '%s': '%s' (expected auto, kernel or fuse)", k->name, v);
         return -EINVAL;
     }
     case K_SERVER: {

@@ -30,9 +30,9 @@ struct hp_server {
     char label[300]; /* for messages: "host:port" or "unix:/path" */
 };
 
-/* How an export becomes a block device.  FUSE + loop for now; auto will
- * prefer nbd.ko once the kernel path exists. */
-enum hp_attach { HP_ATTACH_AUTO, HP_ATTACH_FUSE };
+/* How an export becomes a block device: nbd.ko, or FUSE + loop; auto =
+ * the kernel when nbd.ko is loaded or loadable. */
+enum hp_attach { HP_ATTACH_AUTO, HP_ATTACH_KERNEL, HP_ATTACH_FUSE };
 
 struct hp_config {
     char *source; /* file the values came from; NULL = built-in defaults */

@@ -21,11 +21,14 @@
 #include "log.h"
 #include "loopdev.h"
 #include "nbd.h"
+#include "nbdkernel.h"
 #include "spawn.h"
 #include "textfile.h"
 #include "user.h"
 
 #define WORKER_STOP_MS 10000
+
+static int release_device(const struct home_state *s);
 
 __attribute__((format(printf, 3, 4))) static void say(home_progress_fn fn, void *ctx,
                                                       const char *fmt, ...)
@@ -214,14 +217,12 @@ static void stop_worker(const struct home_state *s)
     }
 }
 
-/* The worker: connect, serve the export on the FUSE dir, report through
- * the pipe.  Never returns. */
-static void run_worker(const struct hp_config *cfg, const struct hp_server *srv, const char *export,
-                       const char *fuse_dir, const char *stats, int wfd)
+/* A worker outlives the command that started it: it must not hold that
+ * command's stdout/stderr (pam_exec and $(...) wait for them to close), so
+ * its stdio goes to /dev/null and its log to syslog or the kernel log. */
+static void worker_detach(const struct hp_config *cfg)
 {
-    struct nbd_export ex;
-    char why[512];
-    int rc, null;
+    int null;
 
     setsid();
     if (chdir("/") < 0)
@@ -230,8 +231,22 @@ static void run_worker(const struct hp_config *cfg, const struct hp_server *srv,
     if (null >= 0) {
         dup2(null, STDIN_FILENO);
         dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
     }
+    log_open(cfg->log_target == LOG_TO_STDERR ? LOG_TO_AUTO : cfg->log_target, log_current_level());
     signal(SIGPIPE, SIG_IGN);
+}
+
+/* The worker: connect, serve the export on the FUSE dir, report through
+ * the pipe.  Never returns. */
+static void run_worker(const struct hp_config *cfg, const struct hp_server *srv, const char *export,
+                       const char *fuse_dir, const char *stats, int wfd)
+{
+    struct nbd_export ex;
+    char why[512];
+    int rc;
+
+    worker_detach(cfg);
     rc = nbd_export_open(srv, export, cfg->connect_timeout_ms, &ex, why, sizeof why);
     if (rc < 0) {
         dprintf(wfd, "err %d %s\n", -rc, why);
@@ -250,8 +265,101 @@ static void run_worker(const struct hp_config *cfg, const struct hp_server *srv,
     _exit(rc < 0 ? 1 : 0);
 }
 
-/* Wait for the worker's first line: "ok" or "err ERRNO reason". */
-static int worker_ready(int rfd, unsigned timeout_ms, char *why, size_t whylen)
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void worker_detach(const struct hp_config *cfg);
+
+static void write_kernel_stats(const char *path, bool connected, unsigned long long reconnects,
+                               const char *err)
+{
+    char tmp[PATH_MAX + 8];
+    FILE *f;
+
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    f = fopen(tmp, "we");
+    if (!f)
+        return;
+    fprintf(f, "state=%s\nreconnects=%llu\nlast_error=%s\n",
+            connected ? "connected" : "disconnected", reconnects, err);
+    if (fclose(f) == 0)
+        rename(tmp, path);
+}
+
+/* The kernel attach worker: connect, hand the socket to nbd.ko, then watch
+ * for a dead link and give the kernel a new connection (backoff 100 ms to
+ * 2 s) until it works again.  The kernel holds I/O for dead_timeout
+ * meanwhile, then fails it.  Never returns. */
+static void run_kernel_worker(const struct hp_config *cfg, const struct hp_server *srv,
+                              const char *export, const char *stats, int wfd)
+{
+    struct nbd_export ex;
+    char why[512] = "";
+    unsigned long long reconnects = 0;
+    int rc, index = -1, watch = -1;
+    unsigned dead_s = (cfg->dead_timeout_ms + 999) / 1000;
+
+    worker_detach(cfg);
+    rc = nbd_export_open(srv, export, cfg->connect_timeout_ms, &ex, why, sizeof why);
+    if (rc == 0) {
+        watch = nbdkernel_watch_open(); /* before connecting: miss no announcement */
+        rc = nbdkernel_connect(&ex, dead_s, &index);
+        if (rc < 0) {
+            snprintf(why, sizeof why, "the kernel refused the connection: %s", strerror(-rc));
+            nbd_export_close(&ex);
+        }
+    }
+    if (rc < 0) {
+        dprintf(wfd, "err %d %s\n", -rc, why);
+        _exit(1);
+    }
+    write_kernel_stats(stats, true, 0, "");
+    dprintf(wfd, "ok /dev/nbd%d\n", index);
+    close(wfd);
+    signal(SIGTERM, on_stop);
+    signal(SIGINT, on_stop);
+    signal(SIGHUP, on_stop);
+    while (!stop_requested) {
+        struct pollfd p = {.fd = watch, .events = POLLIN};
+        if (watch < 0 || poll(&p, 1, 1000) <= 0 || nbdkernel_watch_read(watch) != index)
+            continue;
+        log_warn("%s: /dev/nbd%d lost its connection to %s; reconnecting", export, index,
+                 srv->label);
+        write_kernel_stats(stats, false, reconnects, "link dead");
+        unsigned backoff_ms = 100;
+        while (!stop_requested) {
+            rc = nbd_export_open(srv, export, cfg->connect_timeout_ms, &ex, why, sizeof why);
+            if (rc == 0) {
+                rc = nbdkernel_reconfigure(index, &ex);
+                if (rc < 0) {
+                    snprintf(why, sizeof why, "reconfigure: %s", strerror(-rc));
+                    nbd_export_close(&ex);
+                }
+            }
+            if (rc == 0) {
+                reconnects++;
+                log_notice("%s: /dev/nbd%d reconnected to %s", export, index, srv->label);
+                write_kernel_stats(stats, true, reconnects, "");
+                break;
+            }
+            write_kernel_stats(stats, false, reconnects, why);
+            struct timespec ts = {backoff_ms / 1000, (long)(backoff_ms % 1000) * 1000000};
+            nanosleep(&ts, NULL);
+            backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
+        }
+    }
+    _exit(0);
+}
+
+/* Wait for the worker's first line: "ok [device]" or "err ERRNO reason".
+ * The device (kernel attach) goes to dev. */
+static int worker_ready(int rfd, unsigned timeout_ms, char *dev, size_t devlen, char *why,
+                        size_t whylen)
 {
     char buf[600];
     size_t got = 0;
@@ -274,6 +382,10 @@ static int worker_ready(int rfd, unsigned timeout_ms, char *why, size_t whylen)
     buf[strcspn(buf, "\n")] = '\0';
     if (strcmp(buf, "ok") == 0)
         return 0;
+    if (strncmp(buf, "ok ", 3) == 0) {
+        copy_field(dev, devlen, buf + 3);
+        return 0;
+    }
     if (strncmp(buf, "err ", 4) == 0) {
         char *rest;
         long e = strtol(buf + 4, &rest, 10);
@@ -339,18 +451,25 @@ int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn p
         stop_worker(&s);
         state_remove(cfg, user);
     }
+    bool kernel =
+        cfg->attach == HP_ATTACH_KERNEL || (cfg->attach == HP_ATTACH_AUTO && nbdkernel_available());
+    if (cfg->attach == HP_ATTACH_KERNEL && !nbdkernel_available()) {
+        snprintf(why, whylen, "attach = kernel, but nbd.ko is not loaded and cannot be loaded");
+        return -ENODEV;
+    }
     memset(&s, 0, sizeof s);
     snprintf(s.user, sizeof s.user, "%s", user);
-    snprintf(s.attach, sizeof s.attach, "fuse");
+    snprintf(s.attach, sizeof s.attach, "%s", kernel ? "kernel" : "fuse");
     snprintf(s.server, sizeof s.server, "%s", srv->label);
     if (config_expand(cfg->export_template, user, s.export, sizeof s.export) < 0 ||
         config_expand(cfg->mount_template, user, s.mountpoint, sizeof s.mountpoint) < 0) {
         snprintf(why, whylen, "export or mount_dir too long for user %s", user);
         return -ENAMETOOLONG;
     }
-    snprintf(s.fuse_dir, sizeof s.fuse_dir, "%s/fuse/%s", cfg->run_dir, user);
+    if (!kernel)
+        snprintf(s.fuse_dir, sizeof s.fuse_dir, "%s/fuse/%s", cfg->run_dir, user);
     snprintf(dir, sizeof dir, "%s/homes", cfg->run_dir);
-    if ((rc = mkdir_p(dir, 0700)) < 0 || (rc = mkdir_p(s.fuse_dir, 0700)) < 0) {
+    if ((rc = mkdir_p(dir, 0700)) < 0 || (!kernel && (rc = mkdir_p(s.fuse_dir, 0700)) < 0)) {
         snprintf(why, whylen, "cannot create %s: %s", dir, strerror(-rc));
         return rc;
     }
@@ -372,11 +491,14 @@ int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn p
     }
     if (pid == 0) {
         close(pfd[0]);
+        if (kernel)
+            run_kernel_worker(cfg, srv, s.export, stats, pfd[1]);
         run_worker(cfg, srv, s.export, s.fuse_dir, stats, pfd[1]);
     }
     close(pfd[1]);
     s.worker = pid;
-    rc = worker_ready(pfd[0], cfg->connect_timeout_ms + 5000, why, whylen);
+    rc = worker_ready(pfd[0], cfg->connect_timeout_ms + 5000, s.device, sizeof s.device, why,
+                      whylen);
     close(pfd[0]);
     if (rc < 0) {
         waitpid(pid, NULL, WNOHANG);
@@ -390,14 +512,19 @@ int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn p
         goto undo;
     }
 
-    snprintf(disk, sizeof disk, "%s/disk", s.fuse_dir);
-    if (stat(disk, &st) == 0)
-        s.size = (uint64_t)st.st_size;
-    lfd = loopdev_attach(disk, false, 0, s.device, sizeof s.device, &s.direct_io);
-    if (lfd < 0) {
-        rc = lfd;
-        snprintf(why, whylen, "cannot bind a loop device to %s: %s", disk, strerror(-rc));
-        goto undo;
+    if (!kernel) {
+        snprintf(disk, sizeof disk, "%s/disk", s.fuse_dir);
+        if (stat(disk, &st) == 0)
+            s.size = (uint64_t)st.st_size;
+        lfd = loopdev_attach(disk, false, 0, s.device, sizeof s.device, &s.direct_io);
+        if (lfd < 0) {
+            rc = lfd;
+            s.device[0] = '\0';
+            snprintf(why, whylen, "cannot bind a loop device to %s: %s", disk, strerror(-rc));
+            goto undo;
+        }
+    } else {
+        s.direct_io = true; /* no page cache between the device and the network */
     }
     state_write(cfg, &s);
 
@@ -457,11 +584,26 @@ undo:
         umount2(s.mountpoint, 0);
     if (lfd >= 0)
         close(lfd);
-    if (s.device[0])
-        loopdev_detach(s.device);
+    release_device(&s);
     stop_worker(&s);
     state_remove(cfg, user);
     return rc;
+}
+
+/* Give the block device back: loop detach, or NBD disconnect.  Only ever
+ * called once its filesystem is unmounted. */
+static int release_device(const struct home_state *s)
+{
+    int index;
+
+    if (!s->device[0])
+        return 0;
+    if (strcmp(s->attach, "kernel") == 0) {
+        if (sscanf(s->device, "/dev/nbd%d", &index) != 1)
+            return -EINVAL;
+        return nbdkernel_disconnect(index);
+    }
+    return loopdev_detach(s->device);
 }
 
 /* List the processes using something below dir (cwd, root, open files,
@@ -551,8 +693,8 @@ int home_umount(const struct hp_config *cfg, const char *user, char *why, size_t
                  s.mountpoint, holders[0] ? ": " : "", holders);
         return rc < 0 ? rc : -EBUSY;
     }
-    /* Unmounted: now the device may go (autoclear may have done it). */
-    rc = loopdev_detach(s.device);
+    /* Unmounted: now the device may go (a loop's autoclear may have done it). */
+    rc = release_device(&s);
     if (rc < 0) {
         snprintf(why, whylen, "cannot release %s: %s", s.device, strerror(-rc));
         return rc;
@@ -615,6 +757,18 @@ int home_status(const struct hp_config *cfg, FILE *out, bool json)
         bool alive = worker_alive(s.worker);
         bool mounted = is_mountpoint_of(s.mountpoint, s.device);
         read_stats(cfg, s.user, state, sizeof state, &rd, &wr, &rec, err, sizeof err);
+        if (!strcmp(s.attach, "kernel")) {
+            /* the kernel counts: /sys/block/nbdN/stat, sectors read (3rd) and written (7th) */
+            char sp[sizeof s.device + 32], line[256];
+            unsigned long long f[7] = {0};
+            snprintf(sp, sizeof sp, "/sys/block/%.58s/stat", s.device + 5);
+            if (textfile_read_line(sp, line, sizeof line, 0) == 0 &&
+                sscanf(line, "%llu %llu %llu %llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3],
+                       &f[4], &f[5], &f[6]) == 7) {
+                rd = f[2] * 512;
+                wr = f[6] * 512;
+            }
+        }
         if (!alive)
             snprintf(state, sizeof state, "worker-gone");
         else if (!mounted)

@@ -267,7 +267,7 @@ int main(void)
                      "bad value for 'mount_dir': 'home/%u' (expected an absolute path such as "
                      "/home/%u)");
         expect_error("[home]\nattach = nfs\n", 2,
-                     "bad value for 'attach': 'nfs' (expected auto or fuse)");
+                     "bad value for 'attach': 'nfs' (expected auto, kernel or fuse)");
     }
 
     /* server addresses */
