@@ -33,7 +33,8 @@ struct disk {
     double last_attempt; /* of a reconnect after the dead timeout */
     char last_error[256];
     struct fuse_session *se;
-    volatile int stopping;
+    int stopping;            /* under stats_mu */
+    pthread_cond_t stats_cv; /* wakes the stats thread to stop */
 };
 
 static double now_s(void)
@@ -73,17 +74,21 @@ static void *stats_thread(void *arg)
     struct disk *d = arg;
     uint64_t last = UINT64_MAX;
 
+    pthread_mutex_lock(&d->stats_mu);
     while (!d->stopping) {
-        pthread_mutex_lock(&d->stats_mu);
         uint64_t sum = d->bytes_read + d->bytes_written + d->reconnects + d->io_errors;
-        pthread_mutex_unlock(&d->stats_mu);
         if (sum != last) {
+            pthread_mutex_unlock(&d->stats_mu);
             write_stats(d);
+            pthread_mutex_lock(&d->stats_mu);
             last = sum;
         }
-        struct timespec ts = {1, 0};
-        nanosleep(&ts, NULL);
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&d->stats_cv, &d->stats_mu, &until);
     }
+    pthread_mutex_unlock(&d->stats_mu);
     return NULL;
 }
 
@@ -294,11 +299,56 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fuse_reply_open(req, fi);
 }
 
+/* One read buffer per FUSE thread, kept between requests (a fresh 1 MiB
+ * allocation per request costs an mmap/munmap pair with musl) and freed
+ * when the thread ends. */
+struct rbuf {
+    char *p;
+    size_t cap;
+};
+static pthread_key_t rbuf_key;
+static pthread_once_t rbuf_once = PTHREAD_ONCE_INIT;
+
+static void rbuf_free(void *v)
+{
+    struct rbuf *rb = v;
+    free(rb->p);
+    free(rb);
+}
+
+static void rbuf_init(void)
+{
+    pthread_key_create(&rbuf_key, rbuf_free);
+}
+
+static struct rbuf *read_buffer(size_t size)
+{
+    struct rbuf *rb;
+
+    pthread_once(&rbuf_once, rbuf_init);
+    rb = pthread_getspecific(rbuf_key);
+    if (!rb) {
+        rb = calloc(1, sizeof *rb);
+        if (!rb || pthread_setspecific(rbuf_key, rb) != 0) {
+            free(rb);
+            return NULL;
+        }
+    }
+    if (size > rb->cap) {
+        char *g = realloc(rb->p, size ? size : 1);
+        if (!g)
+            return NULL;
+        rb->p = g;
+        rb->cap = size;
+    }
+    return rb;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
     struct disk *d = fuse_req_userdata(req);
-    char *buf;
+    struct rbuf *rb = read_buffer(size);
     int rc;
     (void)ino;
     (void)fi;
@@ -308,17 +358,15 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     }
     if (size > d->size - (uint64_t)off)
         size = (size_t)(d->size - (uint64_t)off);
-    buf = malloc(size ? size : 1);
-    if (!buf) {
+    if (!rb) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    rc = do_io(d, OP_READ, buf, size, (uint64_t)off);
+    rc = do_io(d, OP_READ, rb->p, size, (uint64_t)off);
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
-        fuse_reply_buf(req, buf, size);
-    free(buf);
+        fuse_reply_buf(req, rb->p, size);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -384,6 +432,11 @@ int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex)
     pthread_rwlock_init(&d.lock, NULL);
     pthread_mutex_init(&d.reconnect_mu, NULL);
     pthread_mutex_init(&d.stats_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d.stats_cv, &ca);
+    pthread_condattr_destroy(&ca);
     d.se = fuse_session_new(&args, &ops, sizeof ops, &d);
     if (!d.se) {
         rc = -EIO;
@@ -409,12 +462,17 @@ int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex)
     }
     pthread_t st;
     bool have_st = pthread_create(&st, NULL, stats_thread, &d) == 0;
+    /* As many idle threads as threads: with fewer, libfuse ends and
+     * creates a thread for nearly every request under load. */
     fuse_loop_cfg_set_max_threads(lc, 16);
-    fuse_loop_cfg_set_idle_threads(lc, 4);
+    fuse_loop_cfg_set_idle_threads(lc, 16);
     rc = fuse_session_loop_mt(d.se, lc);
     rc = rc < 0 ? rc : 0;
     fuse_loop_cfg_destroy(lc);
+    pthread_mutex_lock(&d.stats_mu);
     d.stopping = 1;
+    pthread_cond_signal(&d.stats_cv);
+    pthread_mutex_unlock(&d.stats_mu);
     if (have_st)
         pthread_join(st, NULL);
     do_io(&d, OP_FLUSH, NULL, 0, 0);
