@@ -134,7 +134,7 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 	    --suppress=missingIncludeSystem -D_GNU_SOURCE -Iagent agent tests/unit
 	clang-tidy --quiet --warnings-as-errors='*' agent/*.c -- -std=gnu11 -D_GNU_SOURCE \
-	    -Iagent -Ibuild $(shell pkg-config --cflags mount blkid libnbd libcurl)
+	    -Iagent -Ibuild $(shell pkg-config --cflags mount blkid libnbd libcurl fuse3)
 
 clean:
 	rm -rf build/static build/dev build/asan build/homeport build/homeport.stripped

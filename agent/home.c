@@ -37,6 +37,7 @@ __attribute__((format(printf, 3, 4))) static void say(home_progress_fn fn, void 
     va_list ap;
 
     va_start(ap, fmt);
+    /* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): false positive, ap is started */
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     log_info("%s", msg);
@@ -200,7 +201,7 @@ static void stop_worker(const struct home_state *s)
     if (worker_alive(s->worker)) {
         kill(s->worker, SIGTERM);
         for (int i = 0; i < WORKER_STOP_MS / 20 && worker_alive(s->worker); i++) {
-            struct timespec ts = {0, 20 * 1000000};
+            struct timespec ts = {0, 20L * 1000000};
             waitpid(s->worker, NULL, WNOHANG);
             nanosleep(&ts, NULL);
         }
@@ -683,7 +684,7 @@ int home_umount(const struct hp_config *cfg, const char *user, char *why, size_t
         rc = umount2(s.mountpoint, UMOUNT_NOFOLLOW) == 0 ? 0 : -errno;
         if (rc == 0 || rc != -EBUSY)
             break;
-        struct timespec ts = {0, 200 * 1000000};
+        struct timespec ts = {0, 200L * 1000000};
         nanosleep(&ts, NULL);
     }
     if (is_mountpoint_of(s.mountpoint, s.device)) {

@@ -35,7 +35,7 @@ int loopdev_attach(const char *path, bool ro, unsigned block_size, char *dev, si
         snprintf(dev, devlen, "/dev/loop%d", n);
         lfd = open(dev, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
         if (lfd < 0 && errno == ENOENT) { /* udev may not have made it yet */
-            struct timespec ts = {0, 10 * 1000000};
+            struct timespec ts = {0, 10L * 1000000};
             nanosleep(&ts, NULL);
             lfd = open(dev, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
         }
