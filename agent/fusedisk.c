@@ -1,4 +1,8 @@
-#define FUSE_USE_VERSION 35
+/* 3.12 API: fuse_session_loop_mt() takes a struct fuse_loop_config *.  With
+ * an older FUSE_USE_VERSION it maps to a function taking the v1 struct,
+ * which misreads ours (max_idle_threads came out as 1: a thread created and
+ * ended per request). */
+#define FUSE_USE_VERSION 312
 #include "fusedisk.h"
 
 #include <errno.h>
