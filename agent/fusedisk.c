@@ -1,7 +1,7 @@
 /* 3.12 API: fuse_session_loop_mt() takes a struct fuse_loop_config *.  With
  * an older FUSE_USE_VERSION it maps to a function taking the v1 struct,
- * which misreads ours (max_idle_threads came out as 1: a thread created and
- * ended per request). */
+ * which misreads ours: its idle-thread limit came out so low that a thread
+ * was created and ended for every request. */
 #define FUSE_USE_VERSION 312
 #include "fusedisk.h"
 
