@@ -325,9 +325,17 @@ static void run_kernel_worker(const struct hp_config *cfg, const struct hp_serve
     signal(SIGTERM, on_stop);
     signal(SIGINT, on_stop);
     signal(SIGHUP, on_stop);
+    if (watch < 0)
+        log_warn("%s: cannot watch /dev/nbd%d for a dead link (%s): no reconnects", export, index,
+                 strerror(-watch));
     while (!stop_requested) {
         struct pollfd p = {.fd = watch, .events = POLLIN};
-        if (watch < 0 || poll(&p, 1, 1000) <= 0 || nbdkernel_watch_read(watch) != index)
+        if (watch < 0) { /* nothing to watch: just wait to be stopped */
+            struct timespec ts = {1, 0};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (poll(&p, 1, 1000) <= 0 || nbdkernel_watch_read(watch) != index)
             continue;
         log_warn("%s: /dev/nbd%d lost its connection to %s; reconnecting", export, index,
                  srv->label);
