@@ -523,9 +523,12 @@ int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn p
 
     if (!kernel) {
         snprintf(disk, sizeof disk, "%s/disk", s.fuse_dir);
-        if (stat(disk, &st) == 0)
+        bool ro = false;
+        if (stat(disk, &st) == 0) {
             s.size = (uint64_t)st.st_size;
-        lfd = loopdev_attach(disk, false, 0, s.device, sizeof s.device, &s.direct_io);
+            ro = !(st.st_mode & S_IWUSR); /* the server exports it read-only */
+        }
+        lfd = loopdev_attach(disk, ro, 0, s.device, sizeof s.device, &s.direct_io);
         if (lfd < 0) {
             rc = lfd;
             s.device[0] = '\0';

@@ -489,8 +489,6 @@ int nbd_export_open(const struct hp_server *srv, const char *name, unsigned time
     ex->size = nbd_get_size(h);
     ex->read_only = nbd_is_read_only(h) == 1;
     ex->can_flush = nbd_can_flush(h) == 1;
-    int64_t bs = nbd_get_block_size(h, LIBNBD_SIZE_PREFERRED);
-    ex->block_size = bs >= 512 && bs <= 65536 ? (uint32_t)bs : 4096;
     return 0;
 
 nbd_err:

@@ -47,7 +47,6 @@ struct nbd_export {
     int64_t size;
     bool read_only;
     bool can_flush;
-    uint32_t block_size; /* the server's preferred block size, or 4096 */
 };
 
 /* Connect to srv (TCP with keepalive, or a unix socket) and negotiate
