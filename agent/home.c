@@ -160,6 +160,10 @@ static void state_remove(const struct hp_config *cfg, const char *user)
     unlink(path);
     state_path(cfg, user, ".stats", path, sizeof path);
     unlink(path);
+    state_path(cfg, user, ".stats.tmp", path, sizeof path); /* a worker killed mid-write */
+    unlink(path);
+    state_path(cfg, user, ".tmp", path, sizeof path);
+    unlink(path);
 }
 
 static bool is_mountpoint_of(const char *target, const char *source)
@@ -202,6 +206,11 @@ static void stop_worker(const struct home_state *s)
         kill(s->worker, SIGTERM);
         for (int i = 0; i < WORKER_STOP_MS / 20 && worker_alive(s->worker); i++) {
             struct timespec ts = {0, 20L * 1000000};
+            /* The loop device lets go of the FUSE file asynchronously: the
+             * first unmount may have been refused (EBUSY).  Until the FUSE
+             * mount is gone, the worker's threads sit in read(2). */
+            if (s->fuse_dir[0] && is_mountpoint_of(s->fuse_dir, NULL))
+                umount2(s->fuse_dir, 0);
             waitpid(s->worker, NULL, WNOHANG);
             nanosleep(&ts, NULL);
         }

@@ -187,7 +187,7 @@ check "all unmounted" test "$(grep -c " $T/home/u" /proc/self/mountinfo)" = 0
 check "no FUSE mounts left" bash -c "! grep -q ' $R/fuse/' /proc/self/mountinfo"
 check "no loop device left bound to a home ($(losetup -a | grep -c "$R"))" test "$(losetup -a | grep -c "$R")" = 0
 check "no worker left" bash -c "! pgrep -f '$CONF [m]ount' > /dev/null"
-check "no record left" test -z "$(ls -A "$R/homes")"
+check "no record left ($(ls -A "$R/homes" | tr "\n" " "))" test -z "$(ls -A "$R/homes")"
 check "u07 kept its file" test "$(debugfs -R 'cat /id' "$T/srv/u07" 2> /dev/null)" = 07
 
 done_testing
