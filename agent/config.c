@@ -24,6 +24,7 @@ enum key_type {
     K_TEMPLATE,
     K_PATH_TEMPLATE,
     K_ATTACH,
+    K_KERNEL_API,
     K_SERVER
 };
 
@@ -51,6 +52,7 @@ static const struct key_def keys[] = {
     {"home", "server", K_SERVER, F(home_server), ""},
     {"home", "export", K_TEMPLATE, F(export_template), "%u"},
     {"home", "attach", K_ATTACH, F(attach), "auto"},
+    {"home", "kernel_api", K_KERNEL_API, F(kernel_api), "auto"},
     {"home", "mount_dir", K_PATH_TEMPLATE, F(mount_template), "/home/%u"},
     {"home", "mount_options", K_STRING, F(mount_options), "nosuid,nodev"},
     {"home", "fix_owner", K_BOOL, F(fix_owner), "no"},
@@ -464,6 +466,16 @@ static int set_value(struct parser *p, const struct key_def *k, const char *v,
                 return 0;
             }
         perror_at(p, "bad value for '%s': '%s' (expected auto, kernel or fuse)", k->name, v);
+        return -EINVAL;
+    }
+    case K_KERNEL_API: {
+        static const char *const names[] = {"auto", "netlink", "ioctl"};
+        for (size_t i = 0; i < 3; i++)
+            if (!strcmp(v, names[i])) {
+                *(enum hp_kernel_api *)field = (enum hp_kernel_api)i;
+                return 0;
+            }
+        perror_at(p, "bad value for '%s': '%s' (expected auto, netlink or ioctl)", k->name, v);
         return -EINVAL;
     }
     case K_SERVER: {

@@ -34,6 +34,10 @@ struct hp_server {
  * the kernel when nbd.ko is loaded or loadable. */
 enum hp_attach { HP_ATTACH_AUTO, HP_ATTACH_KERNEL, HP_ATTACH_FUSE };
 
+/* How the kernel is told: netlink (reconnects possible), the old ioctl
+ * interface, or auto: netlink where the kernel has it. */
+enum hp_kernel_api { HP_KAPI_AUTO, HP_KAPI_NETLINK, HP_KAPI_IOCTL };
+
 struct hp_config {
     char *source; /* file the values came from; NULL = built-in defaults */
 
@@ -58,6 +62,7 @@ struct hp_config {
     struct hp_server home_server; /* kind/label empty: the first of servers */
     char *export_template;        /* "%u" */
     enum hp_attach attach;
+    enum hp_kernel_api kernel_api;
     char *mount_template; /* "/home/%u" */
     char *mount_options;  /* "nosuid,nodev" */
     bool fix_owner;       /* chown the home's root to the user instead of refusing */

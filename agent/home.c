@@ -6,6 +6,7 @@
 #include <libmount.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -301,6 +302,54 @@ static void write_kernel_stats(const char *path, bool connected, unsigned long l
         rename(tmp, path);
 }
 
+struct ready_arg {
+    int wfd, index;
+};
+
+/* Report readiness once the device has its receiver (NBD_DO_IT started). */
+static void *ioctl_ready(void *v)
+{
+    struct ready_arg *a = v;
+    char path[64];
+
+    snprintf(path, sizeof path, "/sys/block/nbd%d/pid", a->index);
+    for (int i = 0; i < 500; i++) {
+        if (access(path, F_OK) == 0) {
+            dprintf(a->wfd, "ok /dev/nbd%d\n", a->index);
+            close(a->wfd);
+            return NULL;
+        }
+        struct timespec ts = {0, 20L * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    dprintf(a->wfd, "err %d /dev/nbd%d did not start\n", ETIMEDOUT, a->index);
+    close(a->wfd);
+    return NULL;
+}
+
+/* The ioctl interface: the worker serves the device in NBD_DO_IT until it
+ * is disconnected.  No reconnects.  Never returns. */
+static void run_ioctl_worker(struct nbd_export *ex, const char *stats, int wfd)
+{
+    struct ready_arg a = {.wfd = wfd};
+    pthread_t t;
+    int fd = nbdkernel_ioctl_attach(ex, &a.index), rc;
+
+    if (fd < 0) {
+        nbd_export_close(ex);
+        dprintf(wfd, "err %d the kernel refused the connection (ioctl): %s\n", -fd, strerror(-fd));
+        _exit(1);
+    }
+    write_kernel_stats(stats, true, 0, "");
+    if (pthread_create(&t, NULL, ioctl_ready, &a) != 0) {
+        dprintf(wfd, "err %d cannot start a thread\n", EAGAIN);
+        _exit(1);
+    }
+    rc = nbdkernel_ioctl_run(fd);
+    write_kernel_stats(stats, false, 0, rc < 0 ? strerror(-rc) : "disconnected");
+    _exit(rc < 0 ? 1 : 0);
+}
+
 /* The kernel attach worker: connect, hand the socket to nbd.ko, then watch
  * for a dead link and give the kernel a new connection (backoff 100 ms to
  * 2 s) until it works again.  The kernel holds I/O for dead_timeout
@@ -316,14 +365,21 @@ static void run_kernel_worker(const struct hp_config *cfg, const struct hp_serve
 
     worker_detach(cfg);
     rc = nbd_export_open(srv, export, cfg->connect_timeout_ms, &ex, why, sizeof why);
-    if (rc == 0) {
+    bool use_ioctl = cfg->kernel_api == HP_KAPI_IOCTL;
+    if (rc == 0 && !use_ioctl) {
         watch = nbdkernel_watch_open(); /* before connecting: miss no announcement */
         rc = nbdkernel_connect(&ex, dead_s, &index);
-        if (rc < 0) {
+        if (rc == -ENODEV && cfg->kernel_api == HP_KAPI_AUTO) {
+            log_notice("%s: no netlink nbd in this kernel: using the ioctl interface", export);
+            use_ioctl = true;
+            rc = 0;
+        } else if (rc < 0) {
             snprintf(why, sizeof why, "the kernel refused the connection: %s", strerror(-rc));
             nbd_export_close(&ex);
         }
     }
+    if (rc == 0 && use_ioctl)
+        run_ioctl_worker(&ex, stats, wfd); /* never returns */
     if (rc < 0) {
         dprintf(wfd, "err %d %s\n", -rc, why);
         _exit(1);

@@ -9,6 +9,7 @@
 #include <linux/netlink.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -315,6 +316,20 @@ int nbdkernel_reconfigure(int index, struct nbd_export *ex)
     return send_sock(NBD_CMD_RECONFIGURE, index, ex, 0, NULL);
 }
 
+static int ioctl_disconnect(int index)
+{
+    char dev[32];
+    int fd, rc;
+
+    snprintf(dev, sizeof dev, "/dev/nbd%d", index);
+    fd = open(dev, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    rc = ioctl(fd, NBD_DISCONNECT) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
 int nbdkernel_disconnect(int index)
 {
     struct family f;
@@ -322,7 +337,7 @@ int nbdkernel_disconnect(int index)
     int fd = genl_socket(), rc;
 
     if (fd < 0)
-        return fd;
+        return fd == -EPROTONOSUPPORT ? ioctl_disconnect(index) : fd;
     rc = resolve(fd, &f);
     if (rc == 0) {
         msg_init(&m, (uint16_t)f.id, NBD_CMD_DISCONNECT, 0);
@@ -330,6 +345,82 @@ int nbdkernel_disconnect(int index)
         rc = transact(fd, &m, NULL, NULL);
     }
     close(fd);
+    return rc == -ENODEV ? ioctl_disconnect(index) : rc;
+}
+
+/* A device nobody uses: no receiver task and no size. */
+static bool device_free(int i)
+{
+    char path[64];
+    struct stat st;
+    FILE *f;
+    unsigned long long size = 1;
+
+    snprintf(path, sizeof path, "/sys/block/nbd%d/pid", i);
+    if (stat(path, &st) == 0)
+        return false;
+    snprintf(path, sizeof path, "/sys/block/nbd%d/size", i);
+    f = fopen(path, "re");
+    if (!f)
+        return false;
+    if (fscanf(f, "%llu", &size) != 1)
+        size = 1;
+    fclose(f);
+    return size == 0;
+}
+
+int nbdkernel_ioctl_attach(struct nbd_export *ex, int *index)
+{
+    uint64_t flags = 0, size = (uint64_t)ex->size;
+    int s = -1, rc = -ENOSPC;
+
+    for (int i = 0; i < 256; i++) {
+        char dev[32];
+        int fd;
+
+        if (!device_free(i)) {
+            if (access("/sys/block/nbd0", F_OK) < 0)
+                return -ENODEV;
+            continue;
+        }
+        snprintf(dev, sizeof dev, "/dev/nbd%d", i);
+        fd = open(dev, O_RDWR | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (s < 0) {
+            s = take_socket(ex, &flags);
+            if (s < 0) {
+                close(fd);
+                return s;
+            }
+        }
+        if (ioctl(fd, NBD_SET_BLKSIZE, 512UL) < 0 ||
+            ioctl(fd, NBD_SET_SIZE_BLOCKS, size / 512) < 0 ||
+            ioctl(fd, NBD_SET_FLAGS, (unsigned long)flags) < 0 ||
+            ioctl(fd, NBD_SET_SOCK, (unsigned long)s) < 0) {
+            rc = -errno;
+            close(fd);
+            if (rc == -EBUSY)
+                continue; /* taken meanwhile: the next one */
+            close(s);
+            return rc;
+        }
+        close(s); /* the device holds its own reference */
+        *index = i;
+        return fd;
+    }
+    if (s >= 0)
+        close(s);
+    return rc;
+}
+
+int nbdkernel_ioctl_run(int devfd)
+{
+    int rc = ioctl(devfd, NBD_DO_IT) == 0 ? 0 : -errno;
+
+    ioctl(devfd, NBD_CLEAR_QUE);
+    ioctl(devfd, NBD_CLEAR_SOCK);
+    close(devfd);
     return rc;
 }
 

@@ -27,8 +27,17 @@ int nbdkernel_connect(struct nbd_export *ex, unsigned dead_timeout_s, int *index
 /* Give device index a new, negotiated connection after its link died. */
 int nbdkernel_reconfigure(int index, struct nbd_export *ex);
 
-/* Disconnect /dev/nbdN (never while its filesystem is mounted). */
+/* Disconnect /dev/nbdN (never while its filesystem is mounted): netlink,
+ * or the NBD_DISCONNECT ioctl where the kernel has no netlink nbd. */
 int nbdkernel_disconnect(int index);
+
+/* The ioctl interface, for kernels without netlink nbd: configure a free
+ * device with the export's socket (ex is closed) and return an open
+ * descriptor of it; *index receives N.  Then nbdkernel_ioctl_run() must be
+ * called on it: it serves until the device is disconnected (NBD_DO_IT).
+ * This interface cannot replace a dead connection. */
+int nbdkernel_ioctl_attach(struct nbd_export *ex, int *index);
+int nbdkernel_ioctl_run(int devfd);
 
 /* A socket that receives the driver's announcements; poll it for POLLIN,
  * then nbdkernel_watch_read() returns the index of a dead link, or -1 when

@@ -3,7 +3,8 @@
 # homeport mount with attach = kernel hands a negotiated socket to nbd.ko
 # over netlink; the guest writes; the host kills the server process in the
 # middle and the worker reconnects (NBD_CMD_RECONFIGURE); umount
-# disconnects; the host reads the guest's files back from the image.
+# disconnects; the host reads the guest's files back from the image.  Then
+# the same (without the reconnect) through the old ioctl interface.
 . "$(dirname "$0")/../lib.sh"
 if ! file -L "$HOMEPORT" | grep -q 'statically linked'; then
     echo "ok 1 - kernel nbd home in a VM # SKIP the guest runs only the static binary: covered by the static run"
@@ -18,40 +19,49 @@ cat >> "$CONF" <<C
 [server]
 image_dir = $T/srv
 C
-hp mkhome alice --uid 1001 --gid 1001 --no-skel --size 64M
-expect_rc 0 "image for alice"
 check "VM image built" bash "$TOP/tests/vm/build-image.sh" "$OUT" "$HOMEPORT" > "$T/build.log" 2>&1
 
-HP_VM_TIMEOUT=150 bash "$TOP/tests/vm/run-vm.sh" "$OUT" "$TOP/tests/vm/home-kernel-guest.sh" "$T/srv/alice" > "$T/vm.log" 2>&1 &
-vm=$!
-track "$vm"
-# Kill the guest's server process when it says so (bounded wait).
-killed=no
-for i in $(seq 2400); do
-    if grep -q HOMEPORT-READY-FOR-KILL "$T/vm.log"; then
-        # only nbdkit processes (qemu's command line names the image too)
-        for p in $(pgrep -x nbdkit); do
-            grep -qF "$T/srv/alice" "/proc/$p/cmdline" 2> /dev/null && kill -9 "$p" && killed=yes
-        done
-        break
-    fi
-    kill -0 "$vm" 2> /dev/null || break
-    sleep 0.1
-done
-wait "$vm"
-vmrc=$?
-check "the host killed the server mid-session" test "$killed" = yes
-while read -r _ name result detail; do
-    if [ "$result" = ok ]; then ok "guest: $name: $detail"; else not_ok "guest: $name: $detail"; fi
-done < <(grep '^VMHOME ' "$T/vm.log" | tr -d '\r')
-check "guest checks ran (exit $vmrc)" test "$vmrc" = 0
-grep -E 'VMHOME-TIME|boot-to-marker|marker after' "$T/vm.log" | sed 's/^/# /'
-[ "$vmrc" = 0 ] || sed 's/^/#   vm: /' "$T/vm.log" | tail -40
-
-check "image clean after the VM's umount" e2fsck -fn "$T/srv/alice"
-check "hello.txt read back on the host" test "$(debugfs -R 'cat /hello.txt' "$T/srv/alice" 2> /dev/null)" = "written in the guest"
-check "after.txt (written after the reconnect) read back" test "$(debugfs -R 'cat /after.txt' "$T/srv/alice" 2> /dev/null)" = "after the reconnect"
-debugfs -R "dump /big $T/big" "$T/srv/alice" > /dev/null 2>&1
-want=$(sed -n 's/^VMHOME-SUM \([0-9a-f]*\).*/\1/p' "$T/vm.log" | head -1)
-check "the 4 MiB file's checksum matches the guest's" test -n "$want" -a "$(sha256sum "$T/big" | cut -d' ' -f1)" = "$want"
+# run_guest API: one VM run with kernel_api = API against a fresh image.
+run_guest() {
+    local api=$1 img=$T/srv/alice
+    rm -f "$img"
+    hp mkhome alice --uid 1001 --gid 1001 --no-skel --size 64M
+    expect_rc 0 "[$api] image for alice"
+    { echo "API=$api"; cat "$TOP/tests/vm/home-kernel-guest.sh"; } > "$T/guest-$api.sh"
+    HP_VM_TIMEOUT=150 bash "$TOP/tests/vm/run-vm.sh" "$OUT" "$T/guest-$api.sh" "$img" > "$T/vm.log" 2>&1 &
+    local vm=$!
+    track "$vm"
+    # netlink: kill the guest's server process when it says so (bounded)
+    local killed=no
+    for i in $(seq 1500); do
+        if grep -q HOMEPORT-READY-FOR-KILL "$T/vm.log"; then
+            # only nbdkit processes (qemu's command line names the image too)
+            for p in $(pgrep -x nbdkit); do
+                grep -qF "$img" "/proc/$p/cmdline" 2> /dev/null && kill -9 "$p" && killed=yes
+            done
+            break
+        fi
+        kill -0 "$vm" 2> /dev/null || break
+        sleep 0.1
+    done
+    wait "$vm"
+    local vmrc=$?
+    [ "$api" = netlink ] && check "[$api] the host killed the server mid-session" test "$killed" = yes
+    while read -r _ name result detail; do
+        if [ "$result" = ok ]; then ok "[$api] guest: $name: $detail"; else not_ok "[$api] guest: $name: $detail"; fi
+    done < <(grep '^VMHOME ' "$T/vm.log" | tr -d '\r')
+    check "[$api] guest checks ran (exit $vmrc)" test "$vmrc" = 0
+    grep -E 'VMHOME-TIME|ready at' "$T/vm.log" | sed "s/^/# [$api] /"
+    [ "$vmrc" = 0 ] || sed 's/^/#   vm: /' "$T/vm.log" | tail -40
+    check "[$api] image clean after the VM's umount" e2fsck -fn "$img"
+    check "[$api] hello.txt read back on the host" test "$(debugfs -R 'cat /hello.txt' "$img" 2> /dev/null)" = "written in the guest"
+    check "[$api] after.txt read back" test "$(debugfs -R 'cat /after.txt' "$img" 2> /dev/null)" = "after the reconnect"
+    debugfs -R "dump /big $T/big" "$img" > /dev/null 2>&1
+    local want
+    want=$(sed -n 's/^VMHOME-SUM \([0-9a-f]*\).*/\1/p' "$T/vm.log" | head -1)
+    check "[$api] the 4 MiB file's checksum matches the guest's" test -n "$want" -a "$(sha256sum "$T/big" | cut -d' ' -f1)" = "$want"
+    rm -f "$T/big"
+}
+run_guest netlink
+run_guest ioctl
 done_testing

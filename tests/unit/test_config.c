@@ -266,6 +266,8 @@ int main(void)
         expect_error("[home]\nmount_dir = home/%u\n", 2,
                      "bad value for 'mount_dir': 'home/%u' (expected an absolute path such as "
                      "/home/%u)");
+        expect_error("[home]\nkernel_api = proc\n", 2,
+                     "bad value for 'kernel_api': 'proc' (expected auto, netlink or ioctl)");
         expect_error("[home]\nattach = nfs\n", 2,
                      "bad value for 'attach': 'nfs' (expected auto, kernel or fuse)");
     }
