@@ -86,9 +86,10 @@ static int state_write(const struct hp_config *cfg, const struct home_state *s)
         return -errno;
     fprintf(f,
             "user=%s\nattach=%s\ndevice=%s\nserver=%s\nexport=%s\nmountpoint=%s\nfuse_dir=%s\n"
-            "worker=%d\nsize=%llu\ndirect_io=%d\n",
+            "worker=%d\nsize=%llu\ndirect_io=%d\nread_only=%d\n",
             s->user, s->attach, s->device, s->server, s->export, s->mountpoint, s->fuse_dir,
-            (int)s->worker, (unsigned long long)s->size, s->direct_io ? 1 : 0);
+            (int)s->worker, (unsigned long long)s->size, s->direct_io ? 1 : 0,
+            s->read_only ? 1 : 0);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         int e = -errno;
         fclose(f);
@@ -142,6 +143,8 @@ static int state_read_file(const char *path, struct home_state *s)
             s->size = strtoull(v, NULL, 10);
         else if (!strcmp(line, "direct_io"))
             s->direct_io = atoi(v) != 0;
+        else if (!strcmp(line, "read_only"))
+            s->read_only = atoi(v) != 0;
     }
     fclose(f);
     return s->user[0] && s->mountpoint[0] ? 0 : -EINVAL;
@@ -470,7 +473,7 @@ static int worker_ready(int rfd, unsigned timeout_ms, char *dev, size_t devlen, 
     return -EIO;
 }
 
-static int do_mount(const struct hp_config *cfg, const char *dev, const char *target)
+static int do_mount(const struct hp_config *cfg, const char *dev, const char *target, bool ro)
 {
     struct libmnt_context *cxt = mnt_new_context();
     int rc;
@@ -482,6 +485,8 @@ static int do_mount(const struct hp_config *cfg, const char *dev, const char *ta
     mnt_context_set_target(cxt, target);
     mnt_context_set_fstype(cxt, "ext4");
     mnt_context_set_options(cxt, cfg->mount_options);
+    if (ro)
+        mnt_context_append_options(cxt, "ro");
     rc = mnt_context_mount(cxt);
     if (rc == 0 && mnt_context_get_status(cxt) != 1)
         rc = -EIO;
@@ -588,12 +593,11 @@ int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn p
 
     if (!kernel) {
         snprintf(disk, sizeof disk, "%s/disk", s.fuse_dir);
-        bool ro = false;
         if (stat(disk, &st) == 0) {
             s.size = (uint64_t)st.st_size;
-            ro = !(st.st_mode & S_IWUSR); /* the server exports it read-only */
+            s.read_only = !(st.st_mode & S_IWUSR); /* the server exports it read-only */
         }
-        lfd = loopdev_attach(disk, ro, 0, s.device, sizeof s.device, &s.direct_io);
+        lfd = loopdev_attach(disk, s.read_only, 0, s.device, sizeof s.device, &s.direct_io);
         if (lfd < 0) {
             rc = lfd;
             s.device[0] = '\0';
@@ -601,21 +605,33 @@ int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn p
             goto undo;
         }
     } else {
+        char ro[8] = "0", path[128];
+        snprintf(path, sizeof path, "/sys/block/%.58s/ro", s.device + 5);
+        textfile_read_line(path, ro, sizeof ro, 0);
+        s.read_only = ro[0] == '1';
         s.direct_io = true; /* no page cache between the device and the network */
     }
+    if (s.read_only)
+        log_notice("the server exports %s's home read-only: mounting it read-only", user);
     state_write(cfg, &s);
 
     say(progress, ctx, "Checking the home of %s...", user);
-    const char *fsck[] = {"e2fsck", "-p", s.device, NULL};
+    /* -p repairs what is safe; a read-only device can only be checked (-n). */
+    const char *fsck[] = {"e2fsck", s.read_only ? "-n" : "-p", s.device, NULL};
     rc = spawn_wait(fsck, 1);
     if (rc == -ENOENT) {
         log_debug("e2fsck not found: %s not checked", s.device);
-    } else if (rc < 0 || rc >= 4) {
+    } else if (rc >= 0 && (rc & ~3) == 4) {
         snprintf(why, whylen,
-                 "the home of %s has errors e2fsck -p cannot repair (exit %d): run "
+                 "the home of %s has errors e2fsck %s cannot repair (exit %d): run "
                  "'e2fsck -f' on export '%s' of %s by hand",
-                 user, rc, s.export, s.server);
+                 user, s.read_only ? "-n" : "-p", rc, s.export, s.server);
         rc = -EUCLEAN;
+        goto undo;
+    } else if (rc < 0 || rc >= 4) {
+        snprintf(why, whylen, "e2fsck could not check the home of %s on %s (exit %d)", user,
+                 s.device, rc);
+        rc = -EIO;
         goto undo;
     } else if (rc > 0) {
         log_notice("e2fsck -p repaired the home of %s (exit %d)", user, rc);
@@ -623,7 +639,7 @@ int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn p
 
     rc = mkdir_p(s.mountpoint, 0755);
     if (rc == 0)
-        rc = do_mount(cfg, s.device, s.mountpoint);
+        rc = do_mount(cfg, s.device, s.mountpoint, s.read_only);
     if (rc == -EUCLEAN) {
         snprintf(why, whylen,
                  "cannot mount the home of %s: the filesystem needs repair (the kernel "
@@ -868,11 +884,11 @@ int home_status(const struct hp_config *cfg, FILE *out, bool json)
             fprintf(out, ", \"state\": ");
             json_str(out, state);
             fprintf(out,
-                    ", \"size\": %llu, \"direct_io\": %s, \"reconnects\": %llu, "
+                    ", \"size\": %llu, \"direct_io\": %s, \"read_only\": %s, \"reconnects\": %llu, "
                     "\"bytes_read\": %llu, \"bytes_written\": %llu, \"worker\": %d, "
                     "\"last_error\": ",
-                    (unsigned long long)s.size, s.direct_io ? "true" : "false", rec, rd, wr,
-                    (int)s.worker);
+                    (unsigned long long)s.size, s.direct_io ? "true" : "false",
+                    s.read_only ? "true" : "false", rec, rd, wr, (int)s.worker);
             json_str(out, err);
             fputc('}', out);
         } else {
@@ -880,8 +896,8 @@ int home_status(const struct hp_config *cfg, FILE *out, bool json)
                     "%s %s on %s: %s export '%s' via %s (%s%s), %s, reconnects %llu, read %llu "
                     "bytes, written %llu bytes%s%s\n",
                     s.user, s.device, s.mountpoint, s.server, s.export, s.attach,
-                    s.direct_io ? "direct I/O" : "buffered", "", state, rec, rd, wr,
-                    err[0] ? ", last error: " : "", err);
+                    s.direct_io ? "direct I/O" : "buffered", s.read_only ? ", read-only" : "",
+                    state, rec, rd, wr, err[0] ? ", last error: " : "", err);
         }
         n++;
     }

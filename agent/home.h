@@ -31,6 +31,7 @@ struct home_state {
     pid_t worker;
     uint64_t size;
     bool direct_io;
+    bool read_only; /* the server exports it read-only: mounted ro */
 };
 
 /* Where messages for the person waiting go (the greeter, a terminal). */

@@ -163,6 +163,21 @@ check "umount still works with the server gone (exit $rc)" test "$rc" = 0
 check "nbdkit back" start_nbdkit "$T/nbd.sock" file dir="$T/srv"
 conf
 
+# --- a server that exports the homes read-only: checked (-n), mounted ro ---
+kill "$NBDKIT_PID"; wait "$NBDKIT_PID" 2> /dev/null
+check "nbdkit read-only" start_nbdkit "$T/nbd.sock" -r file dir="$T/srv"
+hp mount alice
+expect_rc 0 "a read-only export is mounted"
+check "mounted read-only" bash -c "grep ' $T/home/alice ' /proc/self/mountinfo | grep -q ' ro,'"
+check "the old data is readable" cmp -s "$T/data" "$T/home/alice/data"
+check "writing fails" bash -c "! touch '$T/home/alice/new' 2> /dev/null"
+hp status
+contains "$T/out" "^alice .*\(direct I/O, read-only\), connected" "status says read-only"
+hp umount alice
+expect_rc 0 "umount of the read-only home"
+kill "$NBDKIT_PID"; wait "$NBDKIT_PID" 2> /dev/null
+check "nbdkit read-write again" start_nbdkit "$T/nbd.sock" file dir="$T/srv"
+
 # --- 20 homes at once ---
 for i in $(seq -w 1 20); do hp mkhome "u$i" --size 32M --no-skel; done
 pids=()
