@@ -350,6 +350,24 @@ static int parse_servers(struct parser *p, const char *key, const char *v, struc
     return rc;
 }
 
+/* Index of v among names, or -1 after reporting "(expected a, b or c)". */
+static int parse_enum(struct parser *p, const struct key_def *k, const char *v,
+                      const char *const *names, size_t n)
+{
+    char expected[128] = "";
+
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(v, names[i]))
+            return (int)i;
+    for (size_t i = 0; i < n; i++) {
+        size_t used = strlen(expected);
+        snprintf(expected + used, sizeof expected - used, "%s%s",
+                 i == 0 ? "" : (i == n - 1 ? " or " : ", "), names[i]);
+    }
+    perror_at(p, "bad value for '%s': '%s' (expected %s)", k->name, v, expected);
+    return -1;
+}
+
 static int set_value(struct parser *p, const struct key_def *k, const char *v,
                      struct hp_config *cfg)
 {
@@ -409,32 +427,20 @@ static int set_value(struct parser *p, const struct key_def *k, const char *v,
         return 0;
     case K_LOG_TARGET: {
         static const char *const names[] = {"auto", "stderr", "syslog", "kmsg"};
-        for (size_t i = 0; i < 4; i++)
-            if (!strcmp(v, names[i])) {
-                *(enum log_target *)field = (enum log_target)i;
-                return 0;
-            }
-        perror_at(p, "bad value for '%s': '%s' (expected auto, stderr, syslog or kmsg)", k->name,
-                  v);
-        return -EINVAL;
+        int i = parse_enum(p, k, v, names, 4);
+        if (i < 0)
+            return -EINVAL;
+        *(enum log_target *)field = (enum log_target)i;
+        return 0;
     }
     case K_LOG_LEVEL: {
-        static const struct {
-            const char *name;
-            enum log_level lvl;
-        } lv[] = {{"error", LOG_LVL_ERR},
-                  {"warning", LOG_LVL_WARN},
-                  {"notice", LOG_LVL_NOTICE},
-                  {"info", LOG_LVL_INFO},
-                  {"debug", LOG_LVL_DEBUG}};
-        for (size_t i = 0; i < sizeof lv / sizeof lv[0]; i++)
-            if (!strcmp(v, lv[i].name)) {
-                *(enum log_level *)field = lv[i].lvl;
-                return 0;
-            }
-        perror_at(p, "bad value for '%s': '%s' (expected error, warning, notice, info or debug)",
-                  k->name, v);
-        return -EINVAL;
+        /* syslog numbering: error (3) to debug (7) */
+        static const char *const names[] = {"error", "warning", "notice", "info", "debug"};
+        int i = parse_enum(p, k, v, names, 5);
+        if (i < 0)
+            return -EINVAL;
+        *(enum log_level *)field = (enum log_level)(LOG_LVL_ERR + i);
+        return 0;
     }
     case K_SERVERS: return parse_servers(p, k->name, v, cfg);
     case K_PATH_TEMPLATE:
@@ -460,23 +466,19 @@ static int set_value(struct parser *p, const struct key_def *k, const char *v,
     }
     case K_ATTACH: {
         static const char *const names[] = {"auto", "kernel", "fuse"};
-        for (size_t i = 0; i < 3; i++)
-            if (!strcmp(v, names[i])) {
-                *(enum hp_attach *)field = (enum hp_attach)i;
-                return 0;
-            }
-        perror_at(p, "bad value for '%s': '%s' (expected auto, kernel or fuse)", k->name, v);
-        return -EINVAL;
+        int i = parse_enum(p, k, v, names, 3);
+        if (i < 0)
+            return -EINVAL;
+        *(enum hp_attach *)field = (enum hp_attach)i;
+        return 0;
     }
     case K_KERNEL_API: {
         static const char *const names[] = {"auto", "netlink", "ioctl"};
-        for (size_t i = 0; i < 3; i++)
-            if (!strcmp(v, names[i])) {
-                *(enum hp_kernel_api *)field = (enum hp_kernel_api)i;
-                return 0;
-            }
-        perror_at(p, "bad value for '%s': '%s' (expected auto, netlink or ioctl)", k->name, v);
-        return -EINVAL;
+        int i = parse_enum(p, k, v, names, 3);
+        if (i < 0)
+            return -EINVAL;
+        *(enum hp_kernel_api *)field = (enum hp_kernel_api)i;
+        return 0;
     }
     case K_SERVER: {
         struct hp_server *srv = field;
