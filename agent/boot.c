@@ -166,25 +166,6 @@ static void detach_stale(struct boot_report *r)
     }
 }
 
-static int mkdir_parents(const char *path)
-{
-    char buf[PATH_MAX];
-    size_t len = strlen(path);
-
-    if (len >= sizeof buf)
-        return -ENAMETOOLONG;
-    memcpy(buf, path, len + 1);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    return 0;
-}
-
 static void clean_staging(struct boot_report *r, const struct boot_env *env)
 {
     const char *dir = r->cfg->staging_dir;
@@ -229,7 +210,7 @@ static void clean_staging(struct boot_report *r, const struct boot_env *env)
     free(v);
     mounts_free(&t);
 
-    rc = mkdir_parents(dir);
+    rc = tree_mkdirs(dir, 0755); /* the dir itself too: reset replaces it anyway */
     if (rc == 0)
         rc = tree_reset_dir(dir, &st);
     r->removed = st.removed;

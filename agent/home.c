@@ -25,6 +25,7 @@
 #include "nbdkernel.h"
 #include "spawn.h"
 #include "textfile.h"
+#include "tree.h"
 #include "user.h"
 
 #define WORKER_STOP_MS 10000
@@ -50,28 +51,6 @@ static void state_path(const struct hp_config *cfg, const char *user, const char
                        size_t len)
 {
     snprintf(out, len, "%s/homes/%s%s", cfg->run_dir, user, suffix);
-}
-
-static int mkdir_p(const char *path, mode_t mode)
-{
-    char buf[PATH_MAX];
-    size_t len = strlen(path);
-
-    if (len >= sizeof buf)
-        return -ENAMETOOLONG;
-    memcpy(buf, path, len + 1);
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char c = *p;
-        *p = '\0';
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
-            return -errno;
-        if (c == '\0')
-            break;
-        *p = c;
-    }
-    return 0;
 }
 
 static int state_write(const struct hp_config *cfg, const struct home_state *s)
@@ -548,7 +527,8 @@ int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn p
     if (!kernel)
         snprintf(s.fuse_dir, sizeof s.fuse_dir, "%s/fuse/%s", cfg->run_dir, user);
     snprintf(dir, sizeof dir, "%s/homes", cfg->run_dir);
-    if ((rc = mkdir_p(dir, 0700)) < 0 || (!kernel && (rc = mkdir_p(s.fuse_dir, 0700)) < 0)) {
+    if ((rc = tree_mkdirs(dir, 0700)) < 0 ||
+        (!kernel && (rc = tree_mkdirs(s.fuse_dir, 0700)) < 0)) {
         snprintf(why, whylen, "cannot create %s: %s", dir, strerror(-rc));
         return rc;
     }
@@ -637,7 +617,7 @@ int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn p
         log_notice("e2fsck -p repaired the home of %s (exit %d)", user, rc);
     }
 
-    rc = mkdir_p(s.mountpoint, 0755);
+    rc = tree_mkdirs(s.mountpoint, 0755);
     if (rc == 0)
         rc = do_mount(cfg, s.device, s.mountpoint, s.read_only);
     if (rc == -EUCLEAN) {
@@ -699,8 +679,8 @@ static int release_device(const struct home_state *s)
     return loopdev_detach(s->device);
 }
 
-/* List the processes using something below dir (cwd, root, open files,
- * mapped files), for a message. */
+/* List the processes using something below dir (cwd, root, executable or
+ * an open file), for a message. */
 static void list_holders(const char *dir, char *out, size_t len)
 {
     DIR *d = opendir("/proc");

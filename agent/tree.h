@@ -10,6 +10,7 @@
 #define HOMEPORT_TREE_H
 
 #include <limits.h>
+#include <sys/types.h>
 
 struct tree_stats {
     unsigned long removed;             /* entries removed */
@@ -28,5 +29,9 @@ int tree_empty(int dirfd, struct tree_stats *st);
  * directory is emptied, removed and recreated.  Refuses (-EXDEV) when path is
  * itself a mount point.  Returns 0 or -errno. */
 int tree_reset_dir(const char *path, struct tree_stats *st);
+
+/* mkdir -p: create path and any missing parent with mode (umask applies).
+ * An existing entry of any type is left as it is.  Returns 0 or -errno. */
+int tree_mkdirs(const char *path, mode_t mode);
 
 #endif
