@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "spawn.h"
@@ -200,6 +201,15 @@ bool nbdkernel_available(void)
 
     if (stat("/sys/module/nbd", &st) == 0)
         return true;
+    /* No module tree for this kernel (a container, a kernel without
+     * modules): modprobe cannot help; don't spend a fork on every login. */
+    struct utsname u;
+    char dep[sizeof u.release + 32];
+    if (uname(&u) < 0)
+        return false;
+    snprintf(dep, sizeof dep, "/lib/modules/%s/modules.dep", u.release);
+    if (stat(dep, &st) < 0)
+        return false;
     const char *modprobe[] = {"modprobe", "-q", "nbd", NULL};
     if (spawn_wait(modprobe, 1) != 0)
         return false;

@@ -19,7 +19,9 @@ cat >> "$CONF" <<C
 [server]
 image_dir = $T/srv
 C
-check "VM image built" bash "$TOP/tests/vm/build-image.sh" "$OUT" "$HOMEPORT" > "$T/build.log" 2>&1
+rc=0
+bash "$TOP/tests/vm/build-image.sh" "$OUT" "$HOMEPORT" > "$T/build.log" 2>&1 || rc=$?
+if [ "$rc" = 0 ]; then ok "VM image built"; else not_ok "VM image built (exit $rc)"; tail -20 "$T/build.log" | sed 's/^/#   /'; fi
 
 # run_guest API: one VM run with kernel_api = API against a fresh image.
 run_guest() {
