@@ -65,10 +65,11 @@ static int state_write(const struct hp_config *cfg, const struct home_state *s)
         return -errno;
     fprintf(f,
             "user=%s\nattach=%s\ndevice=%s\nserver=%s\nexport=%s\nmountpoint=%s\nfuse_dir=%s\n"
-            "worker=%d\nsize=%llu\ndirect_io=%d\nread_only=%d\n",
+            "worker=%d\nsize=%llu\ndirect_io=%d\nread_only=%d\nphase=%s\nstage=%s\nsessions=%d\n",
             s->user, s->attach, s->device, s->server, s->export, s->mountpoint, s->fuse_dir,
             (int)s->worker, (unsigned long long)s->size, s->direct_io ? 1 : 0,
-            s->read_only ? 1 : 0);
+            s->read_only ? 1 : 0, s->phase == HOME_MOUNTED ? "mounted" : "prepared", s->stage,
+            s->sessions);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         int e = -errno;
         fclose(f);
@@ -93,6 +94,7 @@ static int state_read_file(const char *path, struct home_state *s)
     FILE *f = fopen(path, "re");
 
     memset(s, 0, sizeof *s);
+    s->phase = HOME_MOUNTED; /* records written before phases existed */
     if (!f)
         return -errno;
     while (fgets(line, sizeof line, f)) {
@@ -124,6 +126,12 @@ static int state_read_file(const char *path, struct home_state *s)
             s->direct_io = atoi(v) != 0;
         else if (!strcmp(line, "read_only"))
             s->read_only = atoi(v) != 0;
+        else if (!strcmp(line, "phase"))
+            s->phase = strcmp(v, "prepared") == 0 ? HOME_PREPARED : HOME_MOUNTED;
+        else if (!strcmp(line, "stage"))
+            copy_field(s->stage, sizeof s->stage, v);
+        else if (!strcmp(line, "sessions"))
+            s->sessions = atoi(v) > 0 ? atoi(v) : 0;
     }
     fclose(f);
     return s->user[0] && s->mountpoint[0] ? 0 : -EINVAL;
@@ -208,6 +216,22 @@ static void stop_worker(const struct home_state *s)
             umount2(s->fuse_dir, MNT_DETACH);
         rmdir(s->fuse_dir);
     }
+}
+
+/* Undo what a record says is there: stage mount, device, worker, record.
+ * For a home that never reached its user, or whose worker is gone. */
+static void discard(const struct hp_config *cfg, const struct home_state *s)
+{
+    if (s->stage[0] && s->device[0] && is_mountpoint_of(s->stage, s->device))
+        umount2(s->stage, MNT_DETACH | UMOUNT_NOFOLLOW);
+    if (s->device[0] && is_mountpoint_of(s->mountpoint, s->device))
+        log_warn("%s is still mounted on %s: not releasing it", s->device, s->mountpoint);
+    else
+        release_device(s);
+    stop_worker(s);
+    if (s->stage[0])
+        rmdir(s->stage);
+    state_remove(cfg, s->user);
 }
 
 /* A worker outlives the command that started it: it must not hold that
@@ -475,8 +499,14 @@ static int do_mount(const struct hp_config *cfg, const char *dev, const char *ta
     return rc > 0 ? -EIO : rc;
 }
 
-int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn progress, void *ctx,
-               char *why, size_t whylen)
+/* Where the home of s is mounted now. */
+static const char *current_target(const struct home_state *s)
+{
+    return s->phase == HOME_PREPARED ? s->stage : s->mountpoint;
+}
+
+int home_prepare(const struct hp_config *cfg, const char *user, home_progress_fn progress,
+                 void *ctx, char *why, size_t whylen)
 {
     struct home_state s = {0};
     const struct hp_server *srv = config_home_server(cfg);
@@ -500,14 +530,14 @@ int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn p
         return -EINVAL;
     }
     if (state_read(cfg, user, &s) == 0) {
-        if (worker_alive(s.worker) && is_mountpoint_of(s.mountpoint, s.device)) {
-            snprintf(why, whylen, "the home of %s is already mounted on %s (%s)", user,
-                     s.mountpoint, s.device);
+        if (worker_alive(s.worker) && is_mountpoint_of(current_target(&s), s.device)) {
+            snprintf(why, whylen, "the home of %s is already %s on %s (%s)", user,
+                     s.phase == HOME_PREPARED ? "prepared" : "mounted", current_target(&s),
+                     s.device);
             return -EALREADY;
         }
         log_warn("stale record of %s's home (worker %d gone): cleaning it up", user, (int)s.worker);
-        stop_worker(&s);
-        state_remove(cfg, user);
+        discard(cfg, &s);
     }
     bool kernel =
         cfg->attach == HP_ATTACH_KERNEL || (cfg->attach == HP_ATTACH_AUTO && nbdkernel_available());
@@ -526,10 +556,13 @@ int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn p
     }
     if (!kernel)
         snprintf(s.fuse_dir, sizeof s.fuse_dir, "%s/fuse/%s", cfg->run_dir, user);
+    snprintf(s.stage, sizeof s.stage, "%s/stage/%s", cfg->run_dir, user);
+    s.phase = HOME_PREPARED;
     snprintf(dir, sizeof dir, "%s/homes", cfg->run_dir);
-    if ((rc = tree_mkdirs(dir, 0700)) < 0 ||
+    if ((rc = tree_mkdirs(dir, 0700)) < 0 || (rc = tree_mkdirs(s.stage, 0700)) < 0 ||
         (!kernel && (rc = tree_mkdirs(s.fuse_dir, 0700)) < 0)) {
-        snprintf(why, whylen, "cannot create %s: %s", dir, strerror(-rc));
+        snprintf(why, whylen, "cannot create the directories under %s: %s", cfg->run_dir,
+                 strerror(-rc));
         return rc;
     }
     state_path(cfg, user, ".stats", stats, sizeof stats);
@@ -617,9 +650,7 @@ int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn p
         log_notice("e2fsck -p repaired the home of %s (exit %d)", user, rc);
     }
 
-    rc = tree_mkdirs(s.mountpoint, 0755);
-    if (rc == 0)
-        rc = do_mount(cfg, s.device, s.mountpoint, s.read_only);
+    rc = do_mount(cfg, s.device, s.stage, s.read_only);
     if (rc == -EUCLEAN) {
         snprintf(why, whylen,
                  "cannot mount the home of %s: the filesystem needs repair (the kernel "
@@ -627,12 +658,13 @@ int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn p
                  user, s.export, s.server);
         goto undo;
     } else if (rc < 0) {
-        snprintf(why, whylen, "cannot mount %s on %s: %s", s.device, s.mountpoint, strerror(-rc));
+        snprintf(why, whylen, "cannot mount %s (the home of %s): %s", s.device, user,
+                 strerror(-rc));
         goto undo;
     }
     close(lfd); /* the mount holds the device now */
     lfd = -1;
-    if (stat(s.mountpoint, &st) < 0 || st.st_uid != pw->pw_uid) {
+    if (stat(s.stage, &st) < 0 || st.st_uid != pw->pw_uid) {
         if (!cfg->fix_owner) {
             snprintf(why, whylen,
                      "the home of %s belongs to uid %u, not %u: chown it on the server, or set "
@@ -641,7 +673,7 @@ int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn p
             rc = -EPERM;
             goto undo;
         }
-        if (chown(s.mountpoint, pw->pw_uid, pw->pw_gid) < 0) {
+        if (chown(s.stage, pw->pw_uid, pw->pw_gid) < 0) {
             rc = -errno;
             snprintf(why, whylen, "cannot give the home of %s to uid %u: %s", user,
                      (unsigned)pw->pw_uid, strerror(-rc));
@@ -649,18 +681,86 @@ int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn p
         }
         log_notice("gave the root of %s's home to uid %u (fix_owner)", user, (unsigned)pw->pw_uid);
     }
-    say(progress, ctx, "Home of %s mounted on %s", user, s.mountpoint);
+    rc = state_write(cfg, &s);
+    if (rc < 0) {
+        snprintf(why, whylen, "cannot record the home of %s: %s", user, strerror(-rc));
+        goto undo;
+    }
+    log_info("home of %s prepared on %s (%s)", user, s.stage, s.device);
     return 0;
 
 undo:
-    if (is_mountpoint_of(s.mountpoint, s.device))
-        umount2(s.mountpoint, 0);
+    if (is_mountpoint_of(s.stage, s.device))
+        umount2(s.stage, 0);
     if (lfd >= 0)
         close(lfd);
-    release_device(&s);
-    stop_worker(&s);
-    state_remove(cfg, user);
+    discard(cfg, &s);
     return rc;
+}
+
+int home_enter(const struct hp_config *cfg, const char *user, char *why, size_t whylen)
+{
+    struct home_state s;
+    struct stat st;
+    int rc;
+
+    if (!user_name_valid(user)) {
+        snprintf(why, whylen, "invalid user name '%s': it %s", user, user_name_problem(user));
+        return -EINVAL;
+    }
+    if (state_read(cfg, user, &s) < 0 || s.phase != HOME_PREPARED ||
+        !is_mountpoint_of(s.stage, s.device)) {
+        snprintf(why, whylen, "no prepared home of %s", user);
+        return -ENOENT;
+    }
+    rc = tree_mkdirs(s.mountpoint, 0755);
+    if (rc == 0 && (lstat(s.mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)))
+        rc = -ENOTDIR; /* a symlink there would be followed by mount(2) */
+    if (rc < 0) {
+        snprintf(why, whylen, "home dir %s of %s: %s", s.mountpoint, user, strerror(-rc));
+        return rc;
+    }
+    if (is_mountpoint_of(s.mountpoint, NULL)) {
+        snprintf(why, whylen, "something else is mounted on %s already: not mounting the home of %s over it",
+                 s.mountpoint, user);
+        return -EBUSY;
+    }
+    /* Bind, then drop the stage mount: no I/O, the filesystem stays mounted
+     * throughout.  (MS_MOVE would refuse on a shared /run.) */
+    if (mount(s.stage, s.mountpoint, NULL, MS_BIND, NULL) < 0) {
+        rc = -errno;
+        snprintf(why, whylen, "cannot mount the home of %s on %s: %s", user, s.mountpoint,
+                 strerror(-rc));
+        return rc;
+    }
+    if (umount2(s.stage, UMOUNT_NOFOLLOW) < 0)
+        umount2(s.stage, MNT_DETACH | UMOUNT_NOFOLLOW);
+    s.phase = HOME_MOUNTED;
+    rc = state_write(cfg, &s);
+    if (rc < 0)
+        log_err("cannot record the home of %s as mounted: %s", user, strerror(-rc));
+    log_info("home of %s mounted on %s (%s)", user, s.mountpoint, s.device);
+    return 0;
+}
+
+int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn progress, void *ctx,
+               char *why, size_t whylen)
+{
+    struct home_state s;
+    char more[512];
+    int rc = home_prepare(cfg, user, progress, ctx, why, whylen);
+
+    if (rc < 0)
+        return rc;
+    rc = home_enter(cfg, user, why, whylen);
+    if (rc < 0) {
+        if (home_umount(cfg, user, more, sizeof more) < 0)
+            log_err("%s", more);
+        return rc;
+    }
+    state_read(cfg, user, &s);
+    say(progress, ctx, "Home of %s mounted on %s", user, s.mountpoint);
+    return 0;
 }
 
 /* Give the block device back: loop detach, or NBD disconnect.  Only ever
@@ -751,19 +851,20 @@ int home_umount(const struct hp_config *cfg, const char *user, char *why, size_t
         snprintf(why, whylen, "no home of %s is mounted by homeport here", user);
         return -ENOENT;
     }
+    const char *target = current_target(&s);
     sync();
-    for (int i = 0; i < 5 && is_mountpoint_of(s.mountpoint, s.device); i++) {
-        rc = umount2(s.mountpoint, UMOUNT_NOFOLLOW) == 0 ? 0 : -errno;
+    for (int i = 0; i < 5 && is_mountpoint_of(target, s.device); i++) {
+        rc = umount2(target, UMOUNT_NOFOLLOW) == 0 ? 0 : -errno;
         if (rc == 0 || rc != -EBUSY)
             break;
         struct timespec ts = {0, 200L * 1000000};
         nanosleep(&ts, NULL);
     }
-    if (is_mountpoint_of(s.mountpoint, s.device)) {
+    if (is_mountpoint_of(target, s.device)) {
         char holders[1024];
-        list_holders(s.mountpoint, holders, sizeof holders);
-        snprintf(why, whylen, "the home of %s on %s is busy%s%s; it stays mounted", user,
-                 s.mountpoint, holders[0] ? ": " : "", holders);
+        list_holders(target, holders, sizeof holders);
+        snprintf(why, whylen, "the home of %s on %s is busy%s%s; it stays mounted", user, target,
+                 holders[0] ? ": " : "", holders);
         return rc < 0 ? rc : -EBUSY;
     }
     /* Unmounted: now the device may go (a loop's autoclear may have done it). */
@@ -773,8 +874,44 @@ int home_umount(const struct hp_config *cfg, const char *user, char *why, size_t
         return rc;
     }
     stop_worker(&s);
+    if (s.stage[0])
+        rmdir(s.stage);
     state_remove(cfg, user);
     return 0;
+}
+
+int home_lookup(const struct hp_config *cfg, const char *user, struct home_state *s)
+{
+    if (state_read(cfg, user, s) < 0)
+        return -ENOENT;
+    return worker_alive(s->worker) && is_mountpoint_of(current_target(s), s->device) ? 0
+                                                                                     : -ESTALE;
+}
+
+int home_set_sessions(const struct hp_config *cfg, const char *user, int sessions)
+{
+    struct home_state s;
+    int rc = state_read(cfg, user, &s);
+
+    if (rc < 0)
+        return rc;
+    s.sessions = sessions;
+    return state_write(cfg, &s);
+}
+
+void home_foreach(const struct hp_config *cfg, void (*fn)(void *ctx, const char *user), void *ctx)
+{
+    char dir[PATH_MAX];
+    struct dirent *de;
+    DIR *d;
+
+    snprintf(dir, sizeof dir, "%s/homes", cfg->run_dir);
+    d = opendir(dir);
+    while (d && (de = readdir(d)))
+        if (de->d_name[0] != '.' && !strchr(de->d_name, '.') && user_name_valid(de->d_name))
+            fn(ctx, de->d_name);
+    if (d)
+        closedir(d);
 }
 
 static void read_stats(const struct hp_config *cfg, const char *user, char *state, size_t slen,
@@ -828,7 +965,7 @@ int home_status(const struct hp_config *cfg, FILE *out, bool json)
         if (state_read_file(path, &s) < 0)
             continue;
         bool alive = worker_alive(s.worker);
-        bool mounted = is_mountpoint_of(s.mountpoint, s.device);
+        bool mounted = is_mountpoint_of(current_target(&s), s.device);
         read_stats(cfg, s.user, state, sizeof state, &rd, &wr, &rec, err, sizeof err);
         if (!strcmp(s.attach, "kernel")) {
             /* the kernel counts: /sys/block/nbdN/stat, sectors read (3rd) and written (7th) */
@@ -848,6 +985,7 @@ int home_status(const struct hp_config *cfg, FILE *out, bool json)
             snprintf(state, sizeof state, "not-mounted");
         bool bad = strcmp(state, "connected") != 0;
         troubled += bad;
+        const char *phase = s.phase == HOME_PREPARED ? "prepared" : "mounted";
         if (json) {
             fprintf(out, "%s\n  {\"user\": ", n ? "," : "");
             json_str(out, s.user);
@@ -863,6 +1001,7 @@ int home_status(const struct hp_config *cfg, FILE *out, bool json)
             json_str(out, s.mountpoint);
             fprintf(out, ", \"state\": ");
             json_str(out, state);
+            fprintf(out, ", \"phase\": \"%s\", \"sessions\": %d", phase, s.sessions);
             fprintf(out,
                     ", \"size\": %llu, \"direct_io\": %s, \"read_only\": %s, \"reconnects\": %llu, "
                     "\"bytes_read\": %llu, \"bytes_written\": %llu, \"worker\": %d, "
@@ -873,11 +1012,11 @@ int home_status(const struct hp_config *cfg, FILE *out, bool json)
             fputc('}', out);
         } else {
             fprintf(out,
-                    "%s %s on %s: %s export '%s' via %s (%s%s), %s, reconnects %llu, read %llu "
-                    "bytes, written %llu bytes%s%s\n",
-                    s.user, s.device, s.mountpoint, s.server, s.export, s.attach,
+                    "%s %s on %s (%s): %s export '%s' via %s (%s%s), %s, sessions %d, "
+                    "reconnects %llu, read %llu bytes, written %llu bytes%s%s\n",
+                    s.user, s.device, current_target(&s), phase, s.server, s.export, s.attach,
                     s.direct_io ? "direct I/O" : "buffered", s.read_only ? ", read-only" : "",
-                    state, rec, rd, wr, err[0] ? ", last error: " : "", err);
+                    state, s.sessions, rec, rd, wr, err[0] ? ", last error: " : "", err);
         }
         n++;
     }

@@ -1,11 +1,15 @@
 /* home: a user's home, attached, checked and mounted, and taken away.
  *
- * mount: connect to the user's export, serve it as a file on a private FUSE
- * mount (a worker process per home, so a stuck server cannot freeze anyone
- * else), bind a loop device to it, e2fsck -p, mount it on the home dir, and
- * check that the filesystem's root belongs to the user.
+ * prepare: connect to the user's export, attach it (nbd.ko, or a file on a
+ * private FUSE mount with a loop device on it; a worker process per home,
+ * so a stuck server cannot freeze anyone else), e2fsck -p, mount it on a
+ * private stage dir (RUN_DIR/stage/USER) and check that the filesystem's
+ * root belongs to the user.  Everything that can fail has then been tried,
+ * at the PAM stage that can still tell the user.
+ * enter: bind the prepared mount onto the home dir and drop the stage
+ * mount: the home appears at once, with no I/O to the server.
  * umount: unmount (reporting the processes that keep it busy), release the
- * loop device, stop the worker.  Never in the other order.
+ * device, stop the worker.  Never in the other order.
  *
  * What is mounted is recorded under RUN_DIR/homes/USER, so that umount and
  * status work from any process and after a restart.
@@ -20,6 +24,8 @@
 
 #include "config.h"
 
+enum home_phase { HOME_PREPARED, HOME_MOUNTED };
+
 struct home_state {
     char user[40];
     char attach[8];   /* "fuse" */
@@ -32,21 +38,42 @@ struct home_state {
     uint64_t size;
     bool direct_io;
     bool read_only; /* the server exports it read-only: mounted ro */
+    enum home_phase phase;
+    char stage[4096]; /* where a prepared home is mounted */
+    int sessions;     /* open PAM sessions (kept by the agent) */
 };
 
 /* Where messages for the person waiting go (the greeter, a terminal). */
 typedef void (*home_progress_fn)(void *ctx, const char *msg);
 
-/* Mount user's home.  Returns 0; -EALREADY when it is mounted already;
- * -EUCLEAN when the filesystem needs a manual repair; -EPERM when its
- * root belongs to someone else; or another -errno.  why says it for
- * people. */
+/* Prepare user's home (see above).  Returns 0; -EALREADY when it is
+ * prepared or mounted already; -EUCLEAN when the filesystem needs a manual
+ * repair; -EPERM when its root belongs to someone else; or another -errno.
+ * why says it for people.  On failure nothing is left attached. */
+int home_prepare(const struct hp_config *cfg, const char *user, home_progress_fn progress,
+                 void *ctx, char *why, size_t whylen);
+
+/* Move a prepared home onto its home dir.  -ENOENT when none is prepared. */
+int home_enter(const struct hp_config *cfg, const char *user, char *why, size_t whylen);
+
+/* prepare + enter: the admin's `homeport mount`. */
 int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn progress, void *ctx,
                char *why, size_t whylen);
 
-/* Unmount user's home.  -ENOENT when none is mounted; -EBUSY when
- * processes keep it busy (listed in why). */
+/* Unmount user's home, prepared or mounted, and release it.  -ENOENT when
+ * there is none; -EBUSY when processes keep it busy (listed in why). */
 int home_umount(const struct hp_config *cfg, const char *user, char *why, size_t whylen);
+
+/* The record of user's home, checked against the system: 0 when it is
+ * there and whole (worker alive, mounted where the record says); -ENOENT
+ * when there is no record; -ESTALE when the record is stale (s filled). */
+int home_lookup(const struct hp_config *cfg, const char *user, struct home_state *s);
+
+/* Record the number of open sessions.  0 or -errno. */
+int home_set_sessions(const struct hp_config *cfg, const char *user, int sessions);
+
+/* Call fn for each home recorded here (a restarted agent re-adopts them). */
+void home_foreach(const struct hp_config *cfg, void (*fn)(void *ctx, const char *user), void *ctx);
 
 /* Print every home this machine has mounted (text or JSON). Returns the
  * number of homes in trouble (worker gone, disconnected, not mounted). */

@@ -54,7 +54,7 @@ check "mounted nosuid,nodev" bash -c "grep ' $T/home/alice ' /proc/self/mountinf
 check "the home belongs to alice" test "$(stat -c %U "$T/home/alice")" = alice
 check "skeleton is there" test "$(cat "$T/home/alice/README")" = hi
 hp status
-contains "$T/out" "^alice /dev/loop[0-9]+ on $T/home/alice: unix:$T/nbd.sock export 'alice' via fuse \(direct I/O\), connected, reconnects 0" "status line"
+contains "$T/out" "^alice /dev/loop[0-9]+ on $T/home/alice \(mounted\): unix:$T/nbd.sock export 'alice' via fuse \(direct I/O\), connected, sessions 0, reconnects 0" "status line"
 hp status --json
 check "status JSON" test "$(json_get "$T/out" '[(h["user"], h["state"], h["attach"]) for h in j["homes"]] == [("alice", "connected", "fuse")] and j["count"] == 1')" = True
 head -c 8M /dev/urandom > "$T/data"
@@ -140,7 +140,7 @@ for i in $(seq 300); do [ -e "$T/dd.rc" ] && break; sleep 0.1; done
 wait "$writer" 2> /dev/null
 check "the write completed after the reconnect" test "$(cat "$T/dd.rc" 2> /dev/null)" = dd=0
 hp status
-contains "$T/out" "^bob .* connected, reconnects [1-9]" "status counts the reconnect"
+contains "$T/out" "^bob .* connected, sessions 0, reconnects [1-9]" "status counts the reconnect"
 hp umount bob
 expect_rc 0 "umount bob"
 debugfs -R "dump /big $T/big.back" "$T/srv/bob" > /dev/null 2>&1

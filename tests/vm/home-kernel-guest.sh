@@ -41,7 +41,7 @@ dev=${line%% *}
 [ -e "/sys/block/${dev#/dev/}/pid" ] && res connected ok "$dev has a receiver" || res connected fail "no /sys/block/${dev#/dev/}/pid"
 st=$($HP status 2>&1)
 echo "$st" | sed 's/^/  /'
-case $st in "alice $dev on /home/alice: "*"via kernel"*connected*) res status ok "kernel, connected" ;; *) res status fail "$st" ;; esac
+case $st in "alice $dev on /home/alice (mounted): "*"via kernel"*connected*) res status ok "kernel, connected" ;; *) res status fail "$st" ;; esac
 if [ $failed -gt 0 ]; then
     echo "HOMEPORT-READY-FOR-KILL" # let the host go on
     exit $failed
