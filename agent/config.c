@@ -25,7 +25,10 @@ enum key_type {
     K_PATH_TEMPLATE,
     K_ATTACH,
     K_KERNEL_API,
-    K_SERVER
+    K_SERVER,
+    K_UINT,
+    K_NAMES,
+    K_MESSAGES
 };
 
 struct key_def {
@@ -42,6 +45,7 @@ static const struct key_def keys[] = {
     {"agent", "run_dir", K_PATH, F(run_dir), "/run/homeport"},
     {"agent", "log", K_LOG_TARGET, F(log_target), "auto"},
     {"agent", "log_level", K_LOG_LEVEL, F(log_level), "info"},
+    {"agent", "shutdown_timeout", K_DURATION, F(shutdown_timeout_ms), "60s"},
     {"boot", "staging_dir", K_PATH, F(staging_dir), "/home/profiletemp"},
     {"boot", "home_root", K_PATH, F(home_root), "/home"},
     {"boot", "unmount_stale", K_BOOL, F(unmount_stale), "yes"},
@@ -57,13 +61,21 @@ static const struct key_def keys[] = {
     {"home", "mount_options", K_STRING, F(mount_options), "nosuid,nodev"},
     {"home", "fix_owner", K_BOOL, F(fix_owner), "no"},
     {"home", "dead_timeout", K_DURATION, F(dead_timeout_ms), "30s"},
+    {"session", "min_uid", K_UINT, F(min_uid), "1000"},
+    {"session", "exempt_users", K_NAMES, F(exempt_users), ""},
+    {"session", "exempt_groups", K_NAMES, F(exempt_groups), ""},
+    {"session", "exempt_services", K_NAMES, F(exempt_services), "systemd-user"},
+    {"session", "lease", K_DURATION, F(lease_ms), "60s"},
+    {"session", "kill_grace", K_DURATION, F(kill_grace_ms), "5s"},
+    {"session", "pam_messages", K_MESSAGES, F(pam_json), "text"},
+    {"session", "pam_timeout", K_DURATION, F(pam_timeout_ms), "120s"},
     {"server", "image_dir", K_PATH, F(image_dir), "/srv/homes"},
     {"server", "default_size", K_SIZE, F(default_size), "1G"},
     {"server", "skel", K_PATH, F(skel_dir), "/etc/skel"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static const char *const sections[] = {"agent", "boot", "nbd", "home", "server"};
+static const char *const sections[] = {"agent", "boot", "nbd", "home", "session", "server"};
 
 struct parser {
     const char *file;
@@ -368,6 +380,55 @@ static int parse_enum(struct parser *p, const struct key_def *k, const char *v,
     return -1;
 }
 
+/* A list of names separated by spaces or commas, kept as "a b c". */
+static int parse_names(struct parser *p, const struct key_def *k, const char *v, char **field)
+{
+    size_t len = strlen(v), used = 0;
+    char *out = malloc(len + 1);
+
+    if (!out)
+        return -ENOMEM;
+    while (*v) {
+        size_t n = strcspn(v, " \t,");
+        if (n == 0) {
+            v++;
+            continue;
+        }
+        bool ok = n <= 32 && v[0] != '-';
+        for (size_t i = 0; i < n && ok; i++)
+            ok = isalnum((unsigned char)v[i]) || v[i] == '.' || v[i] == '_' || v[i] == '-';
+        if (!ok) {
+            perror_at(p, "bad value for '%s': '%.*s' is not a user, group or service name", k->name,
+                      (int)(n > 64 ? 64 : n), v);
+            free(out);
+            return -EINVAL;
+        }
+        if (used)
+            out[used++] = ' ';
+        memcpy(out + used, v, n);
+        used += n;
+        v += n;
+    }
+    out[used] = '\0';
+    free(*field);
+    *field = out;
+    return 0;
+}
+
+bool config_list_has(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (const char *p = list; p && *p;) {
+        size_t w = strcspn(p, " ");
+        if (w == n && strncmp(p, name, n) == 0)
+            return true;
+        p += w;
+        p += *p == ' ';
+    }
+    return false;
+}
+
 static int set_value(struct parser *p, const struct key_def *k, const char *v,
                      struct hp_config *cfg)
 {
@@ -443,6 +504,27 @@ static int set_value(struct parser *p, const struct key_def *k, const char *v,
         return 0;
     }
     case K_SERVERS: return parse_servers(p, k->name, v, cfg);
+    case K_UINT: {
+        char *end;
+        unsigned long long n;
+        errno = 0;
+        n = strtoull(v, &end, 10);
+        if (!isdigit((unsigned char)v[0]) || *end || errno || n >= 0xffffffffULL) {
+            perror_at(p, "bad value for '%s': '%s' (expected a whole number)", k->name, v);
+            return -EINVAL;
+        }
+        *(unsigned *)field = (unsigned)n;
+        return 0;
+    }
+    case K_NAMES: return parse_names(p, k, v, (char **)field);
+    case K_MESSAGES: {
+        static const char *const names[] = {"text", "json"};
+        int i = parse_enum(p, k, v, names, 2);
+        if (i < 0)
+            return -EINVAL;
+        *(bool *)field = i == 1;
+        return 0;
+    }
     case K_PATH_TEMPLATE:
         if (v[0] != '/' || strstr(v, "/../") || strstr(v, "/./")) {
             perror_at(p, "bad value for '%s': '%s' (expected an absolute path such as /home/%%u)",
@@ -525,7 +607,8 @@ void config_free(struct hp_config *cfg)
     for (size_t i = 0; i < NKEYS; i++) {
         void *field = (char *)cfg + keys[i].offset;
         if (keys[i].type == K_PATH || keys[i].type == K_PATTERN || keys[i].type == K_STRING ||
-            keys[i].type == K_TEMPLATE || keys[i].type == K_PATH_TEMPLATE)
+            keys[i].type == K_TEMPLATE || keys[i].type == K_PATH_TEMPLATE ||
+            keys[i].type == K_NAMES)
             free(*(char **)field);
     }
     free(cfg->servers);

@@ -45,6 +45,7 @@ struct hp_config {
     char *run_dir; /* pid file and control socket live here */
     enum log_target log_target;
     enum log_level log_level;
+    unsigned shutdown_timeout_ms; /* SIGTERM: how long homes in use are waited for */
 
     /* [boot] */
     char *staging_dir;  /* emptied at boot when nothing is mounted below it */
@@ -67,6 +68,16 @@ struct hp_config {
     char *mount_options;  /* "nosuid,nodev" */
     bool fix_owner;       /* chown the home's root to the user instead of refusing */
     unsigned dead_timeout_ms;
+
+    /* [session]: the PAM stages */
+    unsigned min_uid;      /* users below it are exempt (root, system users) */
+    char *exempt_users;    /* "a b c": exempt by name */
+    char *exempt_groups;   /* members (primary or not) are exempt */
+    char *exempt_services; /* PAM services that pass untouched ("systemd-user") */
+    unsigned lease_ms;     /* a prepared home waits this long for its session */
+    unsigned kill_grace_ms; /* between SIGTERM and SIGKILL at the last logout */
+    bool pam_json;         /* pam_messages = json: {"message": ..., "isError": ...} lines */
+    unsigned pam_timeout_ms; /* the PAM client's wait for the agent's answer */
 
     /* [server]: the home file server side (mkhome) */
     char *image_dir;       /* one ext4 image per user, named after the user */
@@ -101,6 +112,9 @@ int config_expand(const char *tmpl, const char *user, char *out, size_t len);
 /* The server holding homes: [home] server, else the first of [nbd] servers;
  * NULL when neither is set. */
 const struct hp_server *config_home_server(const struct hp_config *cfg);
+
+/* Whether the "a b c" list of names (exempt_users, ...) holds name. */
+bool config_list_has(const char *list, const char *name);
 
 /* Parse a size: "512M", "1G", "2.5G", "16777216"; 16M to 16T.  0 or -EINVAL. */
 int config_parse_size(const char *text, uint64_t *bytes);

@@ -237,10 +237,12 @@ static void discard(const struct hp_config *cfg, const struct home_state *s)
 /* A worker outlives the command that started it: it must not hold that
  * command's stdout/stderr (pam_exec and $(...) wait for them to close), so
  * its stdio goes to /dev/null and its log to syslog or the kernel log. */
-static void worker_detach(const struct hp_config *cfg)
+static void worker_detach(const struct hp_config *cfg, int keep)
 {
     int null;
 
+    log_close();
+    spawn_close_fds(keep); /* the caller's sockets, pipes and locks */
     setsid();
     if (chdir("/") < 0)
         _exit(1);
@@ -249,6 +251,8 @@ static void worker_detach(const struct hp_config *cfg)
         dup2(null, STDIN_FILENO);
         dup2(null, STDOUT_FILENO);
         dup2(null, STDERR_FILENO);
+        if (null > STDERR_FILENO)
+            close(null);
     }
     log_open(cfg->log_target == LOG_TO_STDERR ? LOG_TO_AUTO : cfg->log_target, log_current_level());
     signal(SIGPIPE, SIG_IGN);
@@ -263,7 +267,7 @@ static void run_worker(const struct hp_config *cfg, const struct hp_server *srv,
     char why[512];
     int rc;
 
-    worker_detach(cfg);
+    worker_detach(cfg, wfd);
     rc = nbd_export_open(srv, export, cfg->connect_timeout_ms, &ex, why, sizeof why);
     if (rc < 0) {
         dprintf(wfd, "err %d %s\n", -rc, why);
@@ -290,7 +294,7 @@ static void on_stop(int sig)
     stop_requested = 1;
 }
 
-static void worker_detach(const struct hp_config *cfg);
+static void worker_detach(const struct hp_config *cfg, int keep);
 
 static void write_kernel_stats(const char *path, bool connected, unsigned long long reconnects,
                                const char *err)
@@ -369,7 +373,7 @@ static void run_kernel_worker(const struct hp_config *cfg, const struct hp_serve
     int rc, index = -1, watch = -1;
     unsigned dead_s = (cfg->dead_timeout_ms + 999) / 1000;
 
-    worker_detach(cfg);
+    worker_detach(cfg, wfd);
     rc = nbd_export_open(srv, export, cfg->connect_timeout_ms, &ex, why, sizeof why);
     bool use_ioctl = cfg->kernel_api == HP_KAPI_IOCTL;
     if (rc == 0 && !use_ioctl) {

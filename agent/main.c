@@ -2,6 +2,7 @@
  * front for one module. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <libmount.h>
 #include <libnbd.h>
 #include <pwd.h>
@@ -19,6 +20,8 @@
 #include "home.h"
 #include "image.h"
 #include "log.h"
+#include "pamclient.h"
+#include "server.h"
 #include "user.h"
 
 #include "version.h" /* generated: build/version.h */
@@ -36,6 +39,10 @@ static void usage(FILE *f)
                "Brings users' network homes (NBD) to a thin client at login.\n"
                "\n"
                "verbs:\n"
+               "  agent [-f]             run the boot phase, then stay resident and serve\n"
+               "                         the PAM stages (-f: in the foreground)\n"
+               "  pam                    the pam_exec(8) client: account, open_session,\n"
+               "                         close_session from PAM_TYPE, PAM_USER, PAM_SERVICE\n"
                "  boot [--json]          run the boot phase once: clean the staging dir,\n"
                "                         check for stale mounts, check the NBD servers\n"
                "  config-check [FILE]    validate a configuration file\n"
@@ -393,6 +400,65 @@ static int verb_status(int argc, char **argv, struct globals *g)
     return rc > 0 ? 1 : 0;
 }
 
+static int agent_opt(int c, void *ctx)
+{
+    if (c != 'f')
+        return -1;
+    *(bool *)ctx = true;
+    return 0;
+}
+
+static int verb_agent(int argc, char **argv, struct globals *g)
+{
+    static const struct option longs[] = {{"foreground", no_argument, NULL, 'f'}, {0}};
+    struct server_opts o = {0};
+    struct hp_config cfg;
+    int idx = parse_opts(argc, argv, g, true, "f", longs, agent_opt, &o.foreground);
+
+    if (idx < 0)
+        return 2;
+    if (idx < argc) {
+        fprintf(stderr, "homeport agent: unexpected argument '%s'\n", argv[idx]);
+        return 2;
+    }
+    log_open(LOG_TO_STDERR, verbose_level(g->verbose, LOG_LVL_WARN));
+    if (load_config(g, &cfg) < 0)
+        return 2;
+    log_open(o.foreground || cfg.log_target != LOG_TO_STDERR ? cfg.log_target : LOG_TO_AUTO,
+             verbose_level(g->verbose, cfg.log_level));
+    o.config_path = g->config_path;
+    o.config_given = g->config_given;
+    o.verbose = g->verbose;
+    return server_run(&cfg, &o);
+}
+
+static int verb_pam(int argc, char **argv, struct globals *g)
+{
+    struct hp_config cfg;
+    char problem[PATH_MAX + 64] = "";
+    int idx = parse_opts(argc, argv, g, true, NULL, NULL, NULL, NULL), rc;
+
+    if (idx < 0)
+        return 2;
+    if (idx < argc) {
+        fprintf(stderr, "homeport pam: unexpected argument '%s'\n", argv[idx]);
+        return 2;
+    }
+    /* stdout is the greeter's: the log goes to syslog or the kernel log */
+    log_open(LOG_TO_AUTO, verbose_level(g->verbose, LOG_LVL_WARN));
+    rc = config_load(&cfg, g->config_path, g->config_given, report_config_error, NULL);
+    if (rc < 0) {
+        snprintf(problem, sizeof problem, "configuration %s is not valid%s%s", g->config_path,
+                 rc == -EINVAL ? "" : ": ", rc == -EINVAL ? "" : strerror(-rc));
+        config_defaults(&cfg); /* for the exemptions: root must still get in */
+    }
+    log_open(cfg.log_target == LOG_TO_STDERR ? LOG_TO_AUTO : cfg.log_target,
+             verbose_level(g->verbose, LOG_LVL_WARN));
+    rc = pamclient_run(&cfg, problem[0] ? problem : NULL, stdout);
+    config_free(&cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct globals g = {.config_path = HP_DEFAULT_CONFIG};
@@ -412,6 +478,10 @@ int main(int argc, char **argv)
     argv += idx;
     if (!strcmp(verb, "boot"))
         return verb_boot(argc, argv, &g);
+    if (!strcmp(verb, "agent"))
+        return verb_agent(argc, argv, &g);
+    if (!strcmp(verb, "pam"))
+        return verb_pam(argc, argv, &g);
     if (!strcmp(verb, "config-check"))
         return verb_config_check(argc, argv, &g);
     if (!strcmp(verb, "mount") || !strcmp(verb, "umount"))

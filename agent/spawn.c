@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,4 +70,37 @@ int spawn_wait(const char *const argv[], int quiet)
     if (WIFEXITED(status))
         return WEXITSTATUS(status);
     return 128 + WTERMSIG(status);
+}
+
+void spawn_close_fds(int keep)
+{
+    DIR *d;
+    struct dirent *de;
+
+#ifdef SYS_close_range
+    if (keep < 0 || keep < 3) {
+        if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
+            return;
+    } else if ((keep == 3 || syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U) == 0) &&
+               syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U) == 0) {
+        return;
+    }
+#endif
+    /* older kernels: walk /proc/self/fd (collect first, then close) */
+    int fds[1024], n = 0;
+    d = opendir("/proc/self/fd");
+    if (!d) {
+        for (int fd = 3; fd < 1024; fd++)
+            if (fd != keep)
+                close(fd);
+        return;
+    }
+    while ((de = readdir(d)) && n < 1024) {
+        int fd = atoi(de->d_name);
+        if (fd >= 3 && fd != keep && fd != dirfd(d))
+            fds[n++] = fd;
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
 }

@@ -13,4 +13,9 @@
  * not found, or another -errno. */
 int spawn_wait(const char *const argv[], int quiet);
 
+/* Close every descriptor from 3 up, except keep (-1: none).  For
+ * processes that outlive their parent's purpose (home workers, the agent's
+ * jobs): they must not hold its sockets, pipes and locks open. */
+void spawn_close_fds(int keep);
+
 #endif

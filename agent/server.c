@@ -1,0 +1,845 @@
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "boot.h"
+#include "home.h"
+#include "log.h"
+#include "proto.h"
+#include "session.h"
+#include "spawn.h"
+#include "tree.h"
+
+#include "version.h"
+
+#define MAX_CLIENTS 1000
+#define RETRY_MS 10000 /* an unmount that failed at logout is retried this often */
+
+struct job;
+
+struct client {
+    int fd;
+    uid_t uid;
+    pid_t pid;
+    struct job *job; /* its request, queued or running */
+};
+
+struct user {
+    struct session_user su;
+    int64_t lease_end; /* prepared, no session: released then (ms, monotonic); 0 = none */
+    int64_t retry_at;  /* a failed unmount is retried then; 0 = none */
+    struct job *running, *head, *tail;
+};
+
+struct job {
+    struct job *next; /* in its user's queue */
+    struct client *client; /* NULL: the agent's own, or the client went away */
+    struct user *user;
+    struct proto_request req;
+    pid_t pid;
+    int rfd;
+    char buf[8192];
+    size_t len;
+    bool got_result;
+    int rc;
+    struct session_user result;
+    char text[1024];
+};
+
+static struct {
+    struct hp_config cfg;
+    const struct server_opts *o;
+    int lfd, sigr, sigw, lockfd, notify_fd;
+    char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char pid_path[PATH_MAX];
+    struct client *clients[MAX_CLIENTS];
+    size_t nclients;
+    struct user **users;
+    size_t nusers, cap_users;
+    bool stopping, exit_now;
+    int64_t stop_deadline;
+} S = {.lfd = -1, .sigr = -1, .sigw = -1, .lockfd = -1, .notify_fd = -1};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_signal(int sig)
+{
+    unsigned char c = (unsigned char)sig;
+    int saved = errno;
+    if (write(S.sigw, &c, 1) < 0) {
+        /* the pipe is full: a signal is pending already */
+    }
+    errno = saved;
+}
+
+/* ---- replies ------------------------------------------------------------ */
+
+static void send_reply(struct client *c, enum proto_reply kind, int err, const char *text)
+{
+    char buf[PROTO_MAX];
+    size_t n;
+
+    if (!c)
+        return;
+    n = proto_format_reply(kind, err, text, buf, sizeof buf);
+    if (send(c->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EPIPE)
+        log_debug("reply to client pid %d: %s", (int)c->pid, strerror(errno));
+}
+
+static void drop_client(struct client *c)
+{
+    for (size_t i = 0; i < S.nclients; i++)
+        if (S.clients[i] == c) {
+            S.clients[i] = S.clients[--S.nclients];
+            break;
+        }
+    if (c->job)
+        c->job->client = NULL;
+    close(c->fd);
+    free(c);
+}
+
+/* ---- users and jobs ----------------------------------------------------- */
+
+static struct user *find_user(const char *name, bool create)
+{
+    for (size_t i = 0; i < S.nusers; i++)
+        if (strcmp(S.users[i]->su.name, name) == 0)
+            return S.users[i];
+    if (!create)
+        return NULL;
+    if (S.nusers == S.cap_users) {
+        size_t cap = S.cap_users ? S.cap_users * 2 : 16;
+        struct user **n = realloc(S.users, cap * sizeof *n);
+        if (!n)
+            return NULL;
+        S.users = n;
+        S.cap_users = cap;
+    }
+    struct user *u = calloc(1, sizeof *u);
+    if (!u)
+        return NULL;
+    snprintf(u->su.name, sizeof u->su.name, "%s", name);
+    S.users[S.nusers++] = u;
+    return u;
+}
+
+/* Forget a user the agent holds nothing for. */
+static void maybe_forget(struct user *u)
+{
+    if (u->running || u->head || u->su.home != SH_NONE || u->su.sessions > 0)
+        return;
+    for (size_t i = 0; i < S.nusers; i++)
+        if (S.users[i] == u) {
+            S.users[i] = S.users[--S.nusers];
+            break;
+        }
+    free(u);
+}
+
+struct job_ctx {
+    int wfd;
+};
+
+static void write_line(int fd, char tag, const char *text)
+{
+    char line[1100];
+    int n = snprintf(line, sizeof line - 1, "%c %s", tag, text);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof line - 2)
+        n = (int)sizeof line - 2;
+    for (int i = 0; i < n; i++)
+        if (line[i] == '\n')
+            line[i] = ' ';
+    line[n++] = '\n';
+    if (write(fd, line, (size_t)n) < 0) {
+        /* the agent is gone: the work goes on without an audience */
+    }
+}
+
+static void job_progress(void *v, const char *msg)
+{
+    write_line(((struct job_ctx *)v)->wfd, 'P', msg);
+}
+
+/* The job process: run the stage, report, exit. */
+static void run_job(struct job *j, int wfd)
+{
+    struct job_ctx ctx = {wfd};
+    struct session_user su = j->user->su;
+    char msg[1024], res[1100];
+    int rc;
+
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGPIPE, SIG_IGN);
+    log_close();
+    spawn_close_fds(wfd);
+    log_open(S.cfg.log_target, log_current_level());
+    rc = session_run(&S.cfg, j->req.verb, j->req.service, &su, job_progress, &ctx, msg,
+                     sizeof msg);
+    snprintf(res, sizeof res, "%d %d %d %s", rc, (int)su.home, su.sessions, msg);
+    write_line(wfd, 'R', res);
+    _exit(0);
+}
+
+static void finish_job(struct job *j, int status);
+
+static void start_job(struct user *u)
+{
+    struct job *j = u->head;
+    int p[2];
+
+    if (u->running || !j)
+        return;
+    u->head = j->next;
+    if (!u->head)
+        u->tail = NULL;
+    j->next = NULL;
+    u->running = j;
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        j->rc = -errno;
+        snprintf(j->text, sizeof j->text, "cannot start the work for %s: pipe: %s", u->su.name,
+                 strerror(errno));
+        finish_job(j, 0);
+        return;
+    }
+    fflush(NULL);
+    j->pid = fork();
+    if (j->pid == 0) {
+        close(p[0]);
+        run_job(j, p[1]);
+    }
+    close(p[1]);
+    if (j->pid < 0) {
+        int e = errno;
+        close(p[0]);
+        j->rc = -e;
+        snprintf(j->text, sizeof j->text, "cannot start the work for %s: fork: %s", u->su.name,
+                 strerror(e));
+        finish_job(j, 0);
+        return;
+    }
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    j->rfd = p[0];
+    log_debug("%s %s: job %d started", proto_verb_name(j->req.verb), u->su.name, (int)j->pid);
+}
+
+static void enqueue(struct user *u, struct client *c, const struct proto_request *req)
+{
+    struct job *j = calloc(1, sizeof *j);
+
+    if (!j) {
+        send_reply(c, PR_ERROR, ENOMEM, "the homeport agent is out of memory");
+        return;
+    }
+    j->client = c;
+    j->user = u;
+    j->req = *req;
+    j->rfd = -1;
+    if (c)
+        c->job = j;
+    if (u->tail)
+        u->tail->next = j;
+    else
+        u->head = j;
+    u->tail = j;
+    start_job(u);
+}
+
+static void enqueue_own(struct user *u, enum proto_verb verb)
+{
+    struct proto_request req = {.verb = verb};
+    snprintf(req.user, sizeof req.user, "%s", u->su.name);
+    enqueue(u, NULL, &req);
+}
+
+static void parse_line(struct job *j, char *line)
+{
+    if (line[0] == 'P' && line[1] == ' ') {
+        send_reply(j->client, PR_PROGRESS, 0, line + 2);
+        return;
+    }
+    int rc, home, sessions, off = 0;
+    if (line[0] == 'R' && sscanf(line + 1, " %d %d %d %n", &rc, &home, &sessions, &off) == 3 &&
+        off > 0 && home >= SH_NONE && home <= SH_MOUNTED) {
+        j->got_result = true;
+        j->rc = rc;
+        j->result = j->user->su;
+        j->result.home = (enum session_home)home;
+        j->result.sessions = sessions;
+        snprintf(j->text, sizeof j->text, "%s", line + 1 + off);
+    }
+}
+
+static void finish_job(struct job *j, int status)
+{
+    struct user *u = j->user;
+    enum proto_verb verb = j->req.verb;
+    int64_t now = now_ms();
+
+    if (!j->got_result && j->rc == 0) {
+        j->rc = -EIO;
+        snprintf(j->text, sizeof j->text, "the work for %s ended without an answer (%s %d)",
+                 u->su.name, WIFSIGNALED(status) ? "signal" : "exit",
+                 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    }
+    if (j->got_result)
+        u->su = j->result;
+    u->lease_end = u->su.home == SH_PREPARED && u->su.sessions == 0 ? now + S.cfg.lease_ms : 0;
+    u->retry_at = 0;
+    if ((verb == PV_CLOSE_SESSION || verb == PV_RELEASE) && j->rc == -EBUSY) {
+        u->retry_at = now + RETRY_MS;
+        log_warn("%s; retrying in %d s", j->text, RETRY_MS / 1000);
+    }
+    if (j->rc < 0)
+        log_warn("%s %s failed: %s", proto_verb_name(verb), u->su.name, j->text);
+    else
+        log_info("%s %s: %s", proto_verb_name(verb), u->su.name,
+                 j->text[0] ? j->text : "nothing to do");
+    if (j->client) {
+        send_reply(j->client, j->rc < 0 ? PR_ERROR : PR_OK, -j->rc, j->text);
+        j->client->job = NULL;
+    } else if (verb == PV_OPEN_SESSION && j->rc == 0 && u->su.sessions > 0) {
+        /* Its PAM client gave up: for PAM that session failed and will
+         * never be closed, so close it here. */
+        log_warn("the client of open_session %s went away: closing that session", u->su.name);
+        enqueue_own(u, PV_CLOSE_SESSION);
+    }
+    if (j->rfd >= 0)
+        close(j->rfd);
+    u->running = NULL;
+    free(j);
+    start_job(u);
+    maybe_forget(u);
+}
+
+/* Read what a job says; at its end, reap it and apply the result. */
+static void job_readable(struct job *j)
+{
+    for (;;) {
+        ssize_t n = read(j->rfd, j->buf + j->len, sizeof j->buf - 1 - j->len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) {
+            int status = 0;
+            while (waitpid(j->pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            finish_job(j, status);
+            return;
+        }
+        j->len += (size_t)n;
+        char *nl;
+        while ((nl = memchr(j->buf, '\n', j->len))) {
+            *nl = '\0';
+            parse_line(j, j->buf);
+            j->len -= (size_t)(nl + 1 - j->buf);
+            memmove(j->buf, nl + 1, j->len);
+        }
+        if (j->len == sizeof j->buf - 1)
+            j->len = 0; /* a line longer than the buffer: drop it */
+    }
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+static void handle_request(struct client *c)
+{
+    char buf[PROTO_MAX + 1], why[256];
+    struct proto_request req;
+    ssize_t n = recv(c->fd, buf, sizeof buf, MSG_TRUNC | MSG_DONTWAIT);
+
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        drop_client(c);
+        return;
+    }
+    if ((size_t)n > PROTO_MAX) {
+        snprintf(why, sizeof why, "request too large (%zd bytes, at most %d)", n, PROTO_MAX);
+        goto reject;
+    }
+    if (proto_parse_request(buf, (size_t)n, &req, why, sizeof why) < 0)
+        goto reject;
+    if (c->job) {
+        snprintf(why, sizeof why, "one request at a time: %s of %s is still running",
+                 proto_verb_name(c->job->req.verb), c->job->user->su.name);
+        goto reject;
+    }
+    if (req.verb == PV_PING) {
+        snprintf(why, sizeof why, "homeport %s agent pid %d", HOMEPORT_VERSION, (int)getpid());
+        send_reply(c, PR_OK, 0, why);
+        return;
+    }
+    if (c->uid != 0) {
+        log_warn("refused %s %s from uid %u (pid %d): only root may ask", proto_verb_name(req.verb),
+                 req.user, (unsigned)c->uid, (int)c->pid);
+        send_reply(c, PR_ERROR, EPERM, "permission denied: only root may ask the homeport agent");
+        drop_client(c);
+        return;
+    }
+    if (S.stopping && (req.verb == PV_ACCOUNT || req.verb == PV_OPEN_SESSION)) {
+        send_reply(c, PR_ERROR, ESHUTDOWN,
+                   "the homeport agent is shutting down: try again in a moment");
+        return;
+    }
+    struct user *u = find_user(req.user, true);
+    if (!u) {
+        send_reply(c, PR_ERROR, ENOMEM, "the homeport agent is out of memory");
+        return;
+    }
+    log_debug("%s %s (service %s) from pid %d", proto_verb_name(req.verb), req.user,
+              req.service[0] ? req.service : "-", (int)c->pid);
+    enqueue(u, c, &req);
+    return;
+
+reject:
+    log_warn("bad request from pid %d (uid %u): %s", (int)c->pid, (unsigned)c->uid, why);
+    send_reply(c, PR_ERROR, EPROTO, why);
+    drop_client(c);
+}
+
+static void accept_clients(void)
+{
+    for (;;) {
+        int fd = accept4(S.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct ucred cred;
+        socklen_t len = sizeof cred;
+        struct client *c;
+
+        if (fd < 0)
+            return;
+        if (S.nclients >= MAX_CLIENTS || !(c = calloc(1, sizeof *c))) {
+            char buf[128];
+            size_t n = proto_format_reply(PR_ERROR, EAGAIN, "the homeport agent is too busy",
+                                          buf, sizeof buf);
+            send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+            close(fd);
+            continue;
+        }
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+            cred.uid = (uid_t)-1; /* unknown: treated as not root */
+            cred.pid = 0;
+        }
+        c->fd = fd;
+        c->uid = cred.uid;
+        c->pid = cred.pid;
+        S.clients[S.nclients++] = c;
+    }
+}
+
+/* ---- start, reload, stop ------------------------------------------------ */
+
+static void notify_parent(const char *msg)
+{
+    if (S.notify_fd < 0)
+        return;
+    if (write(S.notify_fd, msg, strlen(msg)) < 0) {
+        /* the parent is gone */
+    }
+    close(S.notify_fd);
+    S.notify_fd = -1;
+}
+
+__attribute__((format(printf, 1, 2))) static int start_failed(const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+
+    va_start(ap, fmt);
+    /* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): false positive, ap is started */
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_err("%s", msg);
+    notify_parent(msg);
+    return 1;
+}
+
+static void report_config_error(void *ctx, const char *msg)
+{
+    (void)ctx;
+    log_err("%s", msg);
+}
+
+static enum log_level level_for(enum log_level base)
+{
+    if (S.o->verbose >= 2)
+        return LOG_LVL_DEBUG;
+    if (S.o->verbose == 1 && base < LOG_LVL_INFO)
+        return LOG_LVL_INFO;
+    return base;
+}
+
+static void reload(void)
+{
+    struct hp_config n;
+    int rc = config_load(&n, S.o->config_path, S.o->config_given, report_config_error, NULL);
+
+    if (rc == -EINVAL) {
+        log_err("reload: %s is not valid (see above): keeping the running configuration",
+                S.o->config_path);
+        return;
+    }
+    if (rc < 0) {
+        log_err("reload: cannot read %s: %s; keeping the running configuration",
+                S.o->config_path, strerror(-rc));
+        return;
+    }
+    if (strcmp(n.run_dir, S.cfg.run_dir) != 0) {
+        log_warn("reload: run_dir changes only at a restart: keeping %s", S.cfg.run_dir);
+        free(n.run_dir);
+        n.run_dir = strdup(S.cfg.run_dir);
+        if (!n.run_dir) {
+            config_free(&n);
+            return;
+        }
+    }
+    config_free(&S.cfg);
+    S.cfg = n;
+    log_open(S.o->foreground || S.cfg.log_target != LOG_TO_STDERR ? S.cfg.log_target : LOG_TO_AUTO,
+             level_for(S.cfg.log_level));
+    log_notice("configuration reloaded from %s", S.o->config_path);
+}
+
+static void adopt(void *ctx, const char *name)
+{
+    struct home_state s;
+    struct user *u;
+    int rc = home_lookup(&S.cfg, name, &s);
+
+    (void)ctx;
+    if (rc == -ENOENT || !(u = find_user(name, true)))
+        return;
+    u->su.home = s.phase == HOME_PREPARED ? SH_PREPARED : SH_MOUNTED;
+    u->su.sessions = s.sessions;
+    if (rc < 0) {
+        log_warn("the home of %s is not where its record says (%s on %s): releasing it", name,
+                 s.device, s.phase == HOME_PREPARED ? s.stage : s.mountpoint);
+        if (s.sessions == 0)
+            u->lease_end = now_ms();
+        return;
+    }
+    if (u->su.home == SH_PREPARED && s.sessions == 0)
+        u->lease_end = now_ms() + S.cfg.lease_ms;
+    log_notice("re-adopted the home of %s: %s on %s, %d sessions", name,
+               s.phase == HOME_PREPARED ? "prepared" : "mounted",
+               s.phase == HOME_PREPARED ? s.stage : s.mountpoint, s.sessions);
+}
+
+static int open_socket(void)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    mode_t old;
+    int rc;
+
+    S.lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (S.lfd < 0)
+        return -errno;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", S.sock_path);
+    unlink(S.sock_path); /* ours: the lock says no other agent runs */
+    old = umask(077);
+    rc = bind(S.lfd, (struct sockaddr *)&sa, sizeof sa) == 0 ? 0 : -errno;
+    umask(old);
+    if (rc == 0 && chmod(S.sock_path, 0600) < 0)
+        rc = -errno;
+    if (rc == 0 && listen(S.lfd, 128) < 0)
+        rc = -errno;
+    return rc;
+}
+
+static int write_pid_file(void)
+{
+    char tmp[PATH_MAX + 8];
+    FILE *f;
+
+    snprintf(tmp, sizeof tmp, "%s.tmp", S.pid_path);
+    f = fopen(tmp, "we");
+    if (!f)
+        return -errno;
+    fprintf(f, "%d\n", (int)getpid());
+    if (fclose(f) != 0 || rename(tmp, S.pid_path) < 0) {
+        unlink(tmp);
+        return -errno;
+    }
+    return 0;
+}
+
+/* Log the boot report line by line. */
+static void run_boot_phase(void)
+{
+    struct boot_report r;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f;
+
+    boot_run(&S.cfg, &boot_env_default, &r);
+    f = open_memstream(&text, &len);
+    if (f) {
+        boot_print_text(f, &r);
+        fclose(f);
+        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+            log_info("boot: %s", line);
+        free(text);
+    }
+    if (r.exit_code != BOOT_OK)
+        log_warn("boot phase finished with status %d (see homeport(8)); serving anyway",
+                 r.exit_code);
+    boot_report_free(&r);
+}
+
+static bool idle_for_exit(int64_t now)
+{
+    bool in_use = false;
+
+    for (size_t i = 0; i < S.nusers; i++) {
+        struct user *u = S.users[i];
+        if (u->running || u->head || u->su.home == SH_PREPARED)
+            return false; /* work in flight, or a prepared home to release */
+        in_use |= u->su.sessions > 0;
+    }
+    return !in_use || now >= S.stop_deadline;
+}
+
+static void say_goodbye(void)
+{
+    for (size_t i = 0; i < S.nusers; i++) {
+        struct user *u = S.users[i];
+        if (u->su.home != SH_NONE)
+            log_notice("the home of %s stays mounted (%d sessions), served by its worker, for "
+                       "the next agent to re-adopt",
+                       u->su.name, u->su.sessions);
+        if (u->running)
+            log_warn("%s of %s was still running at exit: it finishes on its own",
+                     proto_verb_name(u->running->req.verb), u->su.name);
+    }
+}
+
+static int daemonize(void)
+{
+    int p[2];
+    pid_t pid;
+    char buf[600];
+
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid > 0) { /* wait for the agent to say it is ready (or why not) */
+        ssize_t n;
+        close(p[1]);
+        n = read(p[0], buf, sizeof buf - 1);
+        if (n < 0)
+            n = 0;
+        buf[n] = '\0';
+        if (strcmp(buf, "ready") == 0)
+            _exit(0);
+        fprintf(stderr, "homeport agent: %s\n", n ? buf : "exited before it was ready");
+        _exit(1);
+    }
+    close(p[0]);
+    S.notify_fd = p[1];
+    setsid();
+    if (chdir("/") < 0)
+        return -errno;
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
+        if (null > STDERR_FILENO)
+            close(null);
+    }
+    log_open(S.cfg.log_target == LOG_TO_STDERR ? LOG_TO_AUTO : S.cfg.log_target,
+             log_current_level());
+    return 0;
+}
+
+int server_run(struct hp_config *cfg, const struct server_opts *o)
+{
+    char path[PATH_MAX];
+    int sp[2], rc;
+
+    S.cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    S.o = o;
+    if (!o->foreground && (rc = daemonize()) < 0)
+        return start_failed("cannot start in the background: %s", strerror(-rc));
+
+    if ((rc = tree_mkdirs(S.cfg.run_dir, 0755)) < 0)
+        return start_failed("cannot create run_dir %s: %s", S.cfg.run_dir, strerror(-rc));
+    if (snprintf(S.sock_path, sizeof S.sock_path, "%s/agent.sock", S.cfg.run_dir) >=
+        (int)sizeof S.sock_path)
+        return start_failed("run_dir %s is too long for a socket path", S.cfg.run_dir);
+    snprintf(S.pid_path, sizeof S.pid_path, "%s/agent.pid", S.cfg.run_dir);
+    snprintf(path, sizeof path, "%s/agent.lock", S.cfg.run_dir);
+    S.lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (S.lockfd < 0)
+        return start_failed("cannot open %s: %s", path, strerror(errno));
+    if (flock(S.lockfd, LOCK_EX | LOCK_NB) < 0) {
+        pid_t other = boot_running_agent(S.cfg.run_dir);
+        if (other)
+            return start_failed("another homeport agent is running (pid %d)", (int)other);
+        return start_failed("another homeport agent holds %s", path);
+    }
+
+    run_boot_phase();
+    home_foreach(&S.cfg, adopt, NULL);
+
+    if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) < 0)
+        return start_failed("pipe: %s", strerror(errno));
+    S.sigr = sp[0];
+    S.sigw = sp[1];
+    struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if ((rc = open_socket()) < 0)
+        return start_failed("cannot listen on %s: %s", S.sock_path, strerror(-rc));
+    if ((rc = write_pid_file()) < 0)
+        return start_failed("cannot write %s: %s", S.pid_path, strerror(-rc));
+    log_notice("agent ready (pid %d) on %s", (int)getpid(), S.sock_path);
+    notify_parent("ready");
+
+    struct pollfd *fds = NULL;
+    size_t cap = 0;
+    for (;;) {
+        int64_t now = now_ms(), next = now + 60000;
+        size_t n = 0, njobs = 0;
+
+        /* timers: leases, unmount retries */
+        for (size_t i = 0; i < S.nusers; i++) {
+            struct user *u = S.users[i];
+            int64_t due = 0;
+            if (u->lease_end)
+                due = u->lease_end;
+            if (u->retry_at && (!due || u->retry_at < due))
+                due = u->retry_at;
+            if (!due || u->running || u->head)
+                continue;
+            if (due <= now) {
+                u->lease_end = u->retry_at = 0;
+                log_info("%s: %s", u->su.name,
+                         u->su.home == SH_PREPARED ? "lease over: releasing the prepared home"
+                                                   : "retrying the unmount");
+                enqueue_own(u, PV_RELEASE);
+            } else if (due < next) {
+                next = due;
+            }
+        }
+        if (S.exit_now || (S.stopping && idle_for_exit(now)))
+            break;
+        if (S.stopping && S.stop_deadline < next)
+            next = S.stop_deadline;
+
+        for (size_t i = 0; i < S.nusers; i++)
+            njobs += S.users[i]->running != NULL;
+        if (cap < 2 + S.nclients + njobs) {
+            cap = 2 + S.nclients + njobs + 64;
+            struct pollfd *nf = realloc(fds, cap * sizeof *nf);
+            if (!nf) {
+                log_err("out of memory");
+                break;
+            }
+            fds = nf;
+        }
+        fds[n++] = (struct pollfd){.fd = S.sigr, .events = POLLIN};
+        fds[n++] = (struct pollfd){.fd = S.lfd, .events = POLLIN};
+        size_t first_client = n;
+        for (size_t i = 0; i < S.nclients; i++)
+            fds[n++] = (struct pollfd){.fd = S.clients[i]->fd, .events = POLLIN};
+        size_t first_job = n;
+        for (size_t i = 0; i < S.nusers; i++)
+            if (S.users[i]->running && S.users[i]->running->rfd >= 0)
+                fds[n++] = (struct pollfd){.fd = S.users[i]->running->rfd, .events = POLLIN};
+
+        int timeout = next - now > INT_MAX ? INT_MAX : (int)(next - now);
+        if (poll(fds, n, timeout < 0 ? 0 : timeout) < 0 && errno != EINTR) {
+            log_err("poll: %s", strerror(errno));
+            break;
+        }
+        if (fds[0].revents) {
+            unsigned char sig;
+            while (read(S.sigr, &sig, 1) == 1) {
+                if (sig == SIGHUP) {
+                    reload();
+                } else if (!S.stopping) {
+                    S.stopping = true;
+                    S.stop_deadline = now_ms() + S.cfg.shutdown_timeout_ms;
+                    log_notice("signal %d: shutting down (releasing prepared homes, waiting up "
+                               "to %u ms for open sessions)",
+                               sig, S.cfg.shutdown_timeout_ms);
+                    for (size_t i = 0; i < S.nusers; i++)
+                        if (S.users[i]->su.home == SH_PREPARED && S.users[i]->su.sessions == 0)
+                            S.users[i]->lease_end = now_ms();
+                } else {
+                    log_notice("signal %d again: exiting now", sig);
+                    S.exit_now = true;
+                }
+            }
+        }
+        /* Jobs first: a finished job frees its client for the next request.
+         * Collect the ready jobs before handling any (handling changes the
+         * lists). */
+        struct job *ready[256];
+        size_t nready = 0;
+        for (size_t k = first_job; k < n && nready < 256; k++) {
+            if (!fds[k].revents)
+                continue;
+            for (size_t i = 0; i < S.nusers; i++)
+                if (S.users[i]->running && S.users[i]->running->rfd == fds[k].fd)
+                    ready[nready++] = S.users[i]->running;
+        }
+        for (size_t k = 0; k < nready; k++)
+            job_readable(ready[k]);
+        struct client *readable[MAX_CLIENTS];
+        size_t nread = 0;
+        for (size_t k = first_client; k < first_job; k++)
+            if (fds[k].revents)
+                for (size_t i = 0; i < S.nclients; i++)
+                    if (S.clients[i]->fd == fds[k].fd)
+                        readable[nread++] = S.clients[i];
+        for (size_t k = 0; k < nread; k++)
+            handle_request(readable[k]);
+        if (fds[1].revents)
+            accept_clients();
+    }
+
+    say_goodbye();
+    free(fds);
+    while (S.nclients)
+        drop_client(S.clients[0]);
+    close(S.lfd);
+    unlink(S.sock_path);
+    unlink(S.pid_path);
+    log_notice("agent stopped");
+    config_free(&S.cfg);
+    return 0;
+}

@@ -1,0 +1,260 @@
+#include "session.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define MAX_GROUPS 256
+#define MAX_PIDS 4096
+
+const char *session_exempt(const struct hp_config *cfg, const char *user, const char *service,
+                           char *buf, size_t len)
+{
+    struct passwd *pw;
+
+    if (service && *service && config_list_has(cfg->exempt_services, service)) {
+        snprintf(buf, len, "PAM service %s is exempt", service);
+        return buf;
+    }
+    if (config_list_has(cfg->exempt_users, user)) {
+        snprintf(buf, len, "%s is listed in exempt_users", user);
+        return buf;
+    }
+    pw = getpwnam(user);
+    if (!pw)
+        return NULL;
+    if (pw->pw_uid < cfg->min_uid) {
+        snprintf(buf, len, "uid %u of %s is below min_uid %u", (unsigned)pw->pw_uid, user,
+                 cfg->min_uid);
+        return buf;
+    }
+    if (cfg->exempt_groups && *cfg->exempt_groups) {
+        gid_t groups[MAX_GROUPS];
+        int n = MAX_GROUPS;
+        if (getgrouplist(user, pw->pw_gid, groups, &n) < 0)
+            n = MAX_GROUPS; /* more than that: check the first ones */
+        for (int i = 0; i < n; i++) {
+            struct group *gr = getgrgid(groups[i]);
+            if (gr && config_list_has(cfg->exempt_groups, gr->gr_name)) {
+                snprintf(buf, len, "%s is in exempt group %s", user, gr->gr_name);
+                return buf;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Whether pid belongs to uid (real or effective) and is not a zombie. */
+static bool owned_by(long pid, uid_t uid)
+{
+    char path[64], line[256];
+    unsigned long ruid = 0, euid = 0;
+    bool got = false, zombie = false;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    f = fopen(path, "re");
+    if (!f)
+        return false;
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "State:", 6))
+            zombie = strchr(line, 'Z') != NULL || strchr(line, 'X') != NULL;
+        else if (!strncmp(line, "Uid:", 4))
+            got = sscanf(line + 4, "%lu %lu", &ruid, &euid) == 2;
+    }
+    fclose(f);
+    return got && !zombie && (ruid == uid || euid == uid);
+}
+
+/* The live processes of uid, at most max. */
+static int list_pids(uid_t uid, pid_t *pids, int max)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    int n = 0;
+
+    if (!d)
+        return -errno;
+    while ((de = readdir(d)) && n < max) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 1 || pid == getpid())
+            continue;
+        if (owned_by(pid, uid))
+            pids[n++] = (pid_t)pid;
+    }
+    closedir(d);
+    return n;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int session_kill_user(uid_t uid, unsigned grace_ms, char *report, size_t len)
+{
+    static pid_t pids[MAX_PIDS];
+    int n, first, killed = 0;
+
+    report[0] = '\0';
+    if (uid == 0)
+        return -EPERM;
+    n = first = list_pids(uid, pids, MAX_PIDS);
+    if (n <= 0)
+        return n;
+    for (int i = 0; i < n; i++)
+        kill(pids[i], SIGTERM);
+    for (unsigned waited = 0; waited < grace_ms && n > 0; waited += 50) {
+        sleep_ms(50);
+        n = list_pids(uid, pids, MAX_PIDS);
+    }
+    /* Processes forked during the grace are caught here too. */
+    for (int round = 0; round < 40 && n > 0; round++) {
+        for (int i = 0; i < n; i++)
+            killed += kill(pids[i], SIGKILL) == 0;
+        sleep_ms(50);
+        n = list_pids(uid, pids, MAX_PIDS);
+    }
+    if (n > 0)
+        snprintf(report, len, "%d processes of uid %u still run after SIGKILL", n, (unsigned)uid);
+    else if (killed)
+        snprintf(report, len, "stopped %d processes of uid %u, %d of them with SIGKILL after %u ms",
+                 first, (unsigned)uid, killed, grace_ms);
+    else
+        snprintf(report, len, "stopped %d processes of uid %u", first, (unsigned)uid);
+    return first;
+}
+
+/* Where the home of u really is now. */
+static enum session_home look(const struct hp_config *cfg, const struct session_user *u,
+                              struct home_state *s)
+{
+    int rc = home_lookup(cfg, u->name, s);
+
+    if (rc == -ENOENT)
+        return SH_NONE;
+    if (rc < 0) {
+        char why[512];
+        log_warn("the home of %s is not where its record says: releasing what is left",
+                 u->name);
+        if (home_umount(cfg, u->name, why, sizeof why) < 0)
+            log_warn("%s", why);
+        if (home_lookup(cfg, u->name, s) < 0)
+            return SH_NONE;
+    }
+    return s->phase == HOME_PREPARED ? SH_PREPARED : SH_MOUNTED;
+}
+
+/* Take the home away; with stop, the user's processes first. */
+static int do_close(const struct hp_config *cfg, struct session_user *u, bool stop, char *msg,
+                    size_t len)
+{
+    struct passwd *pw = getpwnam(u->name);
+    char report[256];
+    int rc;
+
+    if (stop && pw) {
+        rc = session_kill_user(pw->pw_uid, cfg->kill_grace_ms, report, sizeof report);
+        if (rc > 0)
+            log_notice("%s: %s", u->name, report);
+        else if (rc < 0)
+            log_warn("%s: not stopping processes: %s", u->name, strerror(-rc));
+    }
+    rc = home_umount(cfg, u->name, msg, len);
+    if (rc == -ENOENT)
+        rc = 0;
+    if (rc < 0)
+        return rc;
+    u->home = SH_NONE;
+    snprintf(msg, len, "Home of %s unmounted", u->name);
+    return 0;
+}
+
+int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *service,
+                struct session_user *u, home_progress_fn progress, void *ctx, char *msg,
+                size_t msglen)
+{
+    struct home_state s;
+    char why[256];
+    int rc;
+
+    msg[0] = '\0';
+    if (verb != PV_RELEASE && session_exempt(cfg, u->name, service, why, sizeof why)) {
+        log_debug("%s %s: %s", proto_verb_name(verb), u->name, why);
+        return 0; /* untouched, silently */
+    }
+    u->home = look(cfg, u, &s);
+    switch (verb) {
+    case PV_ACCOUNT:
+        if (u->home != SH_NONE) {
+            snprintf(msg, msglen, "Home of %s is ready", u->name);
+            return 0;
+        }
+        if (progress)
+            progress(ctx, "Checking user...");
+        rc = home_prepare(cfg, u->name, progress, ctx, msg, msglen);
+        if (rc < 0)
+            return rc;
+        u->home = SH_PREPARED;
+        snprintf(msg, msglen, "Home of %s is ready", u->name);
+        return 0;
+    case PV_OPEN_SESSION:
+        if (u->home == SH_MOUNTED) {
+            u->sessions = (u->sessions > 0 ? u->sessions : 0) + 1;
+            home_set_sessions(cfg, u->name, u->sessions);
+            snprintf(msg, msglen, "Home of %s mounted on %s (%d sessions)", u->name, s.mountpoint,
+                     u->sessions);
+            return 0;
+        }
+        if (u->home == SH_NONE) {
+            rc = home_prepare(cfg, u->name, progress, ctx, msg, msglen);
+            if (rc < 0)
+                return rc;
+            u->home = SH_PREPARED;
+        }
+        rc = home_enter(cfg, u->name, msg, msglen);
+        if (rc < 0)
+            return rc;
+        u->home = SH_MOUNTED;
+        u->sessions = 1;
+        home_set_sessions(cfg, u->name, 1);
+        home_lookup(cfg, u->name, &s);
+        snprintf(msg, msglen, "Home of %s mounted on %s", u->name, s.mountpoint);
+        return 0;
+    case PV_CLOSE_SESSION:
+        if (u->home != SH_MOUNTED || u->sessions <= 0) {
+            u->sessions = 0;
+            snprintf(msg, msglen, "No open session of %s here", u->name);
+            return 0;
+        }
+        if (u->sessions > 1) {
+            u->sessions--;
+            home_set_sessions(cfg, u->name, u->sessions);
+            snprintf(msg, msglen, "%d sessions of %s still open: home stays mounted", u->sessions,
+                     u->name);
+            return 0;
+        }
+        u->sessions = 0;
+        home_set_sessions(cfg, u->name, 0);
+        return do_close(cfg, u, true, msg, msglen);
+    case PV_RELEASE: /* the lease ran out, or an unmount is retried */
+        if (u->home == SH_NONE || u->sessions > 0)
+            return 0;
+        return do_close(cfg, u, u->home == SH_MOUNTED, msg, msglen);
+    case PV_PING: break;
+    }
+    snprintf(msg, msglen, "not a stage: %s", proto_verb_name(verb) ? proto_verb_name(verb) : "?");
+    return -EINVAL;
+}

@@ -1,0 +1,56 @@
+/* session: what the agent does for one user at each PAM stage.
+ *
+ * The agent runs each stage in a job process, one at a time per user, and
+ * keeps the result (where the home is, how many sessions are open):
+ *
+ *   account        exempt users pass; else the home is prepared (attached,
+ *                  checked, test-mounted) and held for the lease
+ *   open_session   the prepared home is moved onto the home dir (preparing
+ *                  it first if the lease ran out); a second session of the
+ *                  same user shares the mount
+ *   close_session  one session less; at zero the user's processes get
+ *                  SIGTERM, then SIGKILL after kill_grace, and the home is
+ *                  unmounted and released
+ *   release        (the agent's own: an expired lease, a retried unmount)
+ *
+ * What the agent believes is checked against the system first: a home that
+ * went away behind its back is prepared again, not trusted.
+ */
+#ifndef HOMEPORT_SESSION_H
+#define HOMEPORT_SESSION_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "home.h"
+#include "proto.h"
+
+enum session_home { SH_NONE, SH_PREPARED, SH_MOUNTED };
+
+struct session_user {
+    char name[33];
+    enum session_home home;
+    int sessions;
+};
+
+/* Why user passes untouched (uid below min_uid, listed, in an exempt group,
+ * an exempt PAM service), written to buf and returned; NULL when the user
+ * is handled.  Unknown users are not exempt. */
+const char *session_exempt(const struct hp_config *cfg, const char *user, const char *service,
+                           char *buf, size_t len);
+
+/* Run one stage for u (updated in place).  Returns 0 with the closing
+ * message in msg (may be empty), or -errno with the reason in msg: -EBUSY
+ * from close_session/release means the home stays mounted and should be
+ * retried. */
+int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *service,
+                struct session_user *u, home_progress_fn progress, void *ctx, char *msg,
+                size_t msglen);
+
+/* SIGTERM every process whose real or effective uid is uid, wait up to
+ * grace_ms for them to end, SIGKILL the rest.  Refuses uid 0 (-EPERM).
+ * Returns the number of processes signalled; report says what happened. */
+int session_kill_user(uid_t uid, unsigned grace_ms, char *report, size_t len);
+
+#endif
