@@ -1,0 +1,96 @@
+/* The control socket's wire format: what the agent accepts and refuses. */
+#include <errno.h>
+
+#include "proto.h"
+#include "tap.h"
+
+static int parse(const char *s, struct proto_request *r, char *why, size_t len)
+{
+    return proto_parse_request(s, strlen(s), r, why, len);
+}
+
+int main(void)
+{
+    struct proto_request r, back;
+    char why[256], buf[PROTO_MAX + 1];
+    int n;
+
+    ok(parse("homeport 1 account\nuser=alice\nservice=login\n", &r, why, sizeof why) == 0,
+       "a full request parses");
+    ok(r.verb == PV_ACCOUNT, "verb account");
+    is_str(r.user, "alice", "user");
+    is_str(r.service, "login", "service");
+    ok(parse("homeport 1 ping\n", &r, why, sizeof why) == 0 && r.verb == PV_PING,
+       "ping needs no user");
+    ok(parse("homeport 1 close_session\nuser=bob\n", &r, why, sizeof why) == 0 &&
+           r.verb == PV_CLOSE_SESSION && r.service[0] == '\0',
+       "service is optional");
+
+    static const struct {
+        const char *req, *why;
+        int rc;
+    } bad[] = {
+        {"", "malformed request (empty", -EPROTO},
+        {"hello\n", "expected 'homeport VERSION VERB'", -EPROTO},
+        {"homeport 2 account\nuser=a\n", "unsupported protocol version 2", -EPROTO},
+        {"homeport 1 format_disk\nuser=a\n", "unknown verb", -EPROTO},
+        {"homeport 1 release\nuser=a\n", "unknown verb", -EPROTO}, /* the agent's own */
+        {"homeport 1 account extra\nuser=a\n", "unknown verb", -EPROTO},
+        {"homeport 1 account\nuser=a", "does not end with a newline", -EPROTO},
+        {"homeport 1 account\nuser\n", "expected key=value", -EPROTO},
+        {"homeport 1 account\nuser=a\x01\n", "expected key=value", -EPROTO},
+        {"homeport 1 account\nshell=/bin/sh\n", "unknown key 'shell'", -EPROTO},
+        {"homeport 1 account\nuser=a\nuser=b\n", "duplicate key 'user'", -EPROTO},
+        {"homeport 1 account\nuser=\n", "empty or too long value for 'user'", -EPROTO},
+        {"homeport 1 account\nservice=x\n", "invalid user name '': it is missing", -EINVAL},
+        {"homeport 1 account\nuser=../etc\n", "invalid user name '../etc'", -EINVAL},
+        {"homeport 1 account\nuser=a b\n", "invalid user name 'a b'", -EINVAL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why[0] = '\0';
+        ok(parse(bad[i].req, &r, why, sizeof why) == bad[i].rc, "bad request #%zu refused", i);
+        ok(strstr(why, bad[i].why) != NULL, "reason for #%zu: '%s'", i, why);
+    }
+    ok(proto_parse_request("homeport 1 ping\n\0x", 18, &r, why, sizeof why) == -EPROTO,
+       "a NUL byte is refused");
+    memset(buf, 'a', sizeof buf);
+    ok(proto_parse_request(buf, PROTO_MAX + 1, &r, why, sizeof why) == -EPROTO,
+       "more than PROTO_MAX bytes is refused");
+
+    r = (struct proto_request){.verb = PV_OPEN_SESSION};
+    snprintf(r.user, sizeof r.user, "carol");
+    snprintf(r.service, sizeof r.service, "lightdm");
+    n = proto_format_request(&r, buf, sizeof buf);
+    ok(n > 0 && proto_parse_request(buf, (size_t)n, &back, why, sizeof why) == 0 &&
+           back.verb == PV_OPEN_SESSION && !strcmp(back.user, "carol") &&
+           !strcmp(back.service, "lightdm"),
+       "format then parse gives the request back");
+    ok(proto_format_request(&r, buf, 10) == -ENAMETOOLONG, "a short buffer is reported");
+
+    enum proto_reply kind;
+    const char *text;
+    int err;
+    n = (int)proto_format_reply(PR_PROGRESS, 0, "Checking\nuser...", buf, sizeof buf);
+    ok(proto_parse_reply(buf, (size_t)n, &kind, &err, &text) == 0 && kind == PR_PROGRESS,
+       "progress reply");
+    is_str(text, "Checking user...", "control characters become spaces");
+    n = (int)proto_format_reply(PR_ERROR, EBUSY, "busy home", buf, sizeof buf);
+    ok(proto_parse_reply(buf, (size_t)n, &kind, &err, &text) == 0 && kind == PR_ERROR &&
+           err == EBUSY,
+       "error reply carries the errno");
+    is_str(text, "busy home", "error text");
+    n = (int)proto_format_reply(PR_OK, 0, "", buf, sizeof buf);
+    ok(proto_parse_reply(buf, (size_t)n, &kind, &err, &text) == 0 && kind == PR_OK && !*text,
+       "ok with no text");
+    static const char *const bad_replies[] = {"", "ok", "fine thanks", "error x msg", "error 0 m",
+                                              "error 99999 m"};
+    for (size_t i = 0; i < sizeof bad_replies / sizeof bad_replies[0]; i++) {
+        snprintf(buf, sizeof buf, "%s", bad_replies[i]);
+        ok(proto_parse_reply(buf, strlen(buf), &kind, &err, &text) == -EPROTO,
+           "malformed reply #%zu refused", i);
+    }
+    ok(proto_verb_from_pam("open_session") == PV_OPEN_SESSION &&
+           proto_verb_from_pam("auth") == -1 && proto_verb_from_pam(NULL) == -1,
+       "PAM_TYPE mapping");
+    return tap_done();
+}
