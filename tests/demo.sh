@@ -62,21 +62,39 @@ echo "took $(( $(date +%s%3N) - start )) ms"
 say "The same as JSON (homeport boot --json)"
 "$HOMEPORT" -c "$CONF" boot --json
 echo
-say "alice's home from the NBD server: homeport mount, use it, status, umount"
+say "The resident agent, and alice logging in through PAM (pamtester, pam_exec -> homeport pam)"
 add_users alice:1001
 NBD_CONF="servers = unix:$T/homes.sock" write_conf
 cat >> "$CONF" <<CONF
 [home]
 mount_dir = $T/home/%u
+[session]
+kill_grace = 2s
 CONF
+stop_agent() { [ -f "$T/run/homeport/agent.pid" ] && kill "$(cat "$T/run/homeport/agent.pid")" 2> /dev/null; sleep 0.5; }
+CLEANUP_HOOK=stop_agent
+run "$HOMEPORT" -c "$CONF" agent
+echo "agent pid $(cat "$T/run/homeport/agent.pid"), socket: $(stat -c '%A %U' "$T/run/homeport/agent.sock")"
+mkdir -p "$T/pam.d"
+cat > "$T/pam.d/demo-login" <<PAM
+auth     required pam_permit.so
+account  required pam_exec.so stdout $HOMEPORT -c $CONF pam
+session  required pam_exec.so stdout $HOMEPORT -c $CONF pam
+PAM
+mount --bind "$T/pam.d" /etc/pam.d
+cat /etc/pam.d/demo-login
 start=$(date +%s%3N)
-run "$HOMEPORT" -c "$CONF" mount alice
-echo "took $(( $(date +%s%3N) - start )) ms"
-ls -la "$T/home/alice"
-echo "a note written at $(date)" > "$T/home/alice/note.txt"
+run pamtester -v demo-login alice acct_mgmt open_session
+echo "login took $(( $(date +%s%3N) - start )) ms (both stages, through PAM)"
+grep " $T/home/alice " /proc/self/mountinfo | awk '{print "mounted:", $5, $9, $10}' | sed "s|$T||"
+setpriv --reuid=1001 --regid=1001 --clear-groups sh -c "echo 'a note alice wrote at $(date)' > '$T/home/alice/note.txt'"
+setpriv --reuid=1001 --regid=1001 --clear-groups sh -c "cd '$T/home/alice' && exec sleep 600" &
+echo "alice left a process running in her home (pid $!)"
 run "$HOMEPORT" -c "$CONF" status
-run "$HOMEPORT" -c "$CONF" umount alice
+run pamtester -v demo-login alice close_session
+echo "mounted after logout: $(grep -c " $T/home/alice " /proc/self/mountinfo), alice's processes left: $(pgrep -u 1001 | wc -l)"
 echo "read back from the image on the server side:"
 debugfs -R "cat /note.txt" "$T/srv/homes/alice" 2>/dev/null
+stop_agent
 
 say "Demo done. (Everything lived in a private mount namespace; nothing is left behind.)"
