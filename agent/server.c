@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -52,6 +53,8 @@ struct job {
     struct user *user;
     struct proto_request req;
     pid_t pid;
+    bool reaped; /* by the SIGCHLD sweep, before its pipe said EOF */
+    int status;
     int rfd;
     char buf[8192];
     size_t len;
@@ -194,6 +197,7 @@ static void run_job(struct job *j, int wfd)
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
     log_close();
     spawn_close_fds(wfd);
@@ -206,6 +210,30 @@ static void run_job(struct job *j, int wfd)
 }
 
 static void finish_job(struct job *j, int status);
+
+/* Reap every child that ended: jobs (their status is kept for when their
+ * pipe runs dry) and home workers, which are ours once their job has
+ * exited (the agent is a child subreaper). */
+static void reap_children(void)
+{
+    pid_t pid;
+    int status;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        bool job = false;
+        for (size_t i = 0; i < S.nusers && !job; i++) {
+            struct job *j = S.users[i]->running;
+            if (j && j->pid == pid) {
+                j->reaped = job = true;
+                j->status = status;
+            }
+        }
+        if (!job)
+            log_debug("worker %d ended (%s %d)", (int)pid,
+                      WIFSIGNALED(status) ? "signal" : "exit",
+                      WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    }
+}
 
 static void start_job(struct user *u)
 {
@@ -346,8 +374,8 @@ static void job_readable(struct job *j)
         if (n < 0 && errno == EAGAIN)
             return;
         if (n <= 0) {
-            int status = 0;
-            while (waitpid(j->pid, &status, 0) < 0 && errno == EINTR)
+            int status = j->status;
+            while (!j->reaped && waitpid(j->pid, &status, 0) < 0 && errno == EINTR)
                 ;
             finish_job(j, status);
             return;
@@ -719,7 +747,13 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    sa.sa_flags |= SA_NOCLDSTOP;
+    sigaction(SIGCHLD, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* Workers outlive the jobs that start them: be their parent then, so
+     * that they are reaped here rather than by whatever init this is. */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        log_debug("cannot become a child subreaper: %s", strerror(errno));
 
     if ((rc = open_socket()) < 0)
         return start_failed("cannot listen on %s: %s", S.sock_path, strerror(-rc));
@@ -788,7 +822,9 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
         if (fds[0].revents) {
             unsigned char sig;
             while (read(S.sigr, &sig, 1) == 1) {
-                if (sig == SIGHUP) {
+                if (sig == SIGCHLD) {
+                    reap_children();
+                } else if (sig == SIGHUP) {
                     reload();
                 } else if (!S.stopping) {
                     S.stopping = true;

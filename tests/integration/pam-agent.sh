@@ -79,8 +79,9 @@ pt() {
 mounted() { grep -q " $T/home/$1 " /proc/self/mountinfo; }
 nmounts() { grep -c " $T/" /proc/self/mountinfo; }
 nloops() { losetup -a | grep -c "$R/fuse/" || true; }
-# home workers: homeport processes leading their own session (the agent under test does not)
-nworkers() { ps -eo pid=,sid=,comm= | awk '$3 == "homeport" && $1 == $2' | wc -l; }
+# home workers: live homeport processes of this test (forked from its agent,
+# so its config is in their command line) that lead their own session
+nworkers() { ps -eo pid=,sid=,stat=,comm=,args= | awk -v c="$CONF" '$4 == "homeport" && $1 == $2 && $3 !~ /^Z/ && index($0, c)' | wc -l; }
 nbd_conns() { ls -l /proc/"$NBDKIT_PID"/fd | grep -c socket; }
 agent_fds() { ls /proc/"$AGENT"/fd | wc -l; }
 start_agent() {
@@ -246,6 +247,40 @@ expect_rc 0 "and still serving: carol logs in"
 pt carol close_session
 expect_rc 0 "carol logs out"
 
+# --- slow work for one user blocks nobody else; one user's requests queue ------
+GRACE=3s conf
+kill -HUP "$AGENT"
+wait_for bash -c "[ \$(grep -c 'configuration reloaded' '$T/agent.log') -ge 1 ]"
+pt carol acct_mgmt open_session
+setpriv --reuid=2003 --regid=2003 --clear-groups bash -c "trap '' TERM; exec sleep 1000" &
+STUBBORN=$!
+wait_for pgrep -u 2003 -x sleep
+s=$(date +%s%N)
+timeout 30 pamtester hp carol close_session > "$T/close.out" 2>&1 &
+CLOSER=$!
+sleep 0.3
+rc=0; env PAM_TYPE=account PAM_USER=carol "$HOMEPORT" -c "$CONF" pam > "$T/carol.out" 2>&1 &
+QUEUED=$!
+sleep 0.2
+b=$(date +%s%N)
+pt bob acct_mgmt open_session
+e=$(date +%s%N)
+expect_rc 0 "bob logs in while carol's logout waits out its grace"
+check "bob was not held up ($(((e - b) / 1000000)) ms < 2000)" test $(((e - b) / 1000000)) -lt 2000
+wait "$CLOSER"; rc=$?
+c=$(date +%s%N)
+expect_rc 0 "carol's slow logout finishes"
+check "after the 3 s grace ($(((c - s) / 1000000)) ms)" test $(((c - s) / 1000000)) -ge 3000
+wait "$QUEUED"; rc=$?
+expect_rc 0 "carol's account, sent during her logout, ran after it"
+contains "$T/carol.out" "^Requesting home of carol" "on a home prepared afresh"
+check "in that order in the log" bash -c "grep -E 'close_session carol: Home of carol unmounted|account carol: Home of carol is ready' '$T/agent.log' | tail -2 | head -1 | grep -q close_session"
+wait "$STUBBORN" 2> /dev/null
+pt bob close_session
+pt carol open_session close_session
+GRACE=1s conf
+kill -HUP "$AGENT"
+
 # --- the lease: a prepared home nobody opens is released ------------------------
 LEASE=1s conf
 kill -HUP "$AGENT"
@@ -302,6 +337,7 @@ check "$NWAVE concurrent logins all succeed ($fails failed)" test "$fails" = 0
 n=0; for i in $(seq -w 1 "$NWAVE"); do mounted "w$i" && n=$((n + 1)); done
 check "$NWAVE homes mounted ($n)" test "$n" = "$NWAVE"
 check "$NWAVE workers" test "$(nworkers)" = "$NWAVE"
+check "the agent is their parent (subreaper)" test "$(ps -o pid= --ppid "$AGENT" | wc -l)" -ge "$NWAVE"
 pids=()
 for i in $(seq -w 1 "$NWAVE"); do
     timeout 120 pamtester hp "w$i" close_session > "$T/wave.$i" 2>&1 &
@@ -312,10 +348,11 @@ for p in "${pids[@]}"; do wait "$p" || fails=$((fails + 1)); done
 check "$NWAVE logouts all succeed ($fails failed)" test "$fails" = 0
 check "no mount left" test "$(nmounts)" = "$BASE_MOUNTS"
 check "no loop device left" test "$(nloops)" = 0
-export -f nworkers nbd_conns; export NBDKIT_PID
+export -f nworkers nbd_conns; export NBDKIT_PID CONF
 check "no worker left" wait_for bash -c '[ "$(nworkers)" = 0 ]'
 check "no NBD connection left" wait_for bash -c "[ \"\$(nbd_conns)\" = $BASE_CONNS ]"
 check "no agent fd left ($(agent_fds) vs $BASE_FDS)" test "$(agent_fds)" = "$BASE_FDS"
+check "no zombie left under the agent" wait_for bash -c "! ps -o stat= --ppid $AGENT | grep -q Z"
 check "no record left" test -z "$(ls "$R/homes")"
 
 # --- shutdown: prepared homes released, homes in use kept ----------------------
