@@ -122,6 +122,8 @@ install: $(BIN)
 	install -D -m 0644 docs/homeport.8 $(DESTDIR)$(MANDIR)/man8/homeport.8
 	install -D -m 0644 docs/homeport.conf.5 $(DESTDIR)$(MANDIR)/man5/homeport.conf.5
 	install -D -m 0644 configs/homeport.conf $(DESTDIR)$(EXAMPLEDIR)/homeport.conf
+	install -d $(DESTDIR)$(EXAMPLEDIR)/pam.d
+	install -m 0644 configs/pam.d/* $(DESTDIR)$(EXAMPLEDIR)/pam.d/
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/homeport.conf ]; then \
 	    install -D -m 0644 configs/homeport.conf $(DESTDIR)$(SYSCONFDIR)/homeport.conf; \
 	else echo "kept existing $(DESTDIR)$(SYSCONFDIR)/homeport.conf"; fi

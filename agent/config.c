@@ -702,7 +702,8 @@ static int parse_stream(FILE *f, struct parser *p, struct hp_config *cfg)
                     section_ok = true;
             if (!section_ok)
                 perror_at(p,
-                          "unknown section [%s] (known: [agent], [boot], [nbd], [home], [server])",
+                          "unknown section [%s] (known: [agent], [boot], [nbd], [home], [session], "
+                          "[server])",
                           name);
             snprintf(section, sizeof section, "%s", name);
             continue;

@@ -70,13 +70,13 @@ struct hp_config {
     unsigned dead_timeout_ms;
 
     /* [session]: the PAM stages */
-    unsigned min_uid;      /* users below it are exempt (root, system users) */
-    char *exempt_users;    /* "a b c": exempt by name */
-    char *exempt_groups;   /* members (primary or not) are exempt */
-    char *exempt_services; /* PAM services that pass untouched ("systemd-user") */
-    unsigned lease_ms;     /* a prepared home waits this long for its session */
-    unsigned kill_grace_ms; /* between SIGTERM and SIGKILL at the last logout */
-    bool pam_json;         /* pam_messages = json: {"message": ..., "isError": ...} lines */
+    unsigned min_uid;        /* users below it are exempt (root, system users) */
+    char *exempt_users;      /* "a b c": exempt by name */
+    char *exempt_groups;     /* members (primary or not) are exempt */
+    char *exempt_services;   /* PAM services that pass untouched ("systemd-user") */
+    unsigned lease_ms;       /* a prepared home waits this long for its session */
+    unsigned kill_grace_ms;  /* between SIGTERM and SIGKILL at the last logout */
+    bool pam_json;           /* pam_messages = json: {"message": ..., "isError": ...} lines */
     unsigned pam_timeout_ms; /* the PAM client's wait for the agent's answer */
 
     /* [server]: the home file server side (mkhome) */

@@ -55,7 +55,7 @@ static void write_stats(struct disk *d)
 
     if (!d->p->stats_path)
         return;
-    snprintf(tmp, sizeof tmp, "%s.tmp", d->p->stats_path);
+    snprintf(tmp, sizeof tmp, "%s:tmp", d->p->stats_path);
     f = fopen(tmp, "we");
     if (!f)
         return;

@@ -59,17 +59,18 @@ static int state_write(const struct hp_config *cfg, const struct home_state *s)
     FILE *f;
 
     state_path(cfg, s->user, "", path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(tmp, sizeof tmp, "%s:tmp", path);
     f = fopen(tmp, "we");
     if (!f)
         return -errno;
     fprintf(f,
             "user=%s\nattach=%s\ndevice=%s\nserver=%s\nexport=%s\nmountpoint=%s\nfuse_dir=%s\n"
-            "worker=%d\nsize=%llu\ndirect_io=%d\nread_only=%d\nphase=%s\nstage=%s\nsessions=%d\n",
+            "worker=%d\nsize=%llu\ndirect_io=%d\nread_only=%d\nphase=%s\nstage=%s\nsessions=%d\n"
+            "closing=%d\n",
             s->user, s->attach, s->device, s->server, s->export, s->mountpoint, s->fuse_dir,
-            (int)s->worker, (unsigned long long)s->size, s->direct_io ? 1 : 0,
-            s->read_only ? 1 : 0, s->phase == HOME_MOUNTED ? "mounted" : "prepared", s->stage,
-            s->sessions);
+            (int)s->worker, (unsigned long long)s->size, s->direct_io ? 1 : 0, s->read_only ? 1 : 0,
+            s->phase == HOME_MOUNTED ? "mounted" : "prepared", s->stage, s->sessions,
+            s->closing ? 1 : 0);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         int e = -errno;
         fclose(f);
@@ -132,6 +133,8 @@ static int state_read_file(const char *path, struct home_state *s)
             copy_field(s->stage, sizeof s->stage, v);
         else if (!strcmp(line, "sessions"))
             s->sessions = atoi(v) > 0 ? atoi(v) : 0;
+        else if (!strcmp(line, "closing"))
+            s->closing = atoi(v) != 0;
     }
     fclose(f);
     return s->user[0] && s->mountpoint[0] ? 0 : -EINVAL;
@@ -149,11 +152,11 @@ static void state_remove(const struct hp_config *cfg, const char *user)
     char path[PATH_MAX];
     state_path(cfg, user, "", path, sizeof path);
     unlink(path);
-    state_path(cfg, user, ".stats", path, sizeof path);
+    state_path(cfg, user, ":stats", path, sizeof path);
     unlink(path);
-    state_path(cfg, user, ".stats.tmp", path, sizeof path); /* a worker killed mid-write */
+    state_path(cfg, user, ":stats:tmp", path, sizeof path); /* a worker killed mid-write */
     unlink(path);
-    state_path(cfg, user, ".tmp", path, sizeof path);
+    state_path(cfg, user, ":tmp", path, sizeof path);
     unlink(path);
 }
 
@@ -302,7 +305,7 @@ static void write_kernel_stats(const char *path, bool connected, unsigned long l
     char tmp[PATH_MAX + 8];
     FILE *f;
 
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(tmp, sizeof tmp, "%s:tmp", path);
     f = fopen(tmp, "we");
     if (!f)
         return;
@@ -569,7 +572,7 @@ int home_prepare(const struct hp_config *cfg, const char *user, home_progress_fn
                  strerror(-rc));
         return rc;
     }
-    state_path(cfg, user, ".stats", stats, sizeof stats);
+    state_path(cfg, user, ":stats", stats, sizeof stats);
 
     say(progress, ctx, "Requesting home of %s from %s...", user, srv->label);
     if (pipe2(pfd, O_CLOEXEC) < 0) {
@@ -598,7 +601,7 @@ int home_prepare(const struct hp_config *cfg, const char *user, home_progress_fn
     close(pfd[0]);
     if (rc < 0) {
         waitpid(pid, NULL, WNOHANG);
-        stop_worker(&s);
+        discard(cfg, &s); /* the worker, its FUSE dir, the stage dir */
         return rc;
     }
     /* Record it now: from here on a failure must be able to undo it. */
@@ -725,7 +728,8 @@ int home_enter(const struct hp_config *cfg, const char *user, char *why, size_t 
         return rc;
     }
     if (is_mountpoint_of(s.mountpoint, NULL)) {
-        snprintf(why, whylen, "something else is mounted on %s already: not mounting the home of %s over it",
+        snprintf(why, whylen,
+                 "something else is mounted on %s already: not mounting the home of %s over it",
                  s.mountpoint, user);
         return -EBUSY;
     }
@@ -888,11 +892,10 @@ int home_lookup(const struct hp_config *cfg, const char *user, struct home_state
 {
     if (state_read(cfg, user, s) < 0)
         return -ENOENT;
-    return worker_alive(s->worker) && is_mountpoint_of(current_target(s), s->device) ? 0
-                                                                                     : -ESTALE;
+    return worker_alive(s->worker) && is_mountpoint_of(current_target(s), s->device) ? 0 : -ESTALE;
 }
 
-int home_set_sessions(const struct hp_config *cfg, const char *user, int sessions)
+int home_set_sessions(const struct hp_config *cfg, const char *user, int sessions, bool closing)
 {
     struct home_state s;
     int rc = state_read(cfg, user, &s);
@@ -900,6 +903,7 @@ int home_set_sessions(const struct hp_config *cfg, const char *user, int session
     if (rc < 0)
         return rc;
     s.sessions = sessions;
+    s.closing = closing;
     return state_write(cfg, &s);
 }
 
@@ -912,7 +916,7 @@ void home_foreach(const struct hp_config *cfg, void (*fn)(void *ctx, const char 
     snprintf(dir, sizeof dir, "%s/homes", cfg->run_dir);
     d = opendir(dir);
     while (d && (de = readdir(d)))
-        if (de->d_name[0] != '.' && !strchr(de->d_name, '.') && user_name_valid(de->d_name))
+        if (user_name_valid(de->d_name)) /* not USER:stats, USER:tmp */
             fn(ctx, de->d_name);
     if (d)
         closedir(d);
@@ -928,7 +932,7 @@ static void read_stats(const struct hp_config *cfg, const char *user, char *stat
     snprintf(state, slen, "unknown");
     *rd = *wr = *rec = 0;
     err[0] = '\0';
-    state_path(cfg, user, ".stats", path, sizeof path);
+    state_path(cfg, user, ":stats", path, sizeof path);
     f = fopen(path, "re");
     if (!f)
         return;
@@ -963,8 +967,8 @@ int home_status(const struct hp_config *cfg, FILE *out, bool json)
         char path[PATH_MAX + 300], state[32], err[256];
         unsigned long long rd, wr, rec;
         struct home_state s;
-        if (de->d_name[0] == '.' || strchr(de->d_name, '.'))
-            continue; /* .stats, .tmp */
+        if (de->d_name[0] == '.' || strchr(de->d_name, ':'))
+            continue; /* USER:stats, USER:tmp (':' is never in a user name) */
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
         if (state_read_file(path, &s) < 0)
             continue;

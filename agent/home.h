@@ -41,6 +41,7 @@ struct home_state {
     enum home_phase phase;
     char stage[4096]; /* where a prepared home is mounted */
     int sessions;     /* open PAM sessions (kept by the agent) */
+    bool closing;     /* the last session ended but the unmount failed: retry it */
 };
 
 /* Where messages for the person waiting go (the greeter, a terminal). */
@@ -69,8 +70,9 @@ int home_umount(const struct hp_config *cfg, const char *user, char *why, size_t
  * when there is no record; -ESTALE when the record is stale (s filled). */
 int home_lookup(const struct hp_config *cfg, const char *user, struct home_state *s);
 
-/* Record the number of open sessions.  0 or -errno. */
-int home_set_sessions(const struct hp_config *cfg, const char *user, int sessions);
+/* Record the number of open sessions, and whether the home waits for an
+ * unmount that failed.  0 or -errno. */
+int home_set_sessions(const struct hp_config *cfg, const char *user, int sessions, bool closing);
 
 /* Call fn for each home recorded here (a restarted agent re-adopts them). */
 void home_foreach(const struct hp_config *cfg, void (*fn)(void *ctx, const char *user), void *ctx);

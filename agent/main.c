@@ -2,9 +2,9 @@
  * front for one module. */
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <libmount.h>
 #include <libnbd.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -452,8 +452,9 @@ static int verb_pam(int argc, char **argv, struct globals *g)
                  rc == -EINVAL ? "" : ": ", rc == -EINVAL ? "" : strerror(-rc));
         config_defaults(&cfg); /* for the exemptions: root must still get in */
     }
-    log_open(cfg.log_target == LOG_TO_STDERR ? LOG_TO_AUTO : cfg.log_target,
-             verbose_level(g->verbose, LOG_LVL_WARN));
+    log_open(
+        cfg.log_target == LOG_TO_STDERR ? LOG_TO_AUTO : cfg.log_target,
+        verbose_level(g->verbose, cfg.log_level < LOG_LVL_WARN ? cfg.log_level : LOG_LVL_WARN));
     rc = pamclient_run(&cfg, problem[0] ? problem : NULL, stdout);
     config_free(&cfg);
     return rc;

@@ -81,21 +81,24 @@ int pamclient_run(const struct hp_config *cfg, const char *bad_config, FILE *out
         say(cfg, out, msg, true);
         return 2;
     }
+    /* Exemptions first: root and system users are never held up, whatever
+     * their names look like. */
+    if (user && session_exempt(cfg, user, service, why, sizeof why)) {
+        log_debug("%s %s: %s", type, user, why);
+        return 0;
+    }
     if (!user || !user_name_valid(user)) {
         snprintf(msg, sizeof msg, "homeport: %s user name '%.64s'", user ? "invalid" : "no",
                  user ? user : "");
         say(cfg, out, msg, true);
         return 1;
     }
-    if (session_exempt(cfg, user, service, why, sizeof why)) {
-        log_debug("%s %s: %s", type, user, why);
-        return 0;
-    }
+    const char *doing = verb == PV_CLOSE_SESSION ? "release" : "prepare";
     if (bad_config) {
         snprintf(msg, sizeof msg,
-                 "Cannot prepare the home of %s: %s (the administrator can run 'homeport "
+                 "Cannot %s the home of %s: %s (the administrator can run 'homeport "
                  "config-check')",
-                 user, bad_config);
+                 doing, user, bad_config);
         say(cfg, out, msg, true);
         return 1;
     }
@@ -107,7 +110,7 @@ int pamclient_run(const struct hp_config *cfg, const char *bad_config, FILE *out
     fd = connect_agent(cfg, path, sizeof path);
     if (fd < 0) {
         snprintf(msg, sizeof msg,
-                 "Cannot prepare the home of %s: the homeport agent is not running (%s: %s)",
+                 "Cannot %s the home of %s: the homeport agent is not running (%s: %s)", doing,
                  user, path, strerror(-fd));
         say(cfg, out, msg, true);
         return 1;

@@ -7,8 +7,7 @@
 
 #include "user.h"
 
-static const char *const verbs[] = {"ping", "account", "open_session", "close_session",
-                                    "release"};
+static const char *const verbs[] = {"ping", "account", "open_session", "close_session", "release"};
 
 const char *proto_verb_name(enum proto_verb v)
 {
@@ -85,8 +84,7 @@ int proto_parse_request(const char *buf, size_t len, struct proto_request *r, ch
             dst = r->service;
             cap = sizeof r->service;
         } else {
-            snprintf(why, whylen, "unknown key '%.*s' in request", (int)(klen > 32 ? 32 : klen),
-                     p);
+            snprintf(why, whylen, "unknown key '%.*s' in request", (int)(klen > 32 ? 32 : klen), p);
             return -EPROTO;
         }
         if (dst[0]) {

@@ -1,5 +1,5 @@
 /* proto: the control socket's wire format, spoken by the agent and its
- * clients (`homeport pam`, `homeport status`).
+ * clients (`homeport pam`).
  *
  * The socket is SOCK_SEQPACKET: one message is one datagram of at most
  * PROTO_MAX bytes, so there is no framing to get wrong.  All text, no NUL

@@ -48,7 +48,7 @@ struct user {
 };
 
 struct job {
-    struct job *next; /* in its user's queue */
+    struct job *next;      /* in its user's queue */
     struct client *client; /* NULL: the agent's own, or the client went away */
     struct user *user;
     struct proto_request req;
@@ -133,7 +133,7 @@ static struct user *find_user(const char *name, bool create)
         return NULL;
     if (S.nusers == S.cap_users) {
         size_t cap = S.cap_users ? S.cap_users * 2 : 16;
-        struct user **n = realloc(S.users, cap * sizeof *n);
+        struct user **n = realloc(S.users, cap * sizeof(struct user *));
         if (!n)
             return NULL;
         S.users = n;
@@ -202,8 +202,7 @@ static void run_job(struct job *j, int wfd)
     log_close();
     spawn_close_fds(wfd);
     log_open(S.cfg.log_target, log_current_level());
-    rc = session_run(&S.cfg, j->req.verb, j->req.service, &su, job_progress, &ctx, msg,
-                     sizeof msg);
+    rc = session_run(&S.cfg, j->req.verb, j->req.service, &su, job_progress, &ctx, msg, sizeof msg);
     snprintf(res, sizeof res, "%d %d %d %s", rc, (int)su.home, su.sessions, msg);
     write_line(wfd, 'R', res);
     _exit(0);
@@ -229,8 +228,7 @@ static void reap_children(void)
             }
         }
         if (!job)
-            log_debug("worker %d ended (%s %d)", (int)pid,
-                      WIFSIGNALED(status) ? "signal" : "exit",
+            log_debug("worker %d ended (%s %d)", (int)pid, WIFSIGNALED(status) ? "signal" : "exit",
                       WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
     }
 }
@@ -463,8 +461,8 @@ static void accept_clients(void)
             return;
         if (S.nclients >= MAX_CLIENTS || !(c = calloc(1, sizeof *c))) {
             char buf[128];
-            size_t n = proto_format_reply(PR_ERROR, EAGAIN, "the homeport agent is too busy",
-                                          buf, sizeof buf);
+            size_t n = proto_format_reply(PR_ERROR, EAGAIN, "the homeport agent is too busy", buf,
+                                          sizeof buf);
             send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
             close(fd);
             continue;
@@ -533,8 +531,8 @@ static void reload(void)
         return;
     }
     if (rc < 0) {
-        log_err("reload: cannot read %s: %s; keeping the running configuration",
-                S.o->config_path, strerror(-rc));
+        log_err("reload: cannot read %s: %s; keeping the running configuration", S.o->config_path,
+                strerror(-rc));
         return;
     }
     if (strcmp(n.run_dir, S.cfg.run_dir) != 0) {
@@ -573,9 +571,12 @@ static void adopt(void *ctx, const char *name)
     }
     if (u->su.home == SH_PREPARED && s.sessions == 0)
         u->lease_end = now_ms() + S.cfg.lease_ms;
-    log_notice("re-adopted the home of %s: %s on %s, %d sessions", name,
+    if (u->su.home == SH_MOUNTED && s.sessions == 0 && s.closing)
+        u->retry_at = now_ms(); /* its last logout could not unmount it */
+    log_notice("re-adopted the home of %s: %s on %s, %d session%s%s", name,
                s.phase == HOME_PREPARED ? "prepared" : "mounted",
-               s.phase == HOME_PREPARED ? s.stage : s.mountpoint, s.sessions);
+               s.phase == HOME_PREPARED ? s.stage : s.mountpoint, s.sessions,
+               s.sessions == 1 ? "" : "s", s.closing ? ", unmount pending" : "");
 }
 
 static int open_socket(void)
@@ -639,7 +640,7 @@ static void run_boot_phase(void)
     boot_report_free(&r);
 }
 
-static bool idle_for_exit(int64_t now)
+static bool idle_for_exit(void)
 {
     bool in_use = false;
 
@@ -649,7 +650,15 @@ static bool idle_for_exit(int64_t now)
             return false; /* work in flight, or a prepared home to release */
         in_use |= u->su.sessions > 0;
     }
-    return !in_use || now >= S.stop_deadline;
+    return !in_use;
+}
+
+/* Past the deadline the agent goes whatever runs: jobs finish on their
+ * own, homes stay served by their workers, records stay for the next
+ * agent. */
+static bool must_exit(int64_t now)
+{
+    return S.exit_now || (S.stopping && (idle_for_exit() || now >= S.stop_deadline));
 }
 
 static void say_goodbye(void)
@@ -657,9 +666,9 @@ static void say_goodbye(void)
     for (size_t i = 0; i < S.nusers; i++) {
         struct user *u = S.users[i];
         if (u->su.home != SH_NONE)
-            log_notice("the home of %s stays mounted (%d sessions), served by its worker, for "
+            log_notice("the home of %s stays mounted (%d session%s), served by its worker, for "
                        "the next agent to re-adopt",
-                       u->su.name, u->su.sessions);
+                       u->su.name, u->su.sessions, u->su.sessions == 1 ? "" : "s");
         if (u->running)
             log_warn("%s of %s was still running at exit: it finishes on its own",
                      proto_verb_name(u->running->req.verb), u->su.name);
@@ -762,8 +771,10 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
     log_notice("agent ready (pid %d) on %s", (int)getpid(), S.sock_path);
     notify_parent("ready");
 
-    struct pollfd *fds = NULL;
-    size_t cap = 0;
+    size_t cap = 64;
+    struct pollfd *fds = malloc(cap * sizeof *fds);
+    if (!fds)
+        return start_failed("out of memory");
     for (;;) {
         int64_t now = now_ms(), next = now + 60000;
         size_t n = 0, njobs = 0;
@@ -788,7 +799,7 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
                 next = due;
             }
         }
-        if (S.exit_now || (S.stopping && idle_for_exit(now)))
+        if (must_exit(now))
             break;
         if (S.stopping && S.stop_deadline < next)
             next = S.stop_deadline;

@@ -147,8 +147,7 @@ static enum session_home look(const struct hp_config *cfg, const struct session_
         return SH_NONE;
     if (rc < 0) {
         char why[512];
-        log_warn("the home of %s is not where its record says: releasing what is left",
-                 u->name);
+        log_warn("the home of %s is not where its record says: releasing what is left", u->name);
         if (home_umount(cfg, u->name, why, sizeof why) < 0)
             log_warn("%s", why);
         if (home_lookup(cfg, u->name, s) < 0)
@@ -175,8 +174,11 @@ static int do_close(const struct hp_config *cfg, struct session_user *u, bool st
     rc = home_umount(cfg, u->name, msg, len);
     if (rc == -ENOENT)
         rc = 0;
-    if (rc < 0)
+    if (rc < 0) {
+        if (u->home == SH_MOUNTED) /* a restarted agent must retry it too */
+            home_set_sessions(cfg, u->name, 0, true);
         return rc;
+    }
     u->home = SH_NONE;
     snprintf(msg, len, "Home of %s unmounted", u->name);
     return 0;
@@ -213,9 +215,12 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
     case PV_OPEN_SESSION:
         if (u->home == SH_MOUNTED) {
             u->sessions = (u->sessions > 0 ? u->sessions : 0) + 1;
-            home_set_sessions(cfg, u->name, u->sessions);
-            snprintf(msg, msglen, "Home of %s mounted on %s (%d sessions)", u->name, s.mountpoint,
-                     u->sessions);
+            home_set_sessions(cfg, u->name, u->sessions, false);
+            if (u->sessions == 1)
+                snprintf(msg, msglen, "Home of %s mounted on %s", u->name, s.mountpoint);
+            else
+                snprintf(msg, msglen, "Home of %s mounted on %s (%d sessions)", u->name,
+                         s.mountpoint, u->sessions);
             return 0;
         }
         if (u->home == SH_NONE) {
@@ -229,7 +234,7 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
             return rc;
         u->home = SH_MOUNTED;
         u->sessions = 1;
-        home_set_sessions(cfg, u->name, 1);
+        home_set_sessions(cfg, u->name, 1, false);
         home_lookup(cfg, u->name, &s);
         snprintf(msg, msglen, "Home of %s mounted on %s", u->name, s.mountpoint);
         return 0;
@@ -241,13 +246,13 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
         }
         if (u->sessions > 1) {
             u->sessions--;
-            home_set_sessions(cfg, u->name, u->sessions);
-            snprintf(msg, msglen, "%d sessions of %s still open: home stays mounted", u->sessions,
-                     u->name);
+            home_set_sessions(cfg, u->name, u->sessions, false);
+            snprintf(msg, msglen, "%d session%s of %s still open: home stays mounted", u->sessions,
+                     u->sessions == 1 ? "" : "s", u->name);
             return 0;
         }
         u->sessions = 0;
-        home_set_sessions(cfg, u->name, 0);
+        home_set_sessions(cfg, u->name, 0, false);
         return do_close(cfg, u, true, msg, msglen);
     case PV_RELEASE: /* the lease ran out, or an unmount is retried */
         if (u->home == SH_NONE || u->sessions > 0)

@@ -79,7 +79,7 @@ rc=0
 make -s -C "$TOP" install DESTDIR="$T/dest" PREFIX=/usr BIN="$HOMEPORT" > "$T/out" 2>&1 || rc=$?
 expect_rc 0 "make install DESTDIR=… PREFIX=/usr"
 for f in usr/sbin/homeport usr/share/man/man8/homeport.8 usr/share/man/man5/homeport.conf.5 \
-    usr/share/doc/homeport/examples/homeport.conf etc/homeport.conf; do
+    usr/share/doc/homeport/examples/homeport.conf etc/homeport.conf usr/share/doc/homeport/examples/pam.d/debian-common-session; do
     check "installed $f" test -s "$T/dest/$f"
 done
 check "installed binary runs" "$T/dest/usr/sbin/homeport" version

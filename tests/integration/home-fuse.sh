@@ -13,7 +13,7 @@ R=$T/run/homeport
 stop_all() {
     local f
     for f in "$R"/homes/*; do
-        case $f in *.stats | *.tmp | *"*") continue ;; esac
+        case $f in *:* | *"*") continue ;; esac
         timeout 20 "$HOMEPORT" -c "$CONF" umount "$(basename "$f")" > /dev/null 2>&1
         kill -9 "$(sed -n 's/^worker=//p' "$f")" 2> /dev/null
     done

@@ -18,7 +18,7 @@ stop_all() {
     [ -n "${AGENT:-}" ] && kill -9 "$AGENT" 2> /dev/null
     pkill -x -9 -U 0 -f "^$HOMEPORT -c $T/" 2> /dev/null
     for f in "$R"/homes/*; do
-        case $f in *.stats | *.tmp | *"*") continue ;; esac
+        case $f in *:* | *"*") continue ;; esac
         timeout 20 "$HOMEPORT" -c "$CONF" umount "$(basename "$f")" > /dev/null 2>&1
         kill -9 "$(sed -n 's/^worker=//p' "$f")" 2> /dev/null
     done
@@ -62,13 +62,17 @@ hp mkhome dave --uid 4242 --gid 4242 # owned by someone else
 for i in $(seq -w 1 "$NWAVE"); do hp mkhome "w$i" --size 16M; done
 check "nbdkit serves the image dir" start_nbdkit "$T/nbd.sock" file dir="$T/srv"
 
-# The PAM service: the lines configs/pam.d/ tells admins to add.
-cat > "$T/pam.d/hp" <<P
-auth     required pam_permit.so
-account  required pam_exec.so stdout $HOMEPORT -c $CONF pam
-session  required pam_exec.so stdout $HOMEPORT -c $CONF pam
-P
+# The PAM service: the lines configs/pam.d/ tells admins to add, with this
+# test's binary and configuration.
+snippet() { grep -v '^#' "$TOP/configs/pam.d/$1" | sed "s|/usr/local/sbin/homeport pam|$HOMEPORT -c $CONF pam|"; }
+{
+    echo "auth required pam_permit.so"
+    snippet debian-common-account
+    snippet debian-common-session
+} > "$T/pam.d/hp"
+check "the service uses the shipped snippets" grep -q "^session requisite pam_exec.so stdout quiet $HOMEPORT -c $CONF pam" "$T/pam.d/hp"
 cp "$T/pam.d/hp" "$T/pam.d/systemd-user"
+{ echo "auth required pam_permit.so"; snippet arch-system-login; } > "$T/pam.d/hp-arch"
 mount --bind "$T/pam.d" /etc/pam.d
 
 # pt USER OPS… : pamtester, output in $T/out, exit in $rc
@@ -84,6 +88,7 @@ nloops() { losetup -a | grep -c "$R/fuse/" || true; }
 nworkers() { ps -eo pid=,sid=,stat=,comm=,args= | awk -v c="$CONF" '$4 == "homeport" && $1 == $2 && $3 !~ /^Z/ && index($0, c)' | wc -l; }
 nbd_conns() { ls -l /proc/"$NBDKIT_PID"/fd | grep -c socket; }
 agent_fds() { ls /proc/"$AGENT"/fd | wc -l; }
+wait_for_long() { local i; for i in $(seq 200); do "$@" && return 0; sleep 0.1; done; return 1; }
 start_agent() {
     "$HOMEPORT" -c "$CONF" -v agent -f 2>> "$T/agent.log" &
     AGENT=$!
@@ -152,7 +157,7 @@ contains "$T/out" "2 sessions" "greeter: second session"
 check "still one mount" test "$(grep -c " $T/home/alice " /proc/self/mountinfo)" = 1
 pt alice close_session
 expect_rc 0 "first logout"
-contains "$T/out" "1 sessions of alice still open" "greeter: still open"
+contains "$T/out" "1 session of alice still open" "greeter: still open"
 check "home stays for the other session" mounted alice
 check "data still there" test "$(cat "$T/home/alice/note")" = "alice was here"
 
@@ -189,7 +194,7 @@ pt grouped acct_mgmt open_session
 expect_rc 0 "member of an exempt group passes"
 rc=0; timeout 30 pamtester -v systemd-user bob acct_mgmt open_session > "$T/out" 2>&1 || rc=$?
 expect_rc 0 "PAM service systemd-user passes"
-check "none of them got a home" test "$(ls "$R/homes" | grep -vc '\.')" = 0
+check "none of them got a home" test "$(ls "$R/homes" | grep -vc ':')" = 0
 rc=0; env PAM_TYPE=account PAM_USER=root "$HOMEPORT" -c /nonexistent pam > "$T/out" 2>&1 || rc=$?
 expect_rc 0 "root passes even with a missing config"
 
@@ -242,10 +247,9 @@ contains "$T/out" "unsupported protocol version 9" "unknown version refused"
 raw 'homeport 1 account\nuser=../../etc\n'
 contains "$T/out" "invalid user name" "bad user name refused before any path"
 check "agent still alive" kill -0 "$AGENT"
-pt carol acct_mgmt open_session
-expect_rc 0 "and still serving: carol logs in"
-pt carol close_session
-expect_rc 0 "carol logs out"
+rc=0; timeout 60 pamtester -v hp-arch carol acct_mgmt open_session close_session > "$T/out" 2>&1 || rc=$?
+expect_rc 0 "and still serving: carol logs in and out (the Arch system-login snippet)"
+contains "$T/out" "^Home of carol unmounted$" "through all three stages"
 
 # --- slow work for one user blocks nobody else; one user's requests queue ------
 GRACE=3s conf
@@ -313,13 +317,28 @@ rc=0; env PAM_TYPE=account PAM_USER=bob "$HOMEPORT" -c "$CONF" pam > "$T/out" 2>
 expect_rc 1 "agent down: a clear failure"
 contains "$T/out" "the homeport agent is not running" "says so"
 check "agent restarts" start_agent
-contains "$T/agent.log" "re-adopted the home of alice: mounted on $T/home/alice, 1 sessions" "re-adopted"
+contains "$T/agent.log" "re-adopted the home of alice: mounted on $T/home/alice, 1 session$" "re-adopted"
 hp status
 contains "$T/out" "^alice .*\(mounted\).*sessions 1" "status after restart"
 pt alice close_session
 expect_rc 0 "alice logs out after the restart"
 check "and her home is unmounted" bash -c "! grep -q ' $T/home/alice ' /proc/self/mountinfo"
 check "data written before the restart is in the image" bash -c "debugfs -R 'cat /restart' '$T/srv/alice' 2>/dev/null | grep -qx 'before the restart'"
+
+# --- a home kept busy by someone else: reported, retried, also after a restart ---
+pt bob acct_mgmt open_session
+(cd "$T/home/bob" && exec sleep 1000) &
+HOLDER=$!
+pt bob close_session
+expect_rc 1 "logout of a home held by a root process fails"
+contains "$T/out" "the home of bob on $T/home/bob is busy: $HOLDER \(sleep, cwd\); it stays mounted" "naming the holder"
+check "bob's home stays mounted" mounted bob
+kill -9 "$AGENT"; wait "$AGENT" 2> /dev/null
+check "agent restarts" start_agent
+contains "$T/agent.log" "re-adopted the home of bob: mounted on $T/home/bob, 0 sessions, unmount pending" "re-adopted with its unmount pending"
+kill "$HOLDER"; wait "$HOLDER" 2> /dev/null
+check "the retry unmounts it once the holder is gone" wait_for_long bash -c "! grep -q ' $T/home/bob ' /proc/self/mountinfo"
+check "and releases it" wait_for test ! -e "$R/homes/bob"
 
 # --- 50 users at once ------------------------------------------------------------
 BASE_FDS=$(agent_fds)
@@ -372,7 +391,7 @@ check "the agent exits after shutdown_timeout" wait_for bash -c "! kill -0 $AGEN
 wait "$AGENT" 2> /dev/null
 check "bob's prepared home was released" test ! -e "$R/homes/bob"
 check "carol's home in use stays mounted" mounted carol
-contains "$T/agent.log" "the home of carol stays mounted \(1 sessions\)" "and the log says so"
+contains "$T/agent.log" "the home of carol stays mounted \(1 session\)" "and the log says so"
 check "socket and pid file removed" test ! -e "$SOCK" -a ! -e "$R/agent.pid"
 
 # --- daemon mode; one agent at a time -------------------------------------------

@@ -82,8 +82,8 @@ int main(void)
     n = (int)proto_format_reply(PR_OK, 0, "", buf, sizeof buf);
     ok(proto_parse_reply(buf, (size_t)n, &kind, &err, &text) == 0 && kind == PR_OK && !*text,
        "ok with no text");
-    static const char *const bad_replies[] = {"", "ok", "fine thanks", "error x msg", "error 0 m",
-                                              "error 99999 m"};
+    static const char *const bad_replies[] = {
+        "", "ok", "fine thanks", "error x msg", "error 0 m", "error 99999 m"};
     for (size_t i = 0; i < sizeof bad_replies / sizeof bad_replies[0]; i++) {
         snprintf(buf, sizeof buf, "%s", bad_replies[i]);
         ok(proto_parse_reply(buf, strlen(buf), &kind, &err, &text) == -EPROTO,
