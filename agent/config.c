@@ -53,6 +53,7 @@ static const struct key_def keys[] = {
     {"nbd", "servers", K_SERVERS, F(servers), ""},
     {"nbd", "probe_export", K_STRING, F(probe_export), ""},
     {"nbd", "connect_timeout", K_DURATION, F(connect_timeout_ms), "5s"},
+    {"nbd", "warm_connections", K_UINT, F(warm_connections), "2"},
     {"home", "server", K_SERVER, F(home_server), ""},
     {"home", "export", K_TEMPLATE, F(export_template), "%u"},
     {"home", "attach", K_ATTACH, F(attach), "auto"},
@@ -654,6 +655,8 @@ static void check_semantics(struct parser *p, struct hp_config *cfg)
     for (size_t i = 0; i < sizeof system_dirs / sizeof system_dirs[0]; i++)
         if (path_covers(st, system_dirs[i]))
             perror_at(p, "staging_dir '%s' is a system directory; it is emptied at boot", st);
+    if (cfg->warm_connections > 16)
+        perror_at(p, "warm_connections = %u: at most 16 per server", cfg->warm_connections);
 }
 
 static int parse_stream(FILE *f, struct parser *p, struct hp_config *cfg)

@@ -58,6 +58,7 @@ struct hp_config {
     size_t nservers;
     char *probe_export;          /* "" = don't fetch an export's size */
     unsigned connect_timeout_ms; /* connect + handshake, per server */
+    unsigned warm_connections;   /* per server, held by the agent (warm.h) */
 
     /* [home]: how a user's home is found, attached and mounted */
     struct hp_server home_server; /* kind/label empty: the first of servers */

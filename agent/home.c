@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libmount.h>
+#include <libnbd.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -240,12 +241,12 @@ static void discard(const struct hp_config *cfg, const struct home_state *s)
 /* A worker outlives the command that started it: it must not hold that
  * command's stdout/stderr (pam_exec and $(...) wait for them to close), so
  * its stdio goes to /dev/null and its log to syslog or the kernel log. */
-static void worker_detach(const struct hp_config *cfg, int keep)
+static void worker_detach(const struct hp_config *cfg, int keep, struct nbd_handle *warm)
 {
-    int null;
+    int null, fds[2] = {keep, warm ? nbd_aio_get_fd(warm) : -1};
 
     log_close();
-    spawn_close_fds(keep); /* the caller's sockets, pipes and locks */
+    spawn_close_fds(fds, 2); /* the caller's sockets, pipes and locks */
     setsid();
     if (chdir("/") < 0)
         _exit(1);
@@ -261,17 +262,35 @@ static void worker_detach(const struct hp_config *cfg, int keep)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* Connect to the export: on the warm connection when there is one (one
+ * round trip), else afresh (also when the warm one turns out dead). */
+static int open_export(const struct hp_config *cfg, const struct hp_server *srv, const char *export,
+                       struct nbd_handle *warm, struct nbd_export *ex, char *why, size_t whylen)
+{
+    if (warm) {
+        int rc = nbd_export_open_warm(warm, srv, export, cfg->connect_timeout_ms, ex, why, whylen);
+        if (rc != -ENOTCONN) {
+            if (rc == 0)
+                log_debug("%s: on a warm connection to %s", export, srv->label);
+            return rc;
+        }
+        log_info("%s: the warm connection to %s was gone (%s): connecting afresh", export,
+                 srv->label, why);
+    }
+    return nbd_export_open(srv, export, cfg->connect_timeout_ms, ex, why, whylen);
+}
+
 /* The worker: connect, serve the export on the FUSE dir, report through
  * the pipe.  Never returns. */
 static void run_worker(const struct hp_config *cfg, const struct hp_server *srv, const char *export,
-                       const char *fuse_dir, const char *stats, int wfd)
+                       const char *fuse_dir, const char *stats, int wfd, struct nbd_handle *warm)
 {
     struct nbd_export ex;
     char why[512];
     int rc;
 
-    worker_detach(cfg, wfd);
-    rc = nbd_export_open(srv, export, cfg->connect_timeout_ms, &ex, why, sizeof why);
+    worker_detach(cfg, wfd, warm);
+    rc = open_export(cfg, srv, export, warm, &ex, why, sizeof why);
     if (rc < 0) {
         dprintf(wfd, "err %d %s\n", -rc, why);
         _exit(1);
@@ -297,7 +316,7 @@ static void on_stop(int sig)
     stop_requested = 1;
 }
 
-static void worker_detach(const struct hp_config *cfg, int keep);
+static void worker_detach(const struct hp_config *cfg, int keep, struct nbd_handle *warm);
 
 static void write_kernel_stats(const char *path, bool connected, unsigned long long reconnects,
                                const char *err)
@@ -368,7 +387,8 @@ static void run_ioctl_worker(struct nbd_export *ex, const char *stats, int wfd)
  * 2 s) until it works again.  The kernel holds I/O for dead_timeout
  * meanwhile, then fails it.  Never returns. */
 static void run_kernel_worker(const struct hp_config *cfg, const struct hp_server *srv,
-                              const char *export, const char *stats, int wfd)
+                              const char *export, const char *stats, int wfd,
+                              struct nbd_handle *warm)
 {
     struct nbd_export ex;
     char why[512] = "";
@@ -376,8 +396,8 @@ static void run_kernel_worker(const struct hp_config *cfg, const struct hp_serve
     int rc, index = -1, watch = -1;
     unsigned dead_s = (cfg->dead_timeout_ms + 999) / 1000;
 
-    worker_detach(cfg, wfd);
-    rc = nbd_export_open(srv, export, cfg->connect_timeout_ms, &ex, why, sizeof why);
+    worker_detach(cfg, wfd, warm);
+    rc = open_export(cfg, srv, export, warm, &ex, why, sizeof why);
     bool use_ioctl = cfg->kernel_api == HP_KAPI_IOCTL;
     if (rc == 0 && !use_ioctl) {
         watch = nbdkernel_watch_open(); /* before connecting: miss no announcement */
@@ -512,8 +532,8 @@ static const char *current_target(const struct home_state *s)
     return s->phase == HOME_PREPARED ? s->stage : s->mountpoint;
 }
 
-int home_prepare(const struct hp_config *cfg, const char *user, home_progress_fn progress,
-                 void *ctx, char *why, size_t whylen)
+int home_prepare(const struct hp_config *cfg, const char *user, struct nbd_handle *warm,
+                 home_progress_fn progress, void *ctx, char *why, size_t whylen)
 {
     struct home_state s = {0};
     const struct hp_server *srv = config_home_server(cfg);
@@ -591,8 +611,8 @@ int home_prepare(const struct hp_config *cfg, const char *user, home_progress_fn
     if (pid == 0) {
         close(pfd[0]);
         if (kernel)
-            run_kernel_worker(cfg, srv, s.export, stats, pfd[1]);
-        run_worker(cfg, srv, s.export, s.fuse_dir, stats, pfd[1]);
+            run_kernel_worker(cfg, srv, s.export, stats, pfd[1], warm);
+        run_worker(cfg, srv, s.export, s.fuse_dir, stats, pfd[1], warm);
     }
     close(pfd[1]);
     s.worker = pid;
@@ -756,7 +776,7 @@ int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn p
 {
     struct home_state s;
     char more[512];
-    int rc = home_prepare(cfg, user, progress, ctx, why, whylen);
+    int rc = home_prepare(cfg, user, NULL, progress, ctx, why, whylen);
 
     if (rc < 0)
         return rc;
@@ -860,7 +880,13 @@ int home_umount(const struct hp_config *cfg, const char *user, char *why, size_t
         return -ENOENT;
     }
     const char *target = current_target(&s);
-    sync();
+    /* This filesystem only: a global sync() would wait on every other one,
+     * a dead FUSE or NFS mount included. */
+    int tfd = open(target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (tfd >= 0) {
+        syncfs(tfd);
+        close(tfd);
+    }
     for (int i = 0; i < 5 && is_mountpoint_of(target, s.device); i++) {
         rc = umount2(target, UMOUNT_NOFOLLOW) == 0 ? 0 : -errno;
         if (rc == 0 || rc != -EBUSY)

@@ -24,6 +24,8 @@
 
 #include "config.h"
 
+struct nbd_handle;
+
 enum home_phase { HOME_PREPARED, HOME_MOUNTED };
 
 struct home_state {
@@ -47,12 +49,14 @@ struct home_state {
 /* Where messages for the person waiting go (the greeter, a terminal). */
 typedef void (*home_progress_fn)(void *ctx, const char *msg);
 
-/* Prepare user's home (see above).  Returns 0; -EALREADY when it is
- * prepared or mounted already; -EUCLEAN when the filesystem needs a manual
- * repair; -EPERM when its root belongs to someone else; or another -errno.
- * why says it for people.  On failure nothing is left attached. */
-int home_prepare(const struct hp_config *cfg, const char *user, home_progress_fn progress,
-                 void *ctx, char *why, size_t whylen);
+/* Prepare user's home (see above).  warm: a warm connection to the home
+ * server (warm.h) for the worker to use, or NULL.  Returns 0; -EALREADY
+ * when it is prepared or mounted already; -EUCLEAN when the filesystem
+ * needs a manual repair; -EPERM when its root belongs to someone else; or
+ * another -errno.  why says it for people.  On failure nothing is left
+ * attached. */
+int home_prepare(const struct hp_config *cfg, const char *user, struct nbd_handle *warm,
+                 home_progress_fn progress, void *ctx, char *why, size_t whylen);
 
 /* Move a prepared home onto its home dir.  -ENOENT when none is prepared. */
 int home_enter(const struct hp_config *cfg, const char *user, char *why, size_t whylen);

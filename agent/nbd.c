@@ -432,6 +432,42 @@ static int connect_deadline(const struct hp_server *srv, double deadline, int *o
     return rc;
 }
 
+/* Drive h until it is ready for I/O or deadline.  0, -ETIMEDOUT, or -1
+ * for a libnbd error (nbd_get_error says it). */
+static int drive_until_ready(struct nbd_handle *h, double deadline)
+{
+    while (!nbd_aio_is_ready(h)) {
+        unsigned dir;
+        struct pollfd p;
+        int left = (int)(deadline - now_ms()), r;
+
+        if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h) || nbd_aio_is_negotiating(h))
+            return -1; /* negotiating again: the server refused the export */
+        if (left <= 0)
+            return -ETIMEDOUT;
+        dir = nbd_aio_get_direction(h);
+        p = (struct pollfd){.fd = nbd_aio_get_fd(h),
+                            .events = (short)(((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0) |
+                                              ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0))};
+        r = poll(&p, 1, left);
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (r > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) && nbd_aio_notify_read(h) < 0)
+            return -1;
+        if (r > 0 && (p.revents & POLLOUT) && nbd_aio_notify_write(h) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void fill_export(struct nbd_handle *h, struct nbd_export *ex)
+{
+    ex->h = h;
+    ex->size = nbd_get_size(h);
+    ex->read_only = nbd_is_read_only(h) == 1;
+    ex->can_flush = nbd_can_flush(h) == 1;
+}
+
 int nbd_export_open(const struct hp_server *srv, const char *name, unsigned timeout_ms,
                     struct nbd_export *ex, char *why, size_t whylen)
 {
@@ -457,42 +493,54 @@ int nbd_export_open(const struct hp_server *srv, const char *name, unsigned time
     if (nbd_set_request_structured_replies(h, false) < 0 || nbd_set_export_name(h, name) < 0 ||
         nbd_aio_connect_socket(h, fd) < 0)
         goto nbd_err;
-    while (!nbd_aio_is_ready(h)) {
-        unsigned dir;
-        struct pollfd p;
-        int left = (int)(deadline - now_ms()), r;
-
-        if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h))
-            goto nbd_err;
-        if (left <= 0) {
-            snprintf(why, whylen, "%s: negotiating export '%s' timed out", srv->label, name);
-            nbd_close(h);
-            return -ETIMEDOUT;
-        }
-        dir = nbd_aio_get_direction(h);
-        p = (struct pollfd){.fd = nbd_aio_get_fd(h),
-                            .events = (short)(((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0) |
-                                              ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0))};
-        r = poll(&p, 1, left);
-        if (r < 0 && errno != EINTR) {
-            rc = -errno;
-            nbd_close(h);
-            snprintf(why, whylen, "poll: %s", strerror(-rc));
-            return rc;
-        }
-        if (r > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)) && nbd_aio_notify_read(h) < 0)
-            goto nbd_err;
-        if (r > 0 && (p.revents & POLLOUT) && nbd_aio_notify_write(h) < 0)
-            goto nbd_err;
+    rc = drive_until_ready(h, deadline);
+    if (rc == -ETIMEDOUT) {
+        snprintf(why, whylen, "%s: negotiating export '%s' timed out", srv->label, name);
+        nbd_close(h);
+        return rc;
     }
-    ex->h = h;
-    ex->size = nbd_get_size(h);
-    ex->read_only = nbd_is_read_only(h) == 1;
-    ex->can_flush = nbd_can_flush(h) == 1;
+    if (rc < 0)
+        goto nbd_err;
+    fill_export(h, ex);
     return 0;
 
 nbd_err:
     rc = nbd_get_errno() ? -nbd_get_errno() : -EPROTO;
+    snprintf(why, whylen, "%s: export '%s': %s", srv->label, name, nbd_get_error());
+    nbd_close(h);
+    return rc;
+}
+
+int nbd_export_open_warm(struct nbd_handle *h, const struct hp_server *srv, const char *name,
+                         unsigned timeout_ms, struct nbd_export *ex, char *why, size_t whylen)
+{
+    double deadline = now_ms() + timeout_ms;
+    int rc;
+
+    memset(ex, 0, sizeof *ex);
+    if (!nbd_aio_is_negotiating(h)) {
+        snprintf(why, whylen, "%s: the warm connection is gone", srv->label);
+        nbd_close(h);
+        return -ENOTCONN;
+    }
+    if (nbd_set_export_name(h, name) < 0 || nbd_aio_opt_go(h, NBD_NULL_COMPLETION) < 0) {
+        rc = -ENOTCONN;
+        goto fail;
+    }
+    rc = drive_until_ready(h, deadline);
+    if (rc == 0) {
+        fill_export(h, ex);
+        return 0;
+    }
+    if (rc == -ETIMEDOUT) {
+        snprintf(why, whylen, "%s: negotiating export '%s' timed out", srv->label, name);
+        nbd_close(h);
+        return rc;
+    }
+    /* Still negotiating: the server answered and refused the export.
+     * Dead: the connection went away while it waited (or now). */
+    rc = nbd_aio_is_negotiating(h) ? (nbd_get_errno() ? -nbd_get_errno() : -ENOENT) : -ENOTCONN;
+fail:
     snprintf(why, whylen, "%s: export '%s': %s", srv->label, name, nbd_get_error());
     nbd_close(h);
     return rc;

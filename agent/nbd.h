@@ -17,6 +17,8 @@
 
 #include "config.h"
 
+struct nbd_handle;
+
 struct nbd_probe {
     const struct hp_server *server;
     int err;             /* 0, or -errno: ETIMEDOUT, ECONNREFUSED, ENOENT, EPROTO... */
@@ -54,6 +56,11 @@ struct nbd_export {
  * for people in why (-ENOENT: no such export; -ETIMEDOUT). */
 int nbd_export_open(const struct hp_server *srv, const char *name, unsigned timeout_ms,
                     struct nbd_export *ex, char *why, size_t whylen);
+/* The same on a warm connection (see warm.h): h is in the options phase,
+ * only NBD_OPT_GO is left.  h is taken over (closed on failure).
+ * -ENOTCONN: the connection had died, connect afresh; else as above. */
+int nbd_export_open_warm(struct nbd_handle *h, const struct hp_server *srv, const char *name,
+                         unsigned timeout_ms, struct nbd_export *ex, char *why, size_t whylen);
 void nbd_export_close(struct nbd_export *ex);
 
 #endif

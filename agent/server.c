@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libnbd.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -25,6 +26,7 @@
 #include "session.h"
 #include "spawn.h"
 #include "tree.h"
+#include "warm.h"
 
 #include "version.h"
 
@@ -53,7 +55,8 @@ struct job {
     struct user *user;
     struct proto_request req;
     pid_t pid;
-    bool reaped; /* by the SIGCHLD sweep, before its pipe said EOF */
+    bool reaped;             /* by the SIGCHLD sweep, before its pipe said EOF */
+    struct nbd_handle *warm; /* a warm connection for it, until the fork */
     int status;
     int rfd;
     char buf[8192];
@@ -74,6 +77,7 @@ static struct {
     size_t nclients;
     struct user **users;
     size_t nusers, cap_users;
+    struct warm_pool *warm;
     bool stopping, exit_now;
     int64_t stop_deadline;
 } S = {.lfd = -1, .sigr = -1, .sigw = -1, .lockfd = -1, .notify_fd = -1};
@@ -199,10 +203,12 @@ static void run_job(struct job *j, int wfd)
     signal(SIGHUP, SIG_DFL);
     signal(SIGCHLD, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
+    int keep[2] = {wfd, j->warm ? nbd_aio_get_fd(j->warm) : -1};
     log_close();
-    spawn_close_fds(wfd);
+    spawn_close_fds(keep, 2);
     log_open(S.cfg.log_target, log_current_level());
-    rc = session_run(&S.cfg, j->req.verb, j->req.service, &su, job_progress, &ctx, msg, sizeof msg);
+    rc = session_run(&S.cfg, j->req.verb, j->req.service, j->warm, &su, job_progress, &ctx, msg,
+                     sizeof msg);
     snprintf(res, sizeof res, "%d %d %d %s", rc, (int)su.home, su.sessions, msg);
     write_line(wfd, 'R', res);
     _exit(0);
@@ -252,6 +258,14 @@ static void start_job(struct user *u)
         finish_job(j, 0);
         return;
     }
+    /* A home to prepare: give the job a warm connection (the worker it
+     * starts inherits it). */
+    if ((j->req.verb == PV_ACCOUNT || j->req.verb == PV_OPEN_SESSION) && u->su.home == SH_NONE) {
+        j->warm = warm_take(S.warm, config_home_server(&S.cfg), now_ms());
+        if (j->warm)
+            log_info("%s %s: on a warm connection to %s", proto_verb_name(j->req.verb), u->su.name,
+                     config_home_server(&S.cfg)->label);
+    }
     fflush(NULL);
     j->pid = fork();
     if (j->pid == 0) {
@@ -259,6 +273,10 @@ static void start_job(struct user *u)
         run_job(j, p[1]);
     }
     close(p[1]);
+    if (j->warm) { /* the child has it now: drop this copy (nothing is sent) */
+        nbd_close(j->warm);
+        j->warm = NULL;
+    }
     if (j->pid < 0) {
         int e = errno;
         close(p[0]);
@@ -417,7 +435,8 @@ static void handle_request(struct client *c)
         goto reject;
     }
     if (req.verb == PV_PING) {
-        snprintf(why, sizeof why, "homeport %s agent pid %d", HOMEPORT_VERSION, (int)getpid());
+        snprintf(why, sizeof why, "homeport %s agent pid %d, %zu warm connections ready",
+                 HOMEPORT_VERSION, (int)getpid(), warm_ready(S.warm));
         send_reply(c, PR_OK, 0, why);
         return;
     }
@@ -544,8 +563,10 @@ static void reload(void)
             return;
         }
     }
+    warm_free(S.warm); /* it points into the old configuration */
     config_free(&S.cfg);
     S.cfg = n;
+    S.warm = warm_new(&S.cfg, S.cfg.warm_connections);
     log_open(S.o->foreground || S.cfg.log_target != LOG_TO_STDERR ? S.cfg.log_target : LOG_TO_AUTO,
              level_for(S.cfg.log_level));
     log_notice("configuration reloaded from %s", S.o->config_path);
@@ -746,6 +767,7 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
 
     run_boot_phase();
     home_foreach(&S.cfg, adopt, NULL);
+    S.warm = warm_new(&S.cfg, S.cfg.warm_connections);
 
     if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) < 0)
         return start_failed("pipe: %s", strerror(errno));
@@ -806,8 +828,9 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
 
         for (size_t i = 0; i < S.nusers; i++)
             njobs += S.users[i]->running != NULL;
-        if (cap < 2 + S.nclients + njobs) {
-            cap = 2 + S.nclients + njobs + 64;
+        size_t nwarm = (size_t)(S.cfg.nservers + 1) * S.cfg.warm_connections;
+        if (cap < 2 + S.nclients + njobs + nwarm) {
+            cap = 2 + S.nclients + njobs + nwarm + 64;
             struct pollfd *nf = realloc(fds, cap * sizeof *nf);
             if (!nf) {
                 log_err("out of memory");
@@ -825,11 +848,15 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
             if (S.users[i]->running && S.users[i]->running->rfd >= 0)
                 fds[n++] = (struct pollfd){.fd = S.users[i]->running->rfd, .events = POLLIN};
 
+        size_t first_warm = n;
+        n += warm_poll(S.warm, fds + n, cap - n, now, &next);
+
         int timeout = next - now > INT_MAX ? INT_MAX : (int)(next - now);
         if (poll(fds, n, timeout < 0 ? 0 : timeout) < 0 && errno != EINTR) {
             log_err("poll: %s", strerror(errno));
             break;
         }
+        warm_events(S.warm, fds + first_warm, n - first_warm, now_ms());
         if (fds[0].revents) {
             unsigned char sig;
             while (read(S.sigr, &sig, 1) == 1) {
@@ -857,7 +884,7 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
          * lists). */
         struct job *ready[256];
         size_t nready = 0;
-        for (size_t k = first_job; k < n && nready < 256; k++) {
+        for (size_t k = first_job; k < first_warm && nready < 256; k++) {
             if (!fds[k].revents)
                 continue;
             for (size_t i = 0; i < S.nusers; i++)
@@ -880,6 +907,7 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
     }
 
     say_goodbye();
+    warm_free(S.warm);
     free(fds);
     while (S.nclients)
         drop_client(S.clients[0]);

@@ -185,8 +185,8 @@ static int do_close(const struct hp_config *cfg, struct session_user *u, bool st
 }
 
 int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *service,
-                struct session_user *u, home_progress_fn progress, void *ctx, char *msg,
-                size_t msglen)
+                struct nbd_handle *warm, struct session_user *u, home_progress_fn progress,
+                void *ctx, char *msg, size_t msglen)
 {
     struct home_state s;
     char why[256];
@@ -206,7 +206,7 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
         }
         if (progress)
             progress(ctx, "Checking user...");
-        rc = home_prepare(cfg, u->name, progress, ctx, msg, msglen);
+        rc = home_prepare(cfg, u->name, warm, progress, ctx, msg, msglen);
         if (rc < 0)
             return rc;
         u->home = SH_PREPARED;
@@ -224,7 +224,7 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
             return 0;
         }
         if (u->home == SH_NONE) {
-            rc = home_prepare(cfg, u->name, progress, ctx, msg, msglen);
+            rc = home_prepare(cfg, u->name, warm, progress, ctx, msg, msglen);
             if (rc < 0)
                 return rc;
             u->home = SH_PREPARED;

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,32 +73,51 @@ int spawn_wait(const char *const argv[], int quiet)
     return 128 + WTERMSIG(status);
 }
 
-void spawn_close_fds(int keep)
+static bool kept(int fd, const int *keep, size_t nkeep)
 {
+    for (size_t i = 0; i < nkeep; i++)
+        if (keep[i] == fd)
+            return true;
+    return false;
+}
+
+void spawn_close_fds(const int *keep, size_t nkeep)
+{
+    unsigned from = 3;
+    int fds[1024], n = 0;
     DIR *d;
     struct dirent *de;
 
 #ifdef SYS_close_range
-    if (keep < 0 || keep < 3) {
-        if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0)
-            return;
-    } else if ((keep == 3 || syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U) == 0) &&
-               syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U) == 0) {
-        return;
+    /* close the ranges between the kept descriptors, in increasing order */
+    bool ok = true;
+    for (;;) {
+        unsigned next = ~0U;
+        for (size_t i = 0; i < nkeep; i++)
+            if (keep[i] >= (int)from && (unsigned)keep[i] < next)
+                next = (unsigned)keep[i];
+        if (next > from && syscall(SYS_close_range, from, next == ~0U ? ~0U : next - 1, 0U) < 0) {
+            ok = false;
+            break;
+        }
+        if (next == ~0U)
+            break;
+        from = next + 1;
     }
+    if (ok)
+        return;
 #endif
     /* older kernels: walk /proc/self/fd (collect first, then close) */
-    int fds[1024], n = 0;
     d = opendir("/proc/self/fd");
     if (!d) {
         for (int fd = 3; fd < 1024; fd++)
-            if (fd != keep)
+            if (!kept(fd, keep, nkeep))
                 close(fd);
         return;
     }
     while ((de = readdir(d)) && n < 1024) {
         int fd = atoi(de->d_name);
-        if (fd >= 3 && fd != keep && fd != dirfd(d))
+        if (fd >= 3 && !kept(fd, keep, nkeep) && fd != dirfd(d))
             fds[n++] = fd;
     }
     closedir(d);

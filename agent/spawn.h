@@ -7,15 +7,18 @@
 #ifndef HOMEPORT_SPAWN_H
 #define HOMEPORT_SPAWN_H
 
+#include <stddef.h>
+
 /* Run argv[0] with argv, stdin from /dev/null, stdout and stderr inherited
  * (or both to /dev/null when quiet).  Waits for it.  Returns its exit
  * status (0..255), 128+N when killed by signal N, -ENOENT when the tool is
  * not found, or another -errno. */
 int spawn_wait(const char *const argv[], int quiet);
 
-/* Close every descriptor from 3 up, except keep (-1: none).  For
- * processes that outlive their parent's purpose (home workers, the agent's
- * jobs): they must not hold its sockets, pipes and locks open. */
-void spawn_close_fds(int keep);
+/* Close every descriptor from 3 up, except the nkeep in keep (negative
+ * entries are ignored).  For processes that outlive their parent's purpose
+ * (home workers, the agent's jobs): they must not hold its sockets, pipes
+ * and locks open. */
+void spawn_close_fds(const int *keep, size_t nkeep);
 
 #endif

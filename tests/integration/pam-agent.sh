@@ -123,6 +123,8 @@ check "agent starts" start_agent
 check "pid file names it" test "$(cat "$R/agent.pid")" = "$AGENT"
 check "socket is mode 0600" test "$(stat -c %a "$SOCK")" = 600
 BASE_FDS=$(agent_fds)
+export -f nbd_conns; export NBDKIT_PID
+check "2 warm connections wait on the server before any login" wait_for bash -c '[ "$(nbd_conns)" = 3 ]'
 BASE_CONNS=$(nbd_conns)
 
 # --- a login: account, open_session; greeter lines --------------------------
@@ -134,6 +136,8 @@ contains "$T/out" "^Checking the home of alice\.\.\.$" "greeter: checking the ho
 contains "$T/out" "^Home of alice is ready$" "greeter: ready"
 check "prepared, not yet on the home dir" bash -c "! grep -q ' $T/home/alice ' /proc/self/mountinfo"
 check "prepared on the stage dir" grep -q " $R/stage/alice " /proc/self/mountinfo
+contains "$T/agent.log" "account alice: on a warm connection to unix:$T/nbd.sock" "it used a warm connection"
+check "which is replaced in the background (2 idle + 1 in use)" wait_for bash -c '[ "$(nbd_conns)" = 4 ]'
 hp status
 contains "$T/out" "^alice /dev/loop[0-9]+ on $R/stage/alice \(prepared\): .*sessions 0" "status: prepared"
 s=$(date +%s%N)
@@ -235,7 +239,7 @@ raw 'homeport 1 account\nuser=carol\n' 2003
 contains "$T/out" "^error 1 permission denied: only root" "non-root request refused (SO_PEERCRED)"
 contains "$T/out" "^EOF$" "and the connection closed"
 raw 'homeport 1 ping\n' 2003
-contains "$T/out" "^ok homeport .* agent pid $AGENT$" "ping is allowed to anyone who can connect"
+contains "$T/out" "^ok homeport .* agent pid $AGENT, [0-9]+ warm connections ready$" "ping is allowed to anyone who can connect"
 chmod 600 "$SOCK"
 raw 'GET / HTTP/1.0\r\n\r\n'
 contains "$T/out" "^error 71 malformed request" "garbage refused (EPROTO)"
@@ -394,6 +398,32 @@ check "carol's home in use stays mounted" mounted carol
 contains "$T/agent.log" "the home of carol stays mounted \(1 session\)" "and the log says so"
 check "socket and pid file removed" test ! -e "$SOCK" -a ! -e "$R/agent.pid"
 
+# --- warm connections: the server goes away and comes back ---------------------
+start_agent
+wait_for bash -c '[ "$(nbd_conns)" = 3 ]'
+kill -9 "$NBDKIT_PID"; wait "$NBDKIT_PID" 2> /dev/null
+check "the agent notices the closed connections" wait_for grep -q "warm connection to unix:$T/nbd.sock closed by the server" "$T/agent.log"
+check "nbdkit back" start_nbdkit "$T/nbd.sock" file dir="$T/srv"
+export NBDKIT_PID
+warm_ready() { raw 'homeport 1 ping\n'; grep -q ", $1 warm connections ready" "$T/out"; }
+check "and opens 2 warm connections again" wait_for_long warm_ready 2
+n=$(grep -c "on a warm connection" "$T/agent.log")
+pt bob acct_mgmt open_session
+expect_rc 0 "bob logs in on a new warm connection"
+check "it was a warm one" test "$(grep -c "on a warm connection" "$T/agent.log")" -gt "$n"
+pt bob close_session
+sed -i "s/^\[nbd\]/[nbd]\nwarm_connections = 0/" "$CONF"
+kill -HUP "$AGENT"
+check "warm_connections = 0: none held" wait_for warm_ready 0
+n=$(grep -c "on a warm connection" "$T/agent.log")
+pt bob acct_mgmt open_session
+expect_rc 0 "bob logs in on a fresh connection"
+check "not a warm one" test "$(grep -c "on a warm connection" "$T/agent.log")" = "$n"
+pt bob close_session
+kill -TERM "$AGENT"
+wait_for bash -c "! kill -0 $AGENT 2>/dev/null"
+wait "$AGENT" 2> /dev/null
+
 # --- daemon mode; one agent at a time -------------------------------------------
 hp agent
 expect_rc 0 "agent daemonizes once ready"
@@ -408,4 +438,5 @@ expect_rc 0 "carol logs out from the daemon's care"
 check "carol's home unmounted" bash -c "! grep -q ' $T/home/carol ' /proc/self/mountinfo"
 kill -TERM "$AGENT"
 check "daemon stops on SIGTERM" wait_for bash -c "! kill -0 $AGENT 2>/dev/null"
+if [ "$_tap_failed" -gt 0 ]; then diag "agent log:"; sed 's/^/#   /' "$T/agent.log"; fi
 done_testing
