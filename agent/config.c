@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "user.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -46,6 +48,7 @@ static const struct key_def keys[] = {
     {"agent", "log", K_LOG_TARGET, F(log_target), "auto"},
     {"agent", "log_level", K_LOG_LEVEL, F(log_level), "info"},
     {"agent", "shutdown_timeout", K_DURATION, F(shutdown_timeout_ms), "60s"},
+    {"agent", "state_dir", K_PATH, F(state_dir), "/var/lib/homeport"},
     {"boot", "staging_dir", K_PATH, F(staging_dir), "/home/profiletemp"},
     {"boot", "home_root", K_PATH, F(home_root), "/home"},
     {"boot", "unmount_stale", K_BOOL, F(unmount_stale), "yes"},
@@ -54,6 +57,8 @@ static const struct key_def keys[] = {
     {"nbd", "probe_export", K_STRING, F(probe_export), ""},
     {"nbd", "connect_timeout", K_DURATION, F(connect_timeout_ms), "5s"},
     {"nbd", "warm_connections", K_UINT, F(warm_connections), "2"},
+    {"nbd", "expected_user", K_STRING, F(expected_user), "last"},
+    {"nbd", "cache_size", K_SIZE, F(cache_size), "16M"},
     {"home", "server", K_SERVER, F(home_server), ""},
     {"home", "export", K_TEMPLATE, F(export_template), "%u"},
     {"home", "attach", K_ATTACH, F(attach), "auto"},
@@ -655,6 +660,10 @@ static void check_semantics(struct parser *p, struct hp_config *cfg)
     for (size_t i = 0; i < sizeof system_dirs / sizeof system_dirs[0]; i++)
         if (path_covers(st, system_dirs[i]))
             perror_at(p, "staging_dir '%s' is a system directory; it is emptied at boot", st);
+    if (*cfg->expected_user && strcmp(cfg->expected_user, "last") != 0 &&
+        !user_name_valid(cfg->expected_user))
+        perror_at(p, "expected_user = %s: expected a user name, 'last' or nothing",
+                  cfg->expected_user);
     if (cfg->warm_connections > 16)
         perror_at(p, "warm_connections = %u: at most 16 per server", cfg->warm_connections);
 }

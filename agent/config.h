@@ -46,6 +46,7 @@ struct hp_config {
     enum log_target log_target;
     enum log_level log_level;
     unsigned shutdown_timeout_ms; /* SIGTERM: how long homes in use are waited for */
+    char *state_dir;              /* kept across boots: the last user of this machine */
 
     /* [boot] */
     char *staging_dir;  /* emptied at boot when nothing is mounted below it */
@@ -59,6 +60,8 @@ struct hp_config {
     char *probe_export;          /* "" = don't fetch an export's size */
     unsigned connect_timeout_ms; /* connect + handshake, per server */
     unsigned warm_connections;   /* per server, held by the agent (warm.h) */
+    char *expected_user;         /* "": none; "last": the last user here; or a name */
+    uint64_t cache_size;         /* NBD_CMD_CACHE this much of the expected user's export */
 
     /* [home]: how a user's home is found, attached and mounted */
     struct hp_server home_server; /* kind/label empty: the first of servers */

@@ -546,6 +546,24 @@ fail:
     return rc;
 }
 
+int nbd_export_cache(struct nbd_export *ex, uint64_t bytes, uint64_t *done)
+{
+    const uint64_t chunk = 4u << 20;
+
+    *done = 0;
+    if (nbd_can_cache(ex->h) != 1)
+        return -EOPNOTSUPP;
+    if (ex->size >= 0 && bytes > (uint64_t)ex->size)
+        bytes = (uint64_t)ex->size;
+    while (*done < bytes) {
+        uint64_t n = bytes - *done < chunk ? bytes - *done : chunk;
+        if (nbd_cache(ex->h, n, *done, 0) < 0)
+            return nbd_get_errno() ? -nbd_get_errno() : -EIO;
+        *done += n;
+    }
+    return 0;
+}
+
 void nbd_export_close(struct nbd_export *ex)
 {
     if (ex->h) {

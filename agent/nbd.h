@@ -61,6 +61,10 @@ int nbd_export_open(const struct hp_server *srv, const char *name, unsigned time
  * -ENOTCONN: the connection had died, connect afresh; else as above. */
 int nbd_export_open_warm(struct nbd_handle *h, const struct hp_server *srv, const char *name,
                          unsigned timeout_ms, struct nbd_export *ex, char *why, size_t whylen);
+/* Ask the server to cache the first bytes of the export (NBD_CMD_CACHE,
+ * 4 MiB a request), so that the next reads come from its memory.  done
+ * says how far it got.  -EOPNOTSUPP when the server cannot cache. */
+int nbd_export_cache(struct nbd_export *ex, uint64_t bytes, uint64_t *done);
 void nbd_export_close(struct nbd_export *ex);
 
 #endif

@@ -7,7 +7,8 @@
 
 #include "user.h"
 
-static const char *const verbs[] = {"ping", "account", "open_session", "close_session", "release"};
+static const char *const verbs[] = {"ping",          "account", "open_session",
+                                    "close_session", "release", "cache"};
 
 const char *proto_verb_name(enum proto_verb v)
 {

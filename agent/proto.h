@@ -21,7 +21,8 @@
 #define PROTO_VERSION 1
 #define PROTO_MAX 4096
 
-enum proto_verb { PV_PING, PV_ACCOUNT, PV_OPEN_SESSION, PV_CLOSE_SESSION, PV_RELEASE };
+/* PV_RELEASE and PV_CACHE are the agent's own, never accepted from a client. */
+enum proto_verb { PV_PING, PV_ACCOUNT, PV_OPEN_SESSION, PV_CLOSE_SESSION, PV_RELEASE, PV_CACHE };
 
 struct proto_request {
     enum proto_verb verb;

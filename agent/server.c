@@ -768,6 +768,12 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
     run_boot_phase();
     home_foreach(&S.cfg, adopt, NULL);
     S.warm = warm_new(&S.cfg, S.cfg.warm_connections);
+    char expected[64];
+    if (session_expected_user(&S.cfg, expected, sizeof expected)) {
+        struct user *u = find_user(expected, true);
+        if (u && u->su.home == SH_NONE)
+            enqueue_own(u, PV_CACHE); /* runs while the rest starts */
+    }
 
     if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) < 0)
         return start_failed("pipe: %s", strerror(errno));

@@ -13,6 +13,10 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "nbd.h"
+#include "textfile.h"
+#include "tree.h"
+#include "user.h"
 
 #define MAX_GROUPS 256
 #define MAX_PIDS 4096
@@ -52,6 +56,73 @@ const char *session_exempt(const struct hp_config *cfg, const char *user, const 
         }
     }
     return NULL;
+}
+
+/* Remember who used this machine last, for the next boot's cache warming.
+ * Best effort: a failure is only logged. */
+static void remember_last_user(const struct hp_config *cfg, const char *user)
+{
+    char path[4200], tmp[4300];
+    FILE *f;
+    int rc = tree_mkdirs(cfg->state_dir, 0755);
+
+    snprintf(path, sizeof path, "%s/last_user", cfg->state_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (rc < 0 || !(f = fopen(tmp, "we"))) {
+        log_warn("cannot record the last user in %s: %s", path, strerror(rc < 0 ? -rc : errno));
+        return;
+    }
+    fprintf(f, "%s\n", user);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0 || rename(tmp, path) < 0) {
+        log_warn("cannot record the last user in %s: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+}
+
+const char *session_expected_user(const struct hp_config *cfg, char *buf, size_t len)
+{
+    char path[4200];
+
+    if (!*cfg->expected_user)
+        return NULL;
+    if (strcmp(cfg->expected_user, "last") != 0) {
+        snprintf(buf, len, "%s", cfg->expected_user);
+        return buf;
+    }
+    snprintf(path, sizeof path, "%s/last_user", cfg->state_dir);
+    if (textfile_read_line(path, buf, len, 0) < 0 || !user_name_valid(buf))
+        return NULL;
+    return buf;
+}
+
+/* Warm the server for the expected user: its export's first cache_size. */
+static int warm_cache(const struct hp_config *cfg, const char *user, char *msg, size_t len)
+{
+    const struct hp_server *srv = config_home_server(cfg);
+    struct nbd_export ex;
+    char export[256];
+    uint64_t done = 0;
+    int rc;
+
+    if (!srv || config_expand(cfg->export_template, user, export, sizeof export) < 0) {
+        snprintf(msg, len, "no home server or export for %s", user);
+        return -EINVAL;
+    }
+    rc = nbd_export_open(srv, export, cfg->connect_timeout_ms, &ex, msg, len);
+    if (rc < 0)
+        return rc;
+    rc = nbd_export_cache(&ex, cfg->cache_size, &done);
+    nbd_export_close(&ex);
+    if (rc == -EOPNOTSUPP)
+        snprintf(msg, len, "%s cannot cache (no NBD_CMD_CACHE): not warmed for %s", srv->label,
+                 user);
+    else if (rc < 0)
+        snprintf(msg, len, "NBD_CMD_CACHE on export '%s' of %s failed after %llu bytes: %s", export,
+                 srv->label, (unsigned long long)done, strerror(-rc));
+    else
+        snprintf(msg, len, "%s warmed for %s: first %llu bytes of export '%s' cached", srv->label,
+                 user, (unsigned long long)done, export);
+    return rc;
 }
 
 /* Whether pid belongs to uid (real or effective) and is not a zombie. */
@@ -193,7 +264,8 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
     int rc;
 
     msg[0] = '\0';
-    if (verb != PV_RELEASE && session_exempt(cfg, u->name, service, why, sizeof why)) {
+    if (verb != PV_RELEASE && verb != PV_CACHE &&
+        session_exempt(cfg, u->name, service, why, sizeof why)) {
         log_debug("%s %s: %s", proto_verb_name(verb), u->name, why);
         return 0; /* untouched, silently */
     }
@@ -235,6 +307,7 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
         u->home = SH_MOUNTED;
         u->sessions = 1;
         home_set_sessions(cfg, u->name, 1, false);
+        remember_last_user(cfg, u->name);
         home_lookup(cfg, u->name, &s);
         snprintf(msg, msglen, "Home of %s mounted on %s", u->name, s.mountpoint);
         return 0;
@@ -258,6 +331,7 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
         if (u->home == SH_NONE || u->sessions > 0)
             return 0;
         return do_close(cfg, u, u->home == SH_MOUNTED, msg, msglen);
+    case PV_CACHE: return u->home == SH_NONE ? warm_cache(cfg, u->name, msg, msglen) : 0;
     case PV_PING: break;
     }
     snprintf(msg, msglen, "not a stage: %s", proto_verb_name(verb) ? proto_verb_name(verb) : "?");

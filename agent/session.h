@@ -12,6 +12,8 @@
  *                  SIGTERM, then SIGKILL after kill_grace, and the home is
  *                  unmounted and released
  *   release        (the agent's own: an expired lease, a retried unmount)
+ *   cache          (the agent's own, at start: NBD_CMD_CACHE for the first
+ *                  cache_size of the expected user's export)
  *
  * What the agent believes is checked against the system first: a home that
  * went away behind its back is prepared again, not trusted.
@@ -48,6 +50,11 @@ const char *session_exempt(const struct hp_config *cfg, const char *user, const 
 int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *service,
                 struct nbd_handle *warm, struct session_user *u, home_progress_fn progress,
                 void *ctx, char *msg, size_t msglen);
+
+/* The expected user ([nbd] expected_user: a name, or "last": the last user
+ * whose home was mounted here, from STATE_DIR/last_user), in buf; NULL
+ * when there is none. */
+const char *session_expected_user(const struct hp_config *cfg, char *buf, size_t len);
 
 /* SIGTERM every process whose real or effective uid is uid, wait up to
  * grace_ms for them to end, SIGKILL the rest.  Refuses uid 0 (-EPERM).

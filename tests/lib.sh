@@ -98,6 +98,7 @@ write_conf() {
     cat > "$CONF" <<CONF
 [agent]
 run_dir = $T/run/homeport
+state_dir = $T/var/lib/homeport
 log = stderr
 [boot]
 staging_dir = $T/home/profiletemp

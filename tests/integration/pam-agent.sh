@@ -424,6 +424,26 @@ kill -TERM "$AGENT"
 wait_for bash -c "! kill -0 $AGENT 2>/dev/null"
 wait "$AGENT" 2> /dev/null
 
+# --- the expected user: the server's cache is warmed at start --------------------
+check "the last user is remembered" test "$(cat "$T/var/lib/homeport/last_user")" = bob
+kill -9 "$NBDKIT_PID"; wait "$NBDKIT_PID" 2> /dev/null
+check "nbdkit with a request log" start_nbdkit "$T/nbd.sock" --filter=log file dir="$T/srv" logfile="$T/nbd-requests.log"
+export NBDKIT_PID
+start_agent
+check "the agent warms the server for bob" wait_for grep -q "cache bob: unix:$T/nbd.sock warmed for bob: first 16777216 bytes of export 'bob' cached" "$T/agent.log"
+check "the server saw NBD_CMD_CACHE for 16 MiB of bob's export" bash -c "grep -c 'Cache .*offset=0x[0-9a-f]* count=0x400000' '$T/nbd-requests.log' | grep -qx 4"
+pt bob acct_mgmt open_session
+expect_rc 0 "bob logs in after the warming"
+pt bob close_session
+kill -TERM "$AGENT"; wait "$AGENT" 2> /dev/null
+sed -i "s/^\[nbd\]/[nbd]\nexpected_user = /" "$CONF"
+: > "$T/nbd-requests.log"
+start_agent
+sleep 1
+check "expected_user empty: no warming" bash -c "! grep -q Cache '$T/nbd-requests.log'"
+kill -TERM "$AGENT"; wait "$AGENT" 2> /dev/null
+sed -i "/^expected_user = $/d; /^warm_connections = 0$/d" "$CONF"
+
 # --- daemon mode; one agent at a time -------------------------------------------
 hp agent
 expect_rc 0 "agent daemonizes once ready"

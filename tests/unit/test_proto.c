@@ -35,6 +35,7 @@ int main(void)
         {"homeport 2 account\nuser=a\n", "unsupported protocol version 2", -EPROTO},
         {"homeport 1 format_disk\nuser=a\n", "unknown verb", -EPROTO},
         {"homeport 1 release\nuser=a\n", "unknown verb", -EPROTO}, /* the agent's own */
+        {"homeport 1 cache\nuser=a\n", "unknown verb", -EPROTO},   /* the agent's own */
         {"homeport 1 account extra\nuser=a\n", "unknown verb", -EPROTO},
         {"homeport 1 account\nuser=a", "does not end with a newline", -EPROTO},
         {"homeport 1 account\nuser\n", "expected key=value", -EPROTO},
@@ -89,6 +90,8 @@ int main(void)
         ok(proto_parse_reply(buf, strlen(buf), &kind, &err, &text) == -EPROTO,
            "malformed reply #%zu refused", i);
     }
+    is_str(proto_verb_name(PV_CACHE), "cache", "every verb has a name");
+    ok(proto_verb_name((enum proto_verb)99) == NULL, "no name for a non-verb");
     ok(proto_verb_from_pam("open_session") == PV_OPEN_SESSION &&
            proto_verb_from_pam("auth") == -1 && proto_verb_from_pam(NULL) == -1,
        "PAM_TYPE mapping");
