@@ -25,8 +25,11 @@ int loopdev_attach(const char *path, bool ro, unsigned block_size, char *dev, si
         return rc;
     }
     /* Another process may take the free device between GET_FREE and
-     * CONFIGURE: then try the next one. */
-    for (int tries = 0; tries < 16; tries++) {
+     * CONFIGURE: then try the next one.  GET_FREE hands every racer the
+     * same device and one wins a round, so with many logins at once this
+     * takes as many rounds as there are racers; a short jitter spreads
+     * them out. */
+    for (int tries = 0; tries < 256; tries++) {
         int n = ioctl(ctl, LOOP_CTL_GET_FREE);
         if (n < 0) {
             rc = -errno;
@@ -61,6 +64,9 @@ int loopdev_attach(const char *path, bool ro, unsigned block_size, char *dev, si
         lfd = -1;
         if (rc != -EBUSY)
             break;
+        struct timespec jitter = {
+            0, (long)((unsigned)getpid() * 7919u + (unsigned)tries * 104729u) % 2000000L};
+        nanosleep(&jitter, NULL);
     }
     /* The device keeps its own reference to the file. */
     close(ctl);

@@ -3,8 +3,10 @@
 # homeport mount with attach = kernel hands a negotiated socket to nbd.ko
 # over netlink; the guest writes; the host kills the server process in the
 # middle and the worker reconnects (NBD_CMD_RECONFIGURE); umount
-# disconnects; the host reads the guest's files back from the image.  Then
-# the same (without the reconnect) through the old ioctl interface.
+# disconnects; then the agent and `homeport pam` (account on a warm
+# connection handed to nbd.ko, open_session, close_session); the host reads
+# the guest's files back from the image.  Then the same (without the
+# reconnect and the agent) through the old ioctl interface.
 . "$(dirname "$0")/../lib.sh"
 if ! file -L "$HOMEPORT" | grep -q 'statically linked'; then
     echo "ok 1 - kernel nbd home in a VM # SKIP the guest runs only the static binary: covered by the static run"
@@ -58,6 +60,7 @@ run_guest() {
     check "[$api] image clean after the VM's umount" e2fsck -fn "$img"
     check "[$api] hello.txt read back on the host" test "$(debugfs -R 'cat /hello.txt' "$img" 2> /dev/null)" = "written in the guest"
     check "[$api] after.txt read back" test "$(debugfs -R 'cat /after.txt' "$img" 2> /dev/null)" = "after the reconnect"
+    [ "$api" = netlink ] && check "[$api] pam.txt (written in the PAM session) read back" test "$(debugfs -R 'cat /pam.txt' "$img" 2> /dev/null)" = "written through PAM"
     debugfs -R "dump /big $T/big" "$img" > /dev/null 2>&1
     local want
     want=$(sed -n 's/^VMHOME-SUM \([0-9a-f]*\).*/\1/p' "$T/vm.log" | head -1)

@@ -75,4 +75,33 @@ if out=$(timeout 60 $HP umount alice 2>&1); then res umount ok "$out"; else res 
 grep -q ' /home/alice ' /proc/mounts && res unmounted fail "still mounted" || res unmounted ok "not mounted"
 [ -e "/sys/block/${dev#/dev/}/pid" ] && res disconnected fail "$dev still connected" || res disconnected ok "$dev disconnected"
 echo "VMHOME-TIME mount-to-umount $(( $(date +%s) - t0 ))s"
+
+# The same home through the agent and the PAM client, as pam_exec drives
+# it: prepared at account on a warm connection handed to nbd.ko, mounted
+# at open_session, released at close_session.
+if [ "$API" = netlink ]; then
+    $HP -v agent -f 2> /tmp/agent.log &
+    agent=$!
+    i=0
+    while [ ! -S /run/homeport/agent.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    sleep 0.5 # the warm connections
+    ms() { cut -d' ' -f1 /proc/uptime | tr -d .; } # centiseconds
+    a=$(ms)
+    if out=$(PAM_TYPE=account PAM_USER=alice PAM_SERVICE=login timeout 60 $HP pam 2>&1); then res pam-account ok "$(echo "$out" | tail -n1)"; else res pam-account fail "$out"; fi
+    b=$(ms)
+    if out=$(PAM_TYPE=open_session PAM_USER=alice PAM_SERVICE=login timeout 60 $HP pam 2>&1); then res pam-open ok "$out"; else res pam-open fail "$out"; fi
+    c=$(ms)
+    echo "VMHOME-TIME account $(( (b - a) * 10 ))ms open_session $(( (c - b) * 10 ))ms (uptime clock, 10 ms steps)"
+    grep -q "account alice: on a warm connection" /tmp/agent.log && res pam-warm ok "account used a warm connection" || res pam-warm fail "$(cat /tmp/agent.log)"
+    line=$(grep ' /home/alice ' /proc/mounts)
+    case $line in /dev/nbd*) res pam-device ok "$line" ;; *) res pam-device fail "mounts: $line" ;; esac
+    pdev=${line%% *}
+    echo "written through PAM" > /home/alice/pam.txt && sync
+    if out=$(PAM_TYPE=close_session PAM_USER=alice PAM_SERVICE=login timeout 60 $HP pam 2>&1); then res pam-close ok "$out"; else res pam-close fail "$out"; fi
+    grep -q ' /home/alice ' /proc/mounts && res pam-unmounted fail "still mounted" || res pam-unmounted ok "not mounted"
+    [ -e "/sys/block/${pdev#/dev/}/pid" ] && res pam-disconnected fail "$pdev still connected" || res pam-disconnected ok "$pdev disconnected"
+    kill $agent
+    wait $agent
+    sed 's/^/  agent: /' /tmp/agent.log
+fi
 exit $failed
