@@ -61,7 +61,7 @@ struct job {
     int rfd;
     char buf[8192];
     size_t len;
-    bool got_result;
+    bool got_result, concluded;
     int rc;
     struct session_user result;
     char text[1024];
@@ -211,10 +211,12 @@ static void run_job(struct job *j, int wfd)
                      sizeof msg);
     snprintf(res, sizeof res, "%d %d %d %s", rc, (int)su.home, su.sessions, msg);
     write_line(wfd, 'R', res);
+    session_after(&S.cfg, j->req.verb, rc, &su); /* off the login's critical path */
     _exit(0);
 }
 
 static void finish_job(struct job *j, int status);
+static void conclude(struct job *j, int status);
 
 /* Reap every child that ended: jobs (their status is kept for when their
  * pipe runs dry) and home workers, which are ours once their job has
@@ -335,10 +337,14 @@ static void parse_line(struct job *j, char *line)
         j->result.home = (enum session_home)home;
         j->result.sessions = sessions;
         snprintf(j->text, sizeof j->text, "%s", line + 1 + off);
+        conclude(j, 0);
     }
 }
 
-static void finish_job(struct job *j, int status)
+/* Apply a job's result and answer its client: as soon as the result line
+ * comes (the job may still be tidying up, e.g. recording the last user),
+ * or at its end when it died without one. */
+static void conclude(struct job *j, int status)
 {
     struct user *u = j->user;
     enum proto_verb verb = j->req.verb;
@@ -372,6 +378,16 @@ static void finish_job(struct job *j, int status)
         log_warn("the client of open_session %s went away: closing that session", u->su.name);
         enqueue_own(u, PV_CLOSE_SESSION);
     }
+    j->concluded = true;
+}
+
+/* The job has ended: reap, free, and start the user's next request. */
+static void finish_job(struct job *j, int status)
+{
+    struct user *u = j->user;
+
+    if (!j->concluded)
+        conclude(j, status);
     if (j->rfd >= 0)
         close(j->rfd);
     u->running = NULL;

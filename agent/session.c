@@ -307,7 +307,6 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
         u->home = SH_MOUNTED;
         u->sessions = 1;
         home_set_sessions(cfg, u->name, 1, false);
-        remember_last_user(cfg, u->name);
         home_lookup(cfg, u->name, &s);
         snprintf(msg, msglen, "Home of %s mounted on %s", u->name, s.mountpoint);
         return 0;
@@ -336,4 +335,11 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
     }
     snprintf(msg, msglen, "not a stage: %s", proto_verb_name(verb) ? proto_verb_name(verb) : "?");
     return -EINVAL;
+}
+
+void session_after(const struct hp_config *cfg, enum proto_verb verb, int rc,
+                   const struct session_user *u)
+{
+    if (verb == PV_OPEN_SESSION && rc == 0 && u->home == SH_MOUNTED && u->sessions == 1)
+        remember_last_user(cfg, u->name);
 }

@@ -51,6 +51,11 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
                 struct nbd_handle *warm, struct session_user *u, home_progress_fn progress,
                 void *ctx, char *msg, size_t msglen);
 
+/* What a stage leaves to do once its answer is out: record the last user
+ * after a first open_session. */
+void session_after(const struct hp_config *cfg, enum proto_verb verb, int rc,
+                   const struct session_user *u);
+
 /* The expected user ([nbd] expected_user: a name, or "last": the last user
  * whose home was mounted here, from STATE_DIR/last_user), in buf; NULL
  * when there is none. */
