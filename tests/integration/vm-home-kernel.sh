@@ -5,8 +5,10 @@
 # middle and the worker reconnects (NBD_CMD_RECONFIGURE); umount
 # disconnects; then the agent and `homeport pam` (account on a warm
 # connection handed to nbd.ko, open_session, close_session); the host reads
-# the guest's files back from the image.  Then the same (without the
-# reconnect and the agent) through the old ioctl interface.
+# the guest's files back from the image; last, the server goes away for
+# good: after dead_timeout I/O fails cleanly, status says so, the home still
+# unmounts.  Then the same (without the reconnect, the agent and the server
+# going away) through the old ioctl interface.
 . "$(dirname "$0")/../lib.sh"
 if ! file -L "$HOMEPORT" | grep -q 'statically linked'; then
     echo "ok 1 - kernel nbd home in a VM # SKIP the guest runs only the static binary: covered by the static run"
@@ -32,7 +34,7 @@ run_guest() {
     hp mkhome alice --uid 1001 --gid 1001 --no-skel --size 64M
     expect_rc 0 "[$api] image for alice"
     { echo "API=$api"; cat "$TOP/tests/vm/home-kernel-guest.sh"; } > "$T/guest-$api.sh"
-    HP_VM_TIMEOUT=150 bash "$TOP/tests/vm/run-vm.sh" "$OUT" "$T/guest-$api.sh" "$img" > "$T/vm.log" 2>&1 &
+    HP_VM_TIMEOUT=200 bash "$TOP/tests/vm/run-vm.sh" "$OUT" "$T/guest-$api.sh" "$img" > "$T/vm.log" 2>&1 &
     local vm=$!
     track "$vm"
     # netlink: kill the guest's server process when it says so (bounded)
@@ -48,6 +50,27 @@ run_guest() {
         kill -0 "$vm" 2> /dev/null || break
         sleep 0.1
     done
+    # netlink: the server goes away for good when the guest says so (the
+    # image hidden, so no reconnect can succeed), and comes back after
+    if [ "$api" = netlink ]; then
+        for i in $(seq 1500); do
+            if grep -q HOMEPORT-READY-FOR-DEATH "$T/vm.log"; then
+                mv "$img" "$img.away"
+                for p in $(pgrep -x nbdkit); do
+                    grep -qF "$img" "/proc/$p/cmdline" 2> /dev/null && kill -9 "$p"
+                done
+                break
+            fi
+            kill -0 "$vm" 2> /dev/null || break
+            sleep 0.1
+        done
+        for i in $(seq 1500); do
+            grep -q HOMEPORT-DEATH-DONE "$T/vm.log" && break
+            kill -0 "$vm" 2> /dev/null || break
+            sleep 0.1
+        done
+        [ -e "$img.away" ] && mv "$img.away" "$img"
+    fi
     wait "$vm"
     local vmrc=$?
     [ "$api" = netlink ] && check "[$api] the host killed the server mid-session" test "$killed" = yes

@@ -103,5 +103,28 @@ if [ "$API" = netlink ]; then
     kill $agent
     wait $agent
     sed 's/^/  agent: /' /tmp/agent.log
+
+    # The server goes away for good (the host hides the image, so every
+    # reconnect fails): after dead_timeout the kernel fails I/O cleanly,
+    # status says so, and the home can still be unmounted.
+    sed 's/^dead_timeout = .*/dead_timeout = 3s/' /etc/homeport.conf > /etc/homeport-dead.conf
+    HPD="homeport -c /etc/homeport-dead.conf"
+    if out=$(timeout 60 $HPD mount alice 2>&1); then res dead-mount ok "$(echo "$out" | tail -n1)"; else res dead-mount fail "$out"; fi
+    echo "HOMEPORT-READY-FOR-DEATH"
+    t0=$(date +%s)
+    i=0
+    while [ $i -lt 60 ] && dd if=/dev/zero of=/home/alice/dead.$i bs=4k count=1 conv=fsync 2>/dev/null; do
+        sleep 1
+        i=$((i + 1))
+    done
+    t1=$(date +%s)
+    [ $i -lt 60 ] && res dead-eio ok "writes fail after $((t1 - t0)) s (server gone, dead_timeout 3s)" || res dead-eio fail "writes still succeed after 60 s"
+    st=$($HPD status 2>&1)
+    echo "$st" | sed 's/^/  /'
+    case $st in *disconnected*) res dead-status ok "status: disconnected" ;; *) res dead-status fail "$st" ;; esac
+    out=$(timeout 60 $HPD umount alice 2>&1)
+    echo "$out" | sed 's/^/  /'
+    grep -q ' /home/alice ' /proc/mounts && res dead-unmounted fail "still mounted" || res dead-unmounted ok "unmounted within $(( $(date +%s) - t1 )) s"
+    echo "HOMEPORT-DEATH-DONE"
 fi
 exit $failed
