@@ -503,6 +503,45 @@ static int worker_ready(int rfd, unsigned timeout_ms, char *dev, size_t devlen, 
     return -EIO;
 }
 
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Whether e2fsck -p would only say "clean" and exit 0: the ext4 superblock
+ * says valid, no errors recorded, no journal to replay, and no check due by
+ * mount count or interval.  Then its exec (the dearest step of a login
+ * here) is skipped; in any other case, or when in doubt, e2fsck runs. */
+static bool fs_clean(const char *dev)
+{
+    unsigned char sb[1024];
+    int fd = open(dev, O_RDONLY | O_CLOEXEC);
+    bool ok;
+
+    if (fd < 0)
+        return false;
+    ok = pread(fd, sb, sizeof sb, 1024) == (ssize_t)sizeof sb;
+    close(fd);
+    if (!ok || (sb[0x38] | sb[0x39] << 8) != 0xEF53)
+        return false;
+    unsigned state = sb[0x3A] | sb[0x3B] << 8;
+    int mnt_count = sb[0x34] | sb[0x35] << 8;
+    int max_mnt = (int16_t)(sb[0x36] | sb[0x37] << 8);
+    uint32_t lastcheck = le32(sb + 0x40), interval = le32(sb + 0x44);
+    uint32_t incompat = le32(sb + 0x60), errors = le32(sb + 0x194);
+    time_t now = time(NULL);
+
+    if (!(state & 1) || (state & 2) || errors) /* not cleanly unmounted, or errors */
+        return false;
+    if (incompat & (0x4 | 0x8)) /* needs journal recovery; an external journal device */
+        return false;
+    if (max_mnt > 0 && mnt_count >= max_mnt)
+        return false;
+    if ((time_t)lastcheck > now || (interval && now >= (time_t)lastcheck + (time_t)interval))
+        return false;
+    return true;
+}
+
 static int do_mount(const struct hp_config *cfg, const char *dev, const char *target, bool ro)
 {
     struct libmnt_context *cxt = mnt_new_context();
@@ -658,7 +697,7 @@ int home_prepare(const struct hp_config *cfg, const char *user, struct nbd_handl
     say(progress, ctx, "Checking the home of %s...", user);
     /* -p repairs what is safe; a read-only device can only be checked (-n). */
     const char *fsck[] = {"e2fsck", s.read_only ? "-n" : "-p", s.device, NULL};
-    rc = spawn_wait(fsck, 1);
+    rc = fs_clean(s.device) ? 0 : spawn_wait(fsck, 1);
     if (rc == -ENOENT) {
         log_debug("e2fsck not found: %s not checked", s.device);
     } else if (rc >= 0 && (rc & ~3) == 4) {
