@@ -843,7 +843,9 @@ static int release_device(const struct home_state *s)
             return -EINVAL;
         return nbdkernel_disconnect(index);
     }
-    return loopdev_detach(s->device);
+    char disk[sizeof s->fuse_dir + 8];
+    snprintf(disk, sizeof disk, "%s/disk", s->fuse_dir);
+    return loopdev_detach(s->device, disk);
 }
 
 /* List the processes using something below dir (cwd, root, executable or

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/loop.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -74,15 +75,30 @@ int loopdev_attach(const char *path, bool ro, unsigned block_size, char *dev, si
     return rc < 0 ? rc : lfd;
 }
 
-int loopdev_detach(const char *dev)
+int loopdev_detach(const char *dev, const char *path)
 {
+    struct loop_info64 info;
+    struct stat st;
     int fd = open(dev, O_RDONLY | O_CLOEXEC), rc;
 
     if (fd < 0)
         return errno == ENOENT ? 0 : -errno;
+    /* With autoclear the kernel may have freed dev at the unmount, and
+     * someone else may have bound it since: clear it only while it is
+     * still bound to our file. */
+    if (ioctl(fd, LOOP_GET_STATUS64, &info) < 0) {
+        rc = errno == ENXIO ? 0 : -errno; /* not bound: already released */
+        close(fd);
+        return rc;
+    }
+    if (stat(path, &st) < 0 || info.lo_inode != (uint64_t)st.st_ino ||
+        info.lo_device != (uint64_t)st.st_dev) {
+        close(fd);
+        return 0; /* someone else's now */
+    }
     rc = ioctl(fd, LOOP_CLR_FD, 0) == 0 ? 0 : -errno;
     close(fd);
-    if (rc == -ENXIO) /* not bound: already released */
+    if (rc == -ENXIO)
         rc = 0;
     return rc;
 }

@@ -16,8 +16,10 @@
 int loopdev_attach(const char *path, bool ro, unsigned block_size, char *dev, size_t devlen,
                    bool *direct);
 
-/* Release dev (LOOP_CLR_FD).  Refuses with -EBUSY while it is in use (a
- * mounted filesystem); 0 when released or already free. */
-int loopdev_detach(const char *dev);
+/* Release dev (LOOP_CLR_FD) if it is still bound to path (same device and
+ * inode): an autoclear device freed at the unmount may belong to someone
+ * else by now, and is left alone.  Refuses with -EBUSY while it is in use
+ * (a mounted filesystem); 0 when released, already free, or not ours. */
+int loopdev_detach(const char *dev, const char *path);
 
 #endif

@@ -70,6 +70,19 @@ check "no record left" test ! -e "$R/homes/alice"
 debugfs -R "dump /data $T/back" "$T/srv/alice" > /dev/null 2>&1
 check "data read back from the image with debugfs" cmp -s "$T/data" "$T/back"
 check "image fsck clean after umount" e2fsck -fn "$T/srv/alice"
+# The loop device is autoclear: unmounted by hand, it is freed at once and
+# may be bound by someone else before homeport releases it.  That binding
+# must survive homeport's umount.
+hp mount alice
+dev=$(sed -n 's/^device=//p' "$R/homes/alice")
+umount "$T/home/alice"
+wait_for bash -c "! losetup '$dev' > /dev/null 2>&1"
+truncate -s 1M "$T/other.img"
+losetup "$dev" "$T/other.img" && track_loop "$dev"
+hp umount alice
+expect_rc 0 "umount alice after its loop device was freed and taken"
+check "someone else's binding of $dev is left alone" bash -c "losetup '$dev' | grep -q other.img"
+losetup -d "$dev"
 hp umount alice
 expect_rc 1 "umount of a home that is not mounted"
 contains "$T/err" "no home of alice is mounted by homeport here" "says so"
