@@ -67,7 +67,7 @@ static void remember_last_user(const struct hp_config *cfg, const char *user)
     int rc = tree_mkdirs(cfg->state_dir, 0755);
 
     snprintf(path, sizeof path, "%s/last_user", cfg->state_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid()); /* jobs run at once */
     if (rc < 0 || !(f = fopen(tmp, "we"))) {
         log_warn("cannot record the last user in %s: %s", path, strerror(rc < 0 ? -rc : errno));
         return;

@@ -359,6 +359,7 @@ diag "$NWAVE logins at once: $(((e - s) / 1000000)) ms"
 check "$NWAVE concurrent logins all succeed ($fails failed)" test "$fails" = 0
 n=0; for i in $(seq -w 1 "$NWAVE"); do mounted "w$i" && n=$((n + 1)); done
 check "$NWAVE homes mounted ($n)" test "$n" = "$NWAVE"
+lacks "$T/agent.log" "cannot record the last user" "concurrent logins all record the last user"
 check "$NWAVE workers" test "$(nworkers)" = "$NWAVE"
 check "the agent is their parent (subreaper)" test "$(ps -o pid= --ppid "$AGENT" | wc -l)" -ge "$NWAVE"
 pids=()
