@@ -243,22 +243,12 @@ static void discard(const struct hp_config *cfg, const struct home_state *s)
  * its stdio goes to /dev/null and its log to syslog or the kernel log. */
 static void worker_detach(const struct hp_config *cfg, int keep, struct nbd_handle *warm)
 {
-    int null, fds[2] = {keep, warm ? nbd_aio_get_fd(warm) : -1};
+    int fds[2] = {keep, warm ? nbd_aio_get_fd(warm) : -1};
 
     log_close();
     spawn_close_fds(fds, 2); /* the caller's sockets, pipes and locks */
-    setsid();
-    if (chdir("/") < 0)
+    if (spawn_detach(cfg->log_target) < 0)
         _exit(1);
-    null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null >= 0) {
-        dup2(null, STDIN_FILENO);
-        dup2(null, STDOUT_FILENO);
-        dup2(null, STDERR_FILENO);
-        if (null > STDERR_FILENO)
-            close(null);
-    }
-    log_open(cfg->log_target == LOG_TO_STDERR ? LOG_TO_AUTO : cfg->log_target, log_current_level());
     signal(SIGPIPE, SIG_IGN);
 }
 

@@ -737,20 +737,7 @@ static int daemonize(void)
     }
     close(p[0]);
     S.notify_fd = p[1];
-    setsid();
-    if (chdir("/") < 0)
-        return -errno;
-    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null >= 0) {
-        dup2(null, STDIN_FILENO);
-        dup2(null, STDOUT_FILENO);
-        dup2(null, STDERR_FILENO);
-        if (null > STDERR_FILENO)
-            close(null);
-    }
-    log_open(S.cfg.log_target == LOG_TO_STDERR ? LOG_TO_AUTO : S.cfg.log_target,
-             log_current_level());
-    return 0;
+    return spawn_detach(S.cfg.log_target);
 }
 
 int server_run(struct hp_config *cfg, const struct server_opts *o)

@@ -124,3 +124,22 @@ void spawn_close_fds(const int *keep, size_t nkeep)
     for (int i = 0; i < n; i++)
         close(fds[i]);
 }
+
+int spawn_detach(enum log_target target)
+{
+    int null;
+
+    setsid();
+    if (chdir("/") < 0)
+        return -errno;
+    null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
+        if (null > STDERR_FILENO)
+            close(null);
+    }
+    log_open(target == LOG_TO_STDERR ? LOG_TO_AUTO : target, log_current_level());
+    return 0;
+}

@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include "log.h"
+
 /* Run argv[0] with argv, stdin from /dev/null, stdout and stderr inherited
  * (or both to /dev/null when quiet).  Waits for it.  Returns its exit
  * status (0..255), 128+N when killed by signal N, -ENOENT when the tool is
@@ -20,5 +22,11 @@ int spawn_wait(const char *const argv[], int quiet);
  * (home workers, the agent's jobs): they must not hold its sockets, pipes
  * and locks open. */
 void spawn_close_fds(const int *keep, size_t nkeep);
+
+/* Leave the caller's terminal and session for good: setsid, chdir /,
+ * stdio to /dev/null, and the log reopened on target (stderr becomes
+ * auto: syslog or the kernel log).  For the agent in the background and
+ * for home workers.  0 or -errno (chdir). */
+int spawn_detach(enum log_target target);
 
 #endif

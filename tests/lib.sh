@@ -82,6 +82,20 @@ _cleanup() {
     fi
 }
 
+# stop_homes: for CLEANUP_HOOK in tests that mount homes (RUN_DIR under
+# $T/run/homeport): unmount each recorded home, kill its worker (workers
+# run in sessions of their own and outlive the test otherwise), then
+# lazily detach whatever is still mounted below $T.
+stop_homes() {
+    local f
+    for f in "$T/run/homeport"/homes/*; do
+        case $f in *:* | *"*") continue ;; esac
+        timeout 20 "$HOMEPORT" -c "$CONF" umount "$(basename "$f")" > /dev/null 2>&1
+        kill -9 "$(sed -n 's/^worker=//p' "$f")" 2> /dev/null
+    done
+    grep -o " $T[^ ]* " /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
+}
+
 # A fresh tmpfs root $T with the layout the config below points at.
 setup_root() {
     T=$(mktemp -d /tmp/homeport-test.XXXXXX)

@@ -9,17 +9,7 @@ enter_namespace "$@"
 setup_root
 R=$T/run/homeport
 
-# Workers run in their own sessions: stop them however the test ends.
-stop_all() {
-    local f
-    for f in "$R"/homes/*; do
-        case $f in *:* | *"*") continue ;; esac
-        timeout 20 "$HOMEPORT" -c "$CONF" umount "$(basename "$f")" > /dev/null 2>&1
-        kill -9 "$(sed -n 's/^worker=//p' "$f")" 2> /dev/null
-    done
-    grep -o " $T[^ ]* " /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
-}
-CLEANUP_HOOK=stop_all
+CLEANUP_HOOK=stop_homes
 
 add_users alice:2001 bob:2002 carol:2003 dave:2004
 for i in $(seq -w 1 20); do add_users "u$i:$((3000 + 10#$i))"; done
