@@ -67,6 +67,7 @@ static const struct key_def keys[] = {
     {"home", "mount_options", K_STRING, F(mount_options), "nosuid,nodev"},
     {"home", "fix_owner", K_BOOL, F(fix_owner), "no"},
     {"home", "dead_timeout", K_DURATION, F(dead_timeout_ms), "30s"},
+    {"home", "io_timeout", K_DURATION, F(io_timeout_ms), "10s"},
     {"session", "min_uid", K_UINT, F(min_uid), "1000"},
     {"session", "exempt_users", K_NAMES, F(exempt_users), ""},
     {"session", "exempt_groups", K_NAMES, F(exempt_groups), ""},

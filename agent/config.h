@@ -72,6 +72,7 @@ struct hp_config {
     char *mount_options;  /* "nosuid,nodev" */
     bool fix_owner;       /* chown the home's root to the user instead of refusing */
     unsigned dead_timeout_ms;
+    unsigned io_timeout_ms; /* kernel attach: a request unanswered this long = dead link */
 
     /* [session]: the PAM stages */
     unsigned min_uid;        /* users below it are exempt (root, system users) */

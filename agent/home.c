@@ -350,12 +350,14 @@ static void *ioctl_ready(void *v)
 }
 
 /* The ioctl interface: the worker serves the device in NBD_DO_IT until it
- * is disconnected.  No reconnects.  Never returns. */
-static void run_ioctl_worker(struct nbd_export *ex, const char *stats, int wfd)
+ * is disconnected.  No reconnects: a request unanswered for io_timeout_s
+ * fails, and the device with it.  Never returns. */
+static void run_ioctl_worker(struct nbd_export *ex, unsigned io_timeout_s, const char *stats,
+                             int wfd)
 {
     struct ready_arg a = {.wfd = wfd};
     pthread_t t;
-    int fd = nbdkernel_ioctl_attach(ex, &a.index), rc;
+    int fd = nbdkernel_ioctl_attach(ex, io_timeout_s, &a.index), rc;
 
     if (fd < 0) {
         nbd_export_close(ex);
@@ -385,13 +387,14 @@ static void run_kernel_worker(const struct hp_config *cfg, const struct hp_serve
     unsigned long long reconnects = 0;
     int rc, index = -1, watch = -1;
     unsigned dead_s = (cfg->dead_timeout_ms + 999) / 1000;
+    unsigned io_s = (cfg->io_timeout_ms + 999) / 1000;
 
     worker_detach(cfg, wfd, warm);
     rc = open_export(cfg, srv, export, warm, &ex, why, sizeof why);
     bool use_ioctl = cfg->kernel_api == HP_KAPI_IOCTL;
     if (rc == 0 && !use_ioctl) {
         watch = nbdkernel_watch_open(); /* before connecting: miss no announcement */
-        rc = nbdkernel_connect(&ex, dead_s, &index);
+        rc = nbdkernel_connect(&ex, dead_s, io_s, &index);
         if (rc == -ENODEV && cfg->kernel_api == HP_KAPI_AUTO) {
             log_notice("%s: no netlink nbd in this kernel: using the ioctl interface", export);
             use_ioctl = true;
@@ -402,7 +405,7 @@ static void run_kernel_worker(const struct hp_config *cfg, const struct hp_serve
         }
     }
     if (rc == 0 && use_ioctl)
-        run_ioctl_worker(&ex, stats, wfd); /* never returns */
+        run_ioctl_worker(&ex, io_s, stats, wfd); /* never returns */
     if (rc < 0) {
         dprintf(wfd, "err %d %s\n", -rc, why);
         _exit(1);

@@ -265,7 +265,7 @@ static void index_reply(const struct nlmsghdr *h, void *ctx)
 }
 
 static int send_sock(uint8_t cmd, int index, struct nbd_export *ex, unsigned dead_timeout_s,
-                     int *index_out)
+                     unsigned io_timeout_s, int *index_out)
 {
     struct family f;
     struct msg m;
@@ -302,6 +302,8 @@ static int send_sock(uint8_t cmd, int index, struct nbd_export *ex, unsigned dea
         put_u64(&m, NBD_ATTR_SERVER_FLAGS, flags);
         if (dead_timeout_s)
             put_u64(&m, NBD_ATTR_DEAD_CONN_TIMEOUT, dead_timeout_s);
+        if (io_timeout_s)
+            put_u64(&m, NBD_ATTR_TIMEOUT, io_timeout_s);
     }
     nest_start(&m, NBD_ATTR_SOCKETS);
     nest_start(&m, NBD_SOCK_ITEM);
@@ -316,14 +318,15 @@ static int send_sock(uint8_t cmd, int index, struct nbd_export *ex, unsigned dea
     return rc;
 }
 
-int nbdkernel_connect(struct nbd_export *ex, unsigned dead_timeout_s, int *index)
+int nbdkernel_connect(struct nbd_export *ex, unsigned dead_timeout_s, unsigned io_timeout_s,
+                      int *index)
 {
-    return send_sock(NBD_CMD_CONNECT, -1, ex, dead_timeout_s, index);
+    return send_sock(NBD_CMD_CONNECT, -1, ex, dead_timeout_s, io_timeout_s, index);
 }
 
 int nbdkernel_reconfigure(int index, struct nbd_export *ex)
 {
-    return send_sock(NBD_CMD_RECONFIGURE, index, ex, 0, NULL);
+    return send_sock(NBD_CMD_RECONFIGURE, index, ex, 0, 0, NULL);
 }
 
 static int ioctl_disconnect(int index)
@@ -379,7 +382,7 @@ static bool device_free(int i)
     return size == 0;
 }
 
-int nbdkernel_ioctl_attach(struct nbd_export *ex, int *index)
+int nbdkernel_ioctl_attach(struct nbd_export *ex, unsigned io_timeout_s, int *index)
 {
     uint64_t flags = 0, size = (uint64_t)ex->size;
     int s = -1, rc = -ENOSPC;
@@ -407,6 +410,7 @@ int nbdkernel_ioctl_attach(struct nbd_export *ex, int *index)
         if (ioctl(fd, NBD_SET_BLKSIZE, 512UL) < 0 ||
             ioctl(fd, NBD_SET_SIZE_BLOCKS, size / 512) < 0 ||
             ioctl(fd, NBD_SET_FLAGS, (unsigned long)flags) < 0 ||
+            (io_timeout_s && ioctl(fd, NBD_SET_TIMEOUT, (unsigned long)io_timeout_s) < 0) ||
             ioctl(fd, NBD_SET_SOCK, (unsigned long)s) < 0) {
             rc = -errno;
             close(fd);

@@ -21,8 +21,15 @@ bool nbdkernel_available(void);
 
 /* Give the export's socket to a free nbd device; *index receives N of
  * /dev/nbdN.  ex is closed (its socket now belongs to the kernel).  Returns
- * 0 or -errno. */
-int nbdkernel_connect(struct nbd_export *ex, unsigned dead_timeout_s, int *index);
+ * 0 or -errno.
+ *
+ * io_timeout_s: a request unanswered this long marks the link dead and is
+ * sent again on the next connection.  0 means never, and then a request
+ * that was on the wire when the link died waits for a blk-mq timer tick
+ * (30 s) after a reconnect, and forever when the server does not come back
+ * (the driver only warns "Possible stuck request"). */
+int nbdkernel_connect(struct nbd_export *ex, unsigned dead_timeout_s, unsigned io_timeout_s,
+                      int *index);
 
 /* Give device index a new, negotiated connection after its link died. */
 int nbdkernel_reconfigure(int index, struct nbd_export *ex);
@@ -36,7 +43,7 @@ int nbdkernel_disconnect(int index);
  * descriptor of it; *index receives N.  Then nbdkernel_ioctl_run() must be
  * called on it: it serves until the device is disconnected (NBD_DO_IT).
  * This interface cannot replace a dead connection. */
-int nbdkernel_ioctl_attach(struct nbd_export *ex, int *index);
+int nbdkernel_ioctl_attach(struct nbd_export *ex, unsigned io_timeout_s, int *index);
 int nbdkernel_ioctl_run(int devfd);
 
 /* A socket that receives the driver's announcements; poll it for POLLIN,

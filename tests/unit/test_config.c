@@ -247,8 +247,9 @@ int main(void)
         is_str(cfg.export_template, "%u", "default export");
         is_str(cfg.mount_template, "/home/%u", "default mount_dir");
         is_str(cfg.mount_options, "nosuid,nodev", "default mount options");
-        ok(cfg.attach == HP_ATTACH_AUTO && !cfg.fix_owner && cfg.dead_timeout_ms == 30000,
-           "default attach auto, fix_owner no, dead_timeout 30s");
+        ok(cfg.attach == HP_ATTACH_AUTO && !cfg.fix_owner && cfg.dead_timeout_ms == 30000 &&
+               cfg.io_timeout_ms == 10000,
+           "default attach auto, fix_owner no, dead_timeout 30s, io_timeout 10s");
         ok(config_home_server(&cfg) == NULL, "no home server by default");
         config_free(&cfg);
         ok(config_expand("/home/%u/x%%y", "alice", out, sizeof out) == 15, "expand length");

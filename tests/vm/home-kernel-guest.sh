@@ -127,4 +127,7 @@ if [ "$API" = netlink ]; then
     grep -q ' /home/alice ' /proc/mounts && res dead-unmounted fail "still mounted" || res dead-unmounted ok "unmounted within $(( $(date +%s) - t1 )) s"
     echo "HOMEPORT-DEATH-DONE"
 fi
+# With io_timeout set the driver never holds a request it cannot send
+stuck=$(dmesg | grep "Possible stuck request")
+[ -z "$stuck" ] && res no-stuck-request ok "no request held past the io_timeout" || res no-stuck-request fail "$stuck"
 exit $failed
