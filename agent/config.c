@@ -30,7 +30,9 @@ enum key_type {
     K_SERVER,
     K_UINT,
     K_NAMES,
-    K_MESSAGES
+    K_MESSAGES,
+    K_CHOICE, /* an unsigned: the index of the value in choices */
+    K_URL     /* http:// or https://, %d for the HFS number */
 };
 
 struct key_def {
@@ -38,10 +40,15 @@ struct key_def {
     const char *name;
     enum key_type type;
     size_t offset;
-    const char *def; /* parsed by the same code as file values */
+    const char *def;            /* parsed by the same code as file values */
+    const char *const *choices; /* K_CHOICE: the values, NULL-terminated */
 };
 
 #define F(field) offsetof(struct hp_config, field)
+
+static const char *const locators[] = {"static", "hfs", NULL};
+static const char *const on_off[] = {"off", "on", NULL};
+static const char *const fail_modes[] = {"closed", "open", NULL};
 
 static const struct key_def keys[] = {
     {"agent", "run_dir", K_PATH, F(run_dir), "/run/homeport"},
@@ -76,13 +83,30 @@ static const struct key_def keys[] = {
     {"session", "kill_grace", K_DURATION, F(kill_grace_ms), "5s"},
     {"session", "pam_messages", K_MESSAGES, F(pam_json), "text"},
     {"session", "pam_timeout", K_DURATION, F(pam_timeout_ms), "120s"},
+    {"remote", "locator", K_CHOICE, F(locator), "static", locators},
+    {"remote", "hfs_url", K_URL, F(hfs_url), ""},
+    {"remote", "hfs_number", K_UINT, F(hfs_number), "0"},
+    {"remote", "hfs_utype", K_STRING, F(hfs_utype), "user"},
+    {"remote", "hfs_timeout", K_DURATION, F(hfs_timeout_ms), "100s"},
+    {"remote", "progress_interval", K_DURATION, F(progress_interval_ms), "5s"},
+    {"remote", "presence", K_CHOICE, F(presence), "off", on_off},
+    {"remote", "presence_url", K_URL, F(presence_url), ""},
+    {"remote", "presence_fail", K_CHOICE, F(presence_fail_open), "closed", fail_modes},
+    {"remote", "heartbeat_interval", K_DURATION, F(heartbeat_interval_ms), "15s"},
+    {"remote", "hostname", K_STRING, F(hostname), ""},
+    {"remote", "secret_file", K_PATH, F(secret_file), "/etc/homeport/secret"},
+    {"remote", "ca_file", K_STRING, F(ca_file), ""},
+    {"remote", "http_connect_timeout", K_DURATION, F(http_connect_timeout_ms), "5s"},
+    {"remote", "http_timeout", K_DURATION, F(http_timeout_ms), "20s"},
+    {"remote", "http_retries", K_UINT, F(http_retries), "2"},
     {"server", "image_dir", K_PATH, F(image_dir), "/srv/homes"},
     {"server", "default_size", K_SIZE, F(default_size), "1G"},
     {"server", "skel", K_PATH, F(skel_dir), "/etc/skel"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static const char *const sections[] = {"agent", "boot", "nbd", "home", "session", "server"};
+static const char *const sections[] = {"agent",   "boot",   "nbd",   "home",
+                                       "session", "remote", "server"};
 
 struct parser {
     const char *file;
@@ -584,6 +608,29 @@ static int set_value(struct parser *p, const struct key_def *k, const char *v,
         }
         return 0;
     }
+    case K_CHOICE: {
+        size_t n = 0;
+        while (k->choices[n])
+            n++;
+        int i = parse_enum(p, k, v, k->choices, n);
+        if (i < 0)
+            return -EINVAL;
+        *(unsigned *)field = (unsigned)i;
+        return 0;
+    }
+    case K_URL:
+        if (*v && config_url_check(v) < 0) {
+            perror_at(p,
+                      "bad value for '%s': '%s' (expected http://host[:port][/path] or "
+                      "https://..., with %%d for the HFS number and %%%% for a literal %%)",
+                      k->name, v);
+            return -EINVAL;
+        }
+        if (!(s = strdup(v)))
+            return -ENOMEM;
+        free(*(char **)field);
+        *(char **)field = s;
+        return 0;
     case K_SIZE:
         if (config_parse_size(v, (uint64_t *)field) < 0) {
             perror_at(p,
@@ -615,12 +662,64 @@ void config_free(struct hp_config *cfg)
         void *field = (char *)cfg + keys[i].offset;
         if (keys[i].type == K_PATH || keys[i].type == K_PATTERN || keys[i].type == K_STRING ||
             keys[i].type == K_TEMPLATE || keys[i].type == K_PATH_TEMPLATE ||
-            keys[i].type == K_NAMES)
+            keys[i].type == K_NAMES || keys[i].type == K_URL)
             free(*(char **)field);
     }
     free(cfg->servers);
     free(cfg->source);
     memset(cfg, 0, sizeof *cfg);
+}
+
+int config_url_check(const char *url)
+{
+    const char *host;
+    size_t n;
+
+    if (!strncmp(url, "http://", 7))
+        host = url + 7;
+    else if (!strncmp(url, "https://", 8))
+        host = url + 8;
+    else
+        return -EINVAL;
+    n = strcspn(host, ":/");
+    if (n == 0 || strlen(url) > 1000)
+        return -EINVAL;
+    for (const char *c = url; *c; c++) {
+        if (iscntrl((unsigned char)*c) || *c == ' ' || *c == '"' || *c == '\\')
+            return -EINVAL;
+        if (*c == '%') {
+            if (c[1] != 'd' && c[1] != '%')
+                return -EINVAL;
+            c++;
+        }
+    }
+    return 0;
+}
+
+int config_url_expand(const char *tmpl, unsigned number, char *out, size_t len)
+{
+    size_t o = 0;
+
+    for (const char *c = tmpl; *c; c++) {
+        char num[16];
+        const char *piece = c;
+        size_t n = 1;
+        if (*c == '%' && c[1] == 'd') {
+            n = (size_t)snprintf(num, sizeof num, "%u", number);
+            piece = num;
+            c++;
+        } else if (*c == '%' && c[1] == '%') {
+            c++;
+        } else if (*c == '%') {
+            return -EINVAL;
+        }
+        if (o + n >= len)
+            return -ENAMETOOLONG;
+        memcpy(out + o, piece, n);
+        o += n;
+    }
+    out[o] = '\0';
+    return (int)o;
 }
 
 int config_defaults(struct hp_config *cfg)
@@ -645,6 +744,18 @@ static bool path_covers(const char *a, const char *b)
     return strncmp(a, b, la) == 0 && (b[la] == '\0' || b[la] == '/');
 }
 
+static bool host_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 253 || s[0] == '-' || s[0] == '.')
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '.' && *s != '-' && *s != '_')
+            return false;
+    return true;
+}
+
 /* Values that are fine one by one but dangerous together. */
 static void check_semantics(struct parser *p, struct hp_config *cfg)
 {
@@ -667,6 +778,24 @@ static void check_semantics(struct parser *p, struct hp_config *cfg)
                   cfg->expected_user);
     if (cfg->warm_connections > 16)
         perror_at(p, "warm_connections = %u: at most 16 per server", cfg->warm_connections);
+    if (cfg->locator == HP_LOCATOR_HFS && !*cfg->hfs_url)
+        perror_at(p, "locator = hfs needs hfs_url (such as http://hfs%%d:20100)");
+    if (cfg->locator == HP_LOCATOR_HFS && cfg->hfs_timeout_ms + 5000 > cfg->pam_timeout_ms)
+        perror_at(p,
+                  "hfs_timeout (%u s) must be at least 5 s shorter than pam_timeout (%u s), or "
+                  "the greeter gives up before the home file server answers",
+                  cfg->hfs_timeout_ms / 1000, cfg->pam_timeout_ms / 1000);
+    if (cfg->presence && !*cfg->presence_url)
+        perror_at(p, "presence = on needs presence_url (such as http://presence:20132)");
+    if (cfg->presence && (cfg->heartbeat_interval_ms < 1000 || cfg->heartbeat_interval_ms > 600000))
+        perror_at(p, "heartbeat_interval = %u ms: expected 1s to 10m", cfg->heartbeat_interval_ms);
+    if (*cfg->ca_file && cfg->ca_file[0] != '/')
+        perror_at(p, "ca_file = %s: expected an absolute path", cfg->ca_file);
+    if (*cfg->hostname && !host_name_valid(cfg->hostname))
+        perror_at(p, "hostname = %s: expected a host name (letters, digits, '.', '_', '-')",
+                  cfg->hostname);
+    if (!cfg->progress_interval_ms)
+        perror_at(p, "progress_interval must not be 0");
 }
 
 static int parse_stream(FILE *f, struct parser *p, struct hp_config *cfg)
@@ -716,6 +845,7 @@ static int parse_stream(FILE *f, struct parser *p, struct hp_config *cfg)
             if (!section_ok)
                 perror_at(p,
                           "unknown section [%s] (known: [agent], [boot], [nbd], [home], [session], "
+                          "[remote], "
                           "[server])",
                           name);
             snprintf(section, sizeof section, "%s", name);

@@ -38,6 +38,10 @@ enum hp_attach { HP_ATTACH_AUTO, HP_ATTACH_KERNEL, HP_ATTACH_FUSE };
  * interface, or auto: netlink where the kernel has it. */
 enum hp_kernel_api { HP_KAPI_AUTO, HP_KAPI_NETLINK, HP_KAPI_IOCTL };
 
+/* Where a user's export is: the configured server, or the one a home file
+ * server names (POST /get_hfs). */
+enum hp_locator { HP_LOCATOR_STATIC, HP_LOCATOR_HFS };
+
 struct hp_config {
     char *source; /* file the values came from; NULL = built-in defaults */
 
@@ -84,6 +88,24 @@ struct hp_config {
     bool pam_json;           /* pam_messages = json: {"message": ..., "isError": ...} lines */
     unsigned pam_timeout_ms; /* the PAM client's wait for the agent's answer */
 
+    /* [remote]: the site's services over HTTP (remote.h) */
+    unsigned locator;              /* enum hp_locator */
+    char *hfs_url;                 /* template: %d = hfs_number */
+    unsigned hfs_number;           /* this machine's home file server */
+    char *hfs_utype;               /* "user": sent with /get_hfs */
+    unsigned hfs_timeout_ms;       /* /get_hfs may wait this long (a migration) */
+    unsigned progress_interval_ms; /* a greeter message this often while it waits */
+    unsigned presence;             /* 1: one machine at a time per user */
+    char *presence_url;
+    unsigned presence_fail_open;      /* 1: a presence service that is down lets users in */
+    unsigned heartbeat_interval_ms;   /* while a home is held here */
+    char *hostname;                   /* "": this machine's name (uname) */
+    char *secret_file;                /* HMAC key, root-only */
+    char *ca_file;                    /* "": the system's CA bundle */
+    unsigned http_connect_timeout_ms; /* per attempt */
+    unsigned http_timeout_ms;         /* a whole call, retries included */
+    unsigned http_retries;
+
     /* [server]: the home file server side (mkhome) */
     char *image_dir;       /* one ext4 image per user, named after the user */
     uint64_t default_size; /* bytes */
@@ -123,6 +145,13 @@ bool config_list_has(const char *list, const char *name);
 
 /* Parse a size: "512M", "1G", "2.5G", "16777216"; 16M to 16T.  0 or -EINVAL. */
 int config_parse_size(const char *text, uint64_t *bytes);
+
+/* A service URL template: http:// or https://, a host, only %d and %%
+ * escapes.  0 or -EINVAL. */
+int config_url_check(const char *url);
+
+/* Expand a URL template: %d = number, %% = %.  Length or -errno. */
+int config_url_expand(const char *tmpl, unsigned number, char *out, size_t len);
 
 /* Parse a duration: "5", "5s", "1.5s", "250ms", "2m".  Returns 0 or -EINVAL. */
 int config_parse_duration_ms(const char *text, unsigned *ms);

@@ -564,11 +564,11 @@ static const char *current_target(const struct home_state *s)
     return s->phase == HOME_PREPARED ? s->stage : s->mountpoint;
 }
 
-int home_prepare(const struct hp_config *cfg, const char *user, struct nbd_handle *warm,
-                 home_progress_fn progress, void *ctx, char *why, size_t whylen)
+int home_prepare(const struct hp_config *cfg, const char *user, const struct hp_server *srv,
+                 struct nbd_handle *warm, home_progress_fn progress, void *ctx, char *why,
+                 size_t whylen)
 {
     struct home_state s = {0};
-    const struct hp_server *srv = config_home_server(cfg);
     char stats[PATH_MAX], dir[PATH_MAX], disk[PATH_MAX + 8];
     struct passwd *pw;
     struct stat st;
@@ -584,6 +584,8 @@ int home_prepare(const struct hp_config *cfg, const char *user, struct nbd_handl
         snprintf(why, whylen, "user '%s' is unknown on this machine", user);
         return -ENOENT;
     }
+    if (!srv)
+        srv = config_home_server(cfg);
     if (!srv) {
         snprintf(why, whylen, "no home server configured: set [home] server or [nbd] servers");
         return -EINVAL;
@@ -803,12 +805,12 @@ int home_enter(const struct hp_config *cfg, const char *user, char *why, size_t 
     return 0;
 }
 
-int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn progress, void *ctx,
-               char *why, size_t whylen)
+int home_mount(const struct hp_config *cfg, const char *user, const struct hp_server *srv,
+               home_progress_fn progress, void *ctx, char *why, size_t whylen)
 {
     struct home_state s;
     char more[512];
-    int rc = home_prepare(cfg, user, NULL, progress, ctx, why, whylen);
+    int rc = home_prepare(cfg, user, srv, NULL, progress, ctx, why, whylen);
 
     if (rc < 0)
         return rc;

@@ -49,21 +49,23 @@ struct home_state {
 /* Where messages for the person waiting go (the greeter, a terminal). */
 typedef void (*home_progress_fn)(void *ctx, const char *msg);
 
-/* Prepare user's home (see above).  warm: a warm connection to the home
- * server (warm.h) for the worker to use, or NULL.  Returns 0; -EALREADY
+/* Prepare user's home (see above) from srv (NULL: the configured home
+ * server; see remote_locate).  warm: a warm connection to that server
+ * (warm.h) for the worker to use, or NULL.  Returns 0; -EALREADY
  * when it is prepared or mounted already; -EUCLEAN when the filesystem
  * needs a manual repair; -EPERM when its root belongs to someone else; or
  * another -errno.  why says it for people.  On failure nothing is left
  * attached. */
-int home_prepare(const struct hp_config *cfg, const char *user, struct nbd_handle *warm,
-                 home_progress_fn progress, void *ctx, char *why, size_t whylen);
+int home_prepare(const struct hp_config *cfg, const char *user, const struct hp_server *srv,
+                 struct nbd_handle *warm, home_progress_fn progress, void *ctx, char *why,
+                 size_t whylen);
 
 /* Move a prepared home onto its home dir.  -ENOENT when none is prepared. */
 int home_enter(const struct hp_config *cfg, const char *user, char *why, size_t whylen);
 
 /* prepare + enter: the admin's `homeport mount`. */
-int home_mount(const struct hp_config *cfg, const char *user, home_progress_fn progress, void *ctx,
-               char *why, size_t whylen);
+int home_mount(const struct hp_config *cfg, const char *user, const struct hp_server *srv,
+               home_progress_fn progress, void *ctx, char *why, size_t whylen);
 
 /* Unmount user's home, prepared or mounted, and release it.  -ENOENT when
  * there is none; -EBUSY when processes keep it busy (listed in why). */

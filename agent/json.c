@@ -1,5 +1,11 @@
 #include "json.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
 /* Length of the valid UTF-8 sequence at s, or 0. */
 static int utf8_len(const unsigned char *s)
 {
@@ -60,4 +66,75 @@ void json_str(FILE *f, const char *str)
         s += n;
     }
     fputc('"', f);
+}
+
+static const char *skip_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return p;
+}
+
+/* Past the JSON string at p (which starts with a quote), or NULL. */
+static const char *skip_str(const char *p)
+{
+    for (p++; *p && *p != '"'; p++)
+        if (*p == '\\' && !*++p)
+            return NULL;
+    return *p == '"' ? p + 1 : NULL;
+}
+
+/* Past a scalar value (number, true, false, null) or a string, or NULL.
+ * Nested objects and arrays are not expected in these answers. */
+static const char *skip_value(const char *p)
+{
+    if (*p == '"')
+        return skip_str(p);
+    const char *s = p;
+    while (*p && (isalnum((unsigned char)*p) || *p == '-' || *p == '+' || *p == '.'))
+        p++;
+    return p > s ? p : NULL;
+}
+
+int json_get_uint(const char *text, const char *key, unsigned long max, unsigned long *out)
+{
+    const char *p = skip_ws(text);
+    size_t klen = strlen(key);
+    bool found = false;
+
+    if (*p++ != '{')
+        return -EINVAL;
+    p = skip_ws(p);
+    while (*p == '"') {
+        const char *k = p + 1, *end = skip_str(p);
+        if (!end)
+            return -EINVAL;
+        bool match = (size_t)(end - 1 - k) == klen && strncmp(k, key, klen) == 0;
+        p = skip_ws(end);
+        if (*p++ != ':')
+            return -EINVAL;
+        p = skip_ws(p);
+        if (match) {
+            char *e;
+            if (!isdigit((unsigned char)*p))
+                return -EINVAL;
+            errno = 0;
+            unsigned long v = strtoul(p, &e, 10);
+            if (errno || v > max || *e == '.' || *e == 'e' || *e == 'E')
+                return -EINVAL;
+            *out = v;
+            found = true;
+            p = e;
+        } else if (!(p = skip_value(p))) {
+            return -EINVAL;
+        }
+        p = skip_ws(p);
+        if (*p == ',')
+            p = skip_ws(p + 1);
+        else
+            break;
+    }
+    if (*p != '}' || *skip_ws(p + 1))
+        return -EINVAL;
+    return found ? 0 : -EINVAL;
 }

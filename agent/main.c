@@ -18,9 +18,11 @@
 #include "boot.h"
 #include "config.h"
 #include "home.h"
+#include "http.h"
 #include "image.h"
 #include "log.h"
 #include "pamclient.h"
+#include "remote.h"
 #include "server.h"
 #include "user.h"
 
@@ -367,9 +369,20 @@ static int verb_home(int argc, char **argv, struct globals *g, bool mount)
     if (load_config(g, &cfg) < 0)
         return 2;
     log_open(cfg.log_target, verbose_level(g->verbose, LOG_LVL_WARN));
-    if (mount)
-        rc = home_mount(&cfg, argv[idx], print_progress, NULL, why, sizeof why);
-    else
+    if (mount) {
+        /* an admin's mount: located like a login's, without presence */
+        struct hp_server srv;
+        rc = http_global_init();
+        if (rc < 0)
+            snprintf(why, sizeof why, "cannot initialize libcurl");
+        else
+            rc = remote_setup(&cfg, why, sizeof why);
+        if (rc == 0)
+            rc = remote_locate(&cfg, argv[idx], &srv, print_progress, NULL, why, sizeof why);
+        if (rc == 0)
+            rc = home_mount(&cfg, argv[idx], &srv, print_progress, NULL, why, sizeof why);
+        remote_cleanup();
+    } else
         rc = home_umount(&cfg, argv[idx], why, sizeof why);
     if (rc < 0)
         fprintf(stderr, "homeport %s %s: %s\n", mount ? "mount" : "umount", argv[idx], why);

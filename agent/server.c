@@ -21,8 +21,10 @@
 
 #include "boot.h"
 #include "home.h"
+#include "http.h"
 #include "log.h"
 #include "proto.h"
+#include "remote.h"
 #include "session.h"
 #include "spawn.h"
 #include "tree.h"
@@ -80,6 +82,8 @@ static struct {
     struct warm_pool *warm;
     bool stopping, exit_now;
     int64_t stop_deadline;
+    int64_t next_heartbeat; /* presence: due then (ms, monotonic) */
+    pid_t heartbeat_pid;    /* the process sending them, while it runs */
 } S = {.lfd = -1, .sigr = -1, .sigw = -1, .lockfd = -1, .notify_fd = -1};
 
 static int64_t now_ms(void)
@@ -154,7 +158,7 @@ static struct user *find_user(const char *name, bool create)
 /* Forget a user the agent holds nothing for. */
 static void maybe_forget(struct user *u)
 {
-    if (u->running || u->head || u->su.home != SH_NONE || u->su.sessions > 0)
+    if (u->running || u->head || u->su.home != SH_NONE || u->su.sessions > 0 || u->su.presence)
         return;
     for (size_t i = 0; i < S.nusers; i++)
         if (S.users[i] == u) {
@@ -209,7 +213,8 @@ static void run_job(struct job *j, int wfd)
     log_open(S.cfg.log_target, log_current_level());
     rc = session_run(&S.cfg, j->req.verb, j->req.service, j->warm, &su, job_progress, &ctx, msg,
                      sizeof msg);
-    snprintf(res, sizeof res, "%d %d %d %s", rc, (int)su.home, su.sessions, msg);
+    snprintf(res, sizeof res, "%d %d %d %d %s", rc, (int)su.home, su.sessions, (int)su.presence,
+             msg);
     write_line(wfd, 'R', res);
     session_after(&S.cfg, j->req.verb, rc, &su); /* off the login's critical path */
     _exit(0);
@@ -228,6 +233,10 @@ static void reap_children(void)
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         bool job = false;
+        if (pid == S.heartbeat_pid) {
+            S.heartbeat_pid = 0;
+            continue;
+        }
         for (size_t i = 0; i < S.nusers && !job; i++) {
             struct job *j = S.users[i]->running;
             if (j && j->pid == pid) {
@@ -262,7 +271,8 @@ static void start_job(struct user *u)
     }
     /* A home to prepare: give the job a warm connection (the worker it
      * starts inherits it). */
-    if ((j->req.verb == PV_ACCOUNT || j->req.verb == PV_OPEN_SESSION) && u->su.home == SH_NONE) {
+    if ((j->req.verb == PV_ACCOUNT || j->req.verb == PV_OPEN_SESSION) && u->su.home == SH_NONE &&
+        S.cfg.locator == HP_LOCATOR_STATIC) {
         j->warm = warm_take(S.warm, config_home_server(&S.cfg), now_ms());
         if (j->warm)
             log_info("%s %s: on a warm connection to %s", proto_verb_name(j->req.verb), u->su.name,
@@ -328,14 +338,16 @@ static void parse_line(struct job *j, char *line)
         send_reply(j->client, PR_PROGRESS, 0, line + 2);
         return;
     }
-    int rc, home, sessions, off = 0;
-    if (line[0] == 'R' && sscanf(line + 1, " %d %d %d %n", &rc, &home, &sessions, &off) == 3 &&
+    int rc, home, sessions, presence, off = 0;
+    if (line[0] == 'R' &&
+        sscanf(line + 1, " %d %d %d %d %n", &rc, &home, &sessions, &presence, &off) == 4 &&
         off > 0 && home >= SH_NONE && home <= SH_MOUNTED) {
         j->got_result = true;
         j->rc = rc;
         j->result = j->user->su;
         j->result.home = (enum session_home)home;
         j->result.sessions = sessions;
+        j->result.presence = presence != 0;
         snprintf(j->text, sizeof j->text, "%s", line + 1 + off);
         conclude(j, 0);
     }
@@ -423,6 +435,54 @@ static void job_readable(struct job *j)
         if (j->len == sizeof j->buf - 1)
             j->len = 0; /* a line longer than the buffer: drop it */
     }
+}
+
+/* ---- presence heartbeats ------------------------------------------------ */
+
+/* Tell the presence service that the users whose homes are held here are
+ * still here, in a process of its own (the service may be slow or down;
+ * the loop must not wait).  One at a time: when the last is still running,
+ * this round is skipped. */
+static void send_heartbeats(void)
+{
+    char *names[256];
+    size_t n = 0;
+
+    if (S.heartbeat_pid)
+        return;
+    for (size_t i = 0; i < S.nusers && n < 256; i++)
+        if (S.users[i]->su.presence)
+            names[n++] = S.users[i]->su.name;
+    if (!n)
+        return;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_warn("cannot send presence heartbeats: fork: %s", strerror(errno));
+        return;
+    }
+    if (pid > 0) {
+        S.heartbeat_pid = pid;
+        return;
+    }
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+    log_close();
+    spawn_close_fds(NULL, 0);
+    log_open(S.cfg.log_target, log_current_level());
+    for (size_t i = 0; i < n; i++) {
+        char why[700];
+        int rc = remote_presence(&S.cfg, PRESENCE_HEARTBEAT, names[i], why, sizeof why);
+        if (rc == -EACCES)
+            log_err("heartbeat of %s refused: %s: its home is still mounted here", names[i], why);
+        else if (rc < 0)
+            log_warn("%s", why);
+        else
+            log_debug("heartbeat of %s sent", names[i]);
+    }
+    _exit(0);
 }
 
 /* ---- requests ----------------------------------------------------------- */
@@ -579,6 +639,12 @@ static void reload(void)
             return;
         }
     }
+    char why[600];
+    if (remote_setup(&n, why, sizeof why) < 0) {
+        log_err("reload: %s; keeping the running configuration", why);
+        config_free(&n);
+        return;
+    }
     warm_free(S.warm); /* it points into the old configuration */
     config_free(&S.cfg);
     S.cfg = n;
@@ -599,6 +665,7 @@ static void adopt(void *ctx, const char *name)
         return;
     u->su.home = s.phase == HOME_PREPARED ? SH_PREPARED : SH_MOUNTED;
     u->su.sessions = s.sessions;
+    u->su.presence = remote_presence_on(&S.cfg); /* held here: heartbeats resume */
     if (rc < 0) {
         log_warn("the home of %s is not where its record says (%s on %s): releasing it", name,
                  s.device, s.phase == HOME_PREPARED ? s.stage : s.mountpoint);
@@ -768,6 +835,12 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
         return start_failed("another homeport agent holds %s", path);
     }
 
+    char why[600];
+    if (http_global_init() < 0)
+        return start_failed("cannot initialize libcurl");
+    if (remote_setup(&S.cfg, why, sizeof why) < 0)
+        return start_failed("%s", why);
+
     run_boot_phase();
     home_foreach(&S.cfg, adopt, NULL);
     S.warm = warm_new(&S.cfg, S.cfg.warm_connections);
@@ -829,6 +902,14 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
             } else if (due < next) {
                 next = due;
             }
+        }
+        if (remote_presence_on(&S.cfg)) {
+            if (now >= S.next_heartbeat) {
+                send_heartbeats();
+                S.next_heartbeat = now + S.cfg.heartbeat_interval_ms;
+            }
+            if (S.next_heartbeat < next)
+                next = S.next_heartbeat;
         }
         if (must_exit(now))
             break;
@@ -924,6 +1005,7 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
     unlink(S.sock_path);
     unlink(S.pid_path);
     log_notice("agent stopped");
+    remote_cleanup();
     config_free(&S.cfg);
     return 0;
 }

@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "nbd.h"
+#include "remote.h"
 #include "textfile.h"
 #include "tree.h"
 #include "user.h"
@@ -104,6 +105,11 @@ static int warm_cache(const struct hp_config *cfg, const char *user, char *msg, 
     uint64_t done = 0;
     int rc;
 
+    if (cfg->locator != HP_LOCATOR_STATIC) {
+        /* asking the HFS could start moving an image nobody asked for */
+        snprintf(msg, len, "not warming %s: the home file server decides where homes are", user);
+        return 0;
+    }
     if (!srv || config_expand(cfg->export_template, user, export, sizeof export) < 0) {
         snprintf(msg, len, "no home server or export for %s", user);
         return -EINVAL;
@@ -227,6 +233,56 @@ static enum session_home look(const struct hp_config *cfg, const struct session_
     return s->phase == HOME_PREPARED ? SH_PREPARED : SH_MOUNTED;
 }
 
+/* Ask the presence service whether u may log in here (presence = on). */
+static int presence_login(const struct hp_config *cfg, struct session_user *u, char *msg,
+                          size_t len)
+{
+    char why[700] = "";
+    int rc;
+
+    if (!remote_presence_on(cfg))
+        return 0;
+    rc = remote_presence(cfg, PRESENCE_LOGIN, u->name, why, sizeof why);
+    if (rc == 0) {
+        if (why[0]) /* down, and presence_fail = open */
+            log_warn("%s", why);
+        u->presence = true;
+        return 0;
+    }
+    if (rc == -EACCES)
+        snprintf(msg, len, "Login refused: %s", why);
+    else
+        snprintf(msg, len, "%s", why);
+    return rc;
+}
+
+/* The home is no longer held here: free the user's presence. */
+static void presence_logout(const struct hp_config *cfg, struct session_user *u)
+{
+    char why[700];
+
+    if (!u->presence)
+        return;
+    u->presence = false;
+    if (remote_presence(cfg, PRESENCE_LOGOUT, u->name, why, sizeof why) < 0)
+        log_warn("%s (the service forgets %s by itself without heartbeats)", why, u->name);
+}
+
+/* Locate u's export (remote.h) and prepare the home from there. */
+static int prepare(const struct hp_config *cfg, struct session_user *u, struct nbd_handle *warm,
+                   home_progress_fn progress, void *ctx, char *msg, size_t msglen)
+{
+    struct hp_server srv;
+    const struct hp_server *home = config_home_server(cfg);
+    int rc = remote_locate(cfg, u->name, &srv, progress, ctx, msg, msglen);
+
+    if (rc < 0)
+        return rc;
+    if (warm && (!home || strcmp(home->label, srv.label) != 0))
+        warm = NULL; /* it leads elsewhere */
+    return home_prepare(cfg, u->name, &srv, warm, progress, ctx, msg, msglen);
+}
+
 /* Take the home away; with stop, the user's processes first. */
 static int do_close(const struct hp_config *cfg, struct session_user *u, bool stop, char *msg,
                     size_t len)
@@ -251,6 +307,7 @@ static int do_close(const struct hp_config *cfg, struct session_user *u, bool st
         return rc;
     }
     u->home = SH_NONE;
+    presence_logout(cfg, u);
     snprintf(msg, len, "Home of %s unmounted", u->name);
     return 0;
 }
@@ -272,15 +329,20 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
     u->home = look(cfg, u, &s);
     switch (verb) {
     case PV_ACCOUNT:
+        if (progress)
+            progress(ctx, "Checking user...");
+        rc = presence_login(cfg, u, msg, msglen);
+        if (rc < 0)
+            return rc;
         if (u->home != SH_NONE) {
             snprintf(msg, msglen, "Home of %s is ready", u->name);
             return 0;
         }
-        if (progress)
-            progress(ctx, "Checking user...");
-        rc = home_prepare(cfg, u->name, warm, progress, ctx, msg, msglen);
-        if (rc < 0)
+        rc = prepare(cfg, u, warm, progress, ctx, msg, msglen);
+        if (rc < 0) {
+            presence_logout(cfg, u);
             return rc;
+        }
         u->home = SH_PREPARED;
         snprintf(msg, msglen, "Home of %s is ready", u->name);
         return 0;
@@ -295,10 +357,14 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
                          s.mountpoint, u->sessions);
             return 0;
         }
-        if (u->home == SH_NONE) {
-            rc = home_prepare(cfg, u->name, warm, progress, ctx, msg, msglen);
-            if (rc < 0)
+        if (u->home == SH_NONE) { /* no account stage, or its lease ran out */
+            rc = presence_login(cfg, u, msg, msglen);
+            if (rc == 0)
+                rc = prepare(cfg, u, warm, progress, ctx, msg, msglen);
+            if (rc < 0) {
+                presence_logout(cfg, u);
                 return rc;
+            }
             u->home = SH_PREPARED;
         }
         rc = home_enter(cfg, u->name, msg, msglen);

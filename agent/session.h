@@ -21,6 +21,7 @@
 #ifndef HOMEPORT_SESSION_H
 #define HOMEPORT_SESSION_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -34,6 +35,7 @@ struct session_user {
     char name[33];
     enum session_home home;
     int sessions;
+    bool presence; /* logged in at the presence service from here (remote.h) */
 };
 
 /* Why user passes untouched (uid below min_uid, listed, in an exempt group,

@@ -120,9 +120,9 @@ int main(void)
     }
 
     /* every error message */
-    expect_error(
-        "[nosuch]\nx = 1\n", 1,
-        "unknown section [nosuch] (known: [agent], [boot], [nbd], [home], [session], [server])");
+    expect_error("[nosuch]\nx = 1\n", 1,
+                 "unknown section [nosuch] (known: [agent], [boot], [nbd], [home], [session], "
+                 "[remote], [server])");
     expect_error("[boot]\nstaging = /x\n", 2, "unknown key 'staging' in section [boot]");
     expect_error("run_dir = /x\n", 1, "key 'run_dir' outside any section");
     expect_error("[boot\n", 1, "syntax error: expected '[section]'");
@@ -316,5 +316,54 @@ int main(void)
     ok(config_parse_server("h:0", &srv) < 0, "port 0 rejected");
     ok(config_parse_server("h:+5", &srv) < 0, "signed port rejected");
     ok(config_parse_server("h:65535", &srv) == 0 && !strcmp(srv.port, "65535"), "port 65535");
+
+    /* [remote] */
+    ok(config_defaults(&cfg) == 0 && cfg.locator == HP_LOCATOR_STATIC && !cfg.presence &&
+           !cfg.presence_fail_open && cfg.hfs_timeout_ms == 100000 &&
+           cfg.heartbeat_interval_ms == 15000 && cfg.http_retries == 2,
+       "[remote] defaults: static, presence off, fail closed, 100 s, 15 s, 2 retries");
+    is_str(cfg.secret_file, "/etc/homeport/secret", "default secret_file");
+    config_free(&cfg);
+    rc = load("[remote]\nlocator = hfs\nhfs_url = https://hfs%d.example:20100/\nhfs_number = 3\n"
+              "presence = on\npresence_url = http://presence:20132\npresence_fail = open\n"
+              "hostname = pc-12.room\nca_file = /etc/ssl/site.pem\n",
+              &cfg);
+    ok(rc == 0 && cfg.locator == HP_LOCATOR_HFS && cfg.presence && cfg.presence_fail_open &&
+           cfg.hfs_number == 3,
+       "[remote] values load: %s", errs);
+    char url[200];
+    ok(config_url_expand(cfg.hfs_url, cfg.hfs_number, url, sizeof url) > 0 &&
+           !strcmp(url, "https://hfs3.example:20100/"),
+       "%%d is the HFS number: %s", url);
+    config_free(&cfg);
+    ok(config_url_expand("http://h/%%d%d", 7, url, sizeof url) > 0 && !strcmp(url, "http://h/%d7"),
+       "%%%% is a literal %%");
+    ok(config_url_expand("http://h/%d", 7, url, 10) == -ENAMETOOLONG, "too long for the buffer");
+    expect_error("[remote]\nlocator = nfs\n", 2,
+                 "bad value for 'locator': 'nfs' (expected static or hfs)");
+    expect_error("[remote]\nhfs_url = ftp://x\n", 2,
+                 "bad value for 'hfs_url': 'ftp://x' (expected http://host[:port][/path] or "
+                 "https://..., with %d for the HFS number and %% for a literal %)");
+    expect_error("[remote]\npresence_url = http://h/%s\n", 2,
+                 "bad value for 'presence_url': 'http://h/%s' (expected http://host[:port][/path] "
+                 "or https://..., with %d for the HFS number and %% for a literal %)");
+    expect_error("[remote]\npresence_url = http:///x\n", 2,
+                 "bad value for 'presence_url': 'http:///x' (expected http://host[:port][/path] "
+                 "or https://..., with %d for the HFS number and %% for a literal %)");
+    expect_error("[remote]\nlocator = hfs\n", 0,
+                 "locator = hfs needs hfs_url (such as http://hfs%d:20100)");
+    expect_error("[remote]\nlocator = hfs\nhfs_url = http://h\nhfs_timeout = 118s\n", 0,
+                 "hfs_timeout (118 s) must be at least 5 s shorter than pam_timeout (120 s), or "
+                 "the greeter gives up before the home file server answers");
+    expect_error("[remote]\npresence = on\n", 0,
+                 "presence = on needs presence_url (such as http://presence:20132)");
+    expect_error("[remote]\npresence = on\npresence_url = http://p\nheartbeat_interval = 500ms\n",
+                 0, "heartbeat_interval = 500 ms: expected 1s to 10m");
+    expect_error("[remote]\nhostname = a b\n", 0,
+                 "hostname = a b: expected a host name (letters, digits, '.', '_', '-')");
+    expect_error("[remote]\nca_file = certs.pem\n", 0,
+                 "ca_file = certs.pem: expected an absolute path");
+    expect_error("[remote]\npresence_fail = maybe\n", 2,
+                 "bad value for 'presence_fail': 'maybe' (expected closed or open)");
     return tap_done();
 }
