@@ -41,8 +41,9 @@ static void usage(FILE *f)
                "Brings users' network homes (NBD) to a thin client at login.\n"
                "\n"
                "verbs:\n"
-               "  agent [-f]             run the boot phase, then stay resident and serve\n"
-               "                         the PAM stages (-f: in the foreground)\n"
+               "  agent [-f] [--replace] run the boot phase, then stay resident and serve\n"
+               "                         the PAM stages (-f: in the foreground;\n"
+               "                         --replace: take over from a running agent)\n"
                "  pam                    the pam_exec(8) client: account, open_session,\n"
                "                         close_session from PAM_TYPE, PAM_USER, PAM_SERVICE\n"
                "  boot [--json]          run the boot phase once: clean the staging dir,\n"
@@ -415,18 +416,24 @@ static int verb_status(int argc, char **argv, struct globals *g)
 
 static int agent_opt(int c, void *ctx)
 {
-    if (c != 'f')
+    struct server_opts *o = ctx;
+
+    if (c == 'f')
+        o->foreground = true;
+    else if (c == 'r')
+        o->replace = true;
+    else
         return -1;
-    *(bool *)ctx = true;
     return 0;
 }
 
 static int verb_agent(int argc, char **argv, struct globals *g)
 {
-    static const struct option longs[] = {{"foreground", no_argument, NULL, 'f'}, {0}};
+    static const struct option longs[] = {
+        {"foreground", no_argument, NULL, 'f'}, {"replace", no_argument, NULL, 'r'}, {0}};
     struct server_opts o = {0};
     struct hp_config cfg;
-    int idx = parse_opts(argc, argv, g, true, "f", longs, agent_opt, &o.foreground);
+    int idx = parse_opts(argc, argv, g, true, "fr", longs, agent_opt, &o);
 
     if (idx < 0)
         return 2;
@@ -437,8 +444,8 @@ static int verb_agent(int argc, char **argv, struct globals *g)
     log_open(LOG_TO_STDERR, verbose_level(g->verbose, LOG_LVL_WARN));
     if (load_config(g, &cfg) < 0)
         return 2;
-    log_open(o.foreground || cfg.log_target != LOG_TO_STDERR ? cfg.log_target : LOG_TO_AUTO,
-             verbose_level(g->verbose, cfg.log_level));
+    /* in the background, log = stderr becomes auto once detached */
+    log_open(cfg.log_target, verbose_level(g->verbose, cfg.log_level));
     o.config_path = g->config_path;
     o.config_given = g->config_given;
     o.verbose = g->verbose;

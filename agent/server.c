@@ -33,7 +33,8 @@
 #include "version.h"
 
 #define MAX_CLIENTS 1000
-#define RETRY_MS 10000 /* an unmount that failed at logout is retried this often */
+#define RETRY_MS 10000    /* an unmount that failed at logout is retried this often */
+#define HANDOVER_MS 10000 /* agent --replace waits this long for the old one */
 
 struct job;
 
@@ -80,7 +81,7 @@ static struct {
     struct user **users;
     size_t nusers, cap_users;
     struct warm_pool *warm;
-    bool stopping, exit_now;
+    bool stopping, exit_now, detached;
     int64_t stop_deadline;
     int64_t next_heartbeat; /* presence: due then (ms, monotonic) */
     pid_t heartbeat_pid;    /* the process sending them, while it runs */
@@ -596,7 +597,10 @@ __attribute__((format(printf, 1, 2))) static int start_failed(const char *fmt, .
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     log_err("%s", msg);
-    notify_parent(msg);
+    if (S.notify_fd >= 0)
+        notify_parent(msg);
+    else if (!S.detached && S.cfg.log_target != LOG_TO_STDERR)
+        fprintf(stderr, "homeport agent: %s\n", msg); /* the log may be elsewhere */
     return 1;
 }
 
@@ -779,6 +783,23 @@ static void say_goodbye(void)
     }
 }
 
+/* Ask the running agent to hand over (SIGUSR2: it exits at once, leaving
+ * its homes to be re-adopted) and wait for its lock. */
+static int take_over(pid_t other)
+{
+    if (other) {
+        log_notice("replacing the running agent (pid %d)", (int)other);
+        kill(other, SIGUSR2);
+    }
+    for (int i = 0; i < HANDOVER_MS / 50; i++) {
+        struct timespec ts = {0, 50 * 1000000L};
+        if (flock(S.lockfd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        nanosleep(&ts, NULL);
+    }
+    return -ETIMEDOUT;
+}
+
 static int daemonize(void)
 {
     int p[2];
@@ -804,6 +825,7 @@ static int daemonize(void)
     }
     close(p[0]);
     S.notify_fd = p[1];
+    S.detached = true;
     return spawn_detach(S.cfg.log_target);
 }
 
@@ -815,9 +837,6 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
     S.cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
     S.o = o;
-    if (!o->foreground && (rc = daemonize()) < 0)
-        return start_failed("cannot start in the background: %s", strerror(-rc));
-
     if ((rc = tree_mkdirs(S.cfg.run_dir, 0755)) < 0)
         return start_failed("cannot create run_dir %s: %s", S.cfg.run_dir, strerror(-rc));
     if (snprintf(S.sock_path, sizeof S.sock_path, "%s/agent.sock", S.cfg.run_dir) >=
@@ -830,10 +849,19 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
         return start_failed("cannot open %s: %s", path, strerror(errno));
     if (flock(S.lockfd, LOCK_EX | LOCK_NB) < 0) {
         pid_t other = boot_running_agent(S.cfg.run_dir);
-        if (other)
+        if (!o->replace && other)
             return start_failed("another homeport agent is running (pid %d)", (int)other);
-        return start_failed("another homeport agent holds %s", path);
+        if (!o->replace)
+            return start_failed("another homeport agent holds %s", path);
+        if ((rc = take_over(other)) < 0)
+            return start_failed("the running agent (pid %d) did not hand over within %d s",
+                                (int)other, HANDOVER_MS / 1000);
     }
+
+    /* in the background only now: the lock (inherited) is ours, and what
+     * went wrong so far went to the terminal */
+    if (!o->foreground && (rc = daemonize()) < 0)
+        return start_failed("cannot start in the background: %s", strerror(-rc));
 
     char why[600];
     if (http_global_init() < 0)
@@ -860,6 +888,7 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
     sa.sa_flags |= SA_NOCLDSTOP;
     sigaction(SIGCHLD, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -954,6 +983,9 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
                     reap_children();
                 } else if (sig == SIGHUP) {
                     reload();
+                } else if (sig == SIGUSR2) {
+                    log_notice("handing over to a new agent: exiting now");
+                    S.exit_now = true;
                 } else if (!S.stopping) {
                     S.stopping = true;
                     S.stop_deadline = now_ms() + S.cfg.shutdown_timeout_ms;

@@ -15,7 +15,10 @@
  * SIGHUP reloads the configuration (a bad file keeps the old one); SIGTERM
  * releases prepared homes, waits up to shutdown_timeout for open sessions
  * to end, and exits, leaving homes still in use mounted and served by their
- * workers for the next agent to re-adopt.
+ * workers for the next agent to re-adopt.  SIGUSR2 is a hand-over: exit at
+ * once and leave every home, prepared or mounted, to the next agent (which
+ * sends it: agent --replace, e.g. the system's agent taking over from the
+ * one the initramfs started).
  */
 #ifndef HOMEPORT_SERVER_H
 #define HOMEPORT_SERVER_H
@@ -29,6 +32,7 @@ struct server_opts {
     bool config_given;       /* the file must exist */
     bool foreground;         /* no fork; else daemonize once ready */
     int verbose;             /* -v count, kept across reloads */
+    bool replace;            /* take over from a running agent (agent --replace) */
 };
 
 /* Run the agent until SIGTERM/SIGINT.  cfg is taken over (freed by it).

@@ -318,6 +318,25 @@ check "agent restarts" start_agent
 contains "$T/agent.log" "re-adopted the home of alice: mounted on $T/home/alice, 1 session$" "re-adopted"
 hp status
 contains "$T/out" "^alice .*\(mounted\).*sessions 1" "status after restart"
+# a hand-over (how the system's agent takes over from the initramfs's)
+pt carol acct_mgmt
+expect_rc 0 "carol's home prepared before the hand-over"
+OLD=$AGENT
+hp agent
+expect_rc 1 "a second agent refuses to start"
+contains "$T/err" "another homeport agent is running \(pid $OLD\)" "naming the running one"
+hp -v agent --replace
+expect_rc 0 "agent --replace takes over (in the background)"
+contains "$T/err" "replacing the running agent \(pid $OLD\)" "it says whom it replaces"
+check "the old agent is gone" wait_for bash -c "! kill -0 $OLD 2>/dev/null"
+contains "$T/agent.log" "handing over to a new agent: exiting now" "the old one said why it left"
+AGENT=$(cat "$R/agent.pid")
+track "$AGENT"
+check "the new agent wrote its pid" test "$AGENT" != "$OLD"
+check "alice's home stayed mounted" mounted alice
+check "carol's stayed prepared" grep -q " $R/stage/carol " /proc/self/mountinfo
+pt carol open_session close_session
+expect_rc 0 "carol's session on the new agent (the prepared home re-adopted)"
 pt alice close_session
 expect_rc 0 "alice logs out after the restart"
 check "and her home is unmounted" bash -c "! grep -q ' $T/home/alice ' /proc/self/mountinfo"
