@@ -853,7 +853,7 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
             return start_failed("another homeport agent is running (pid %d)", (int)other);
         if (!o->replace)
             return start_failed("another homeport agent holds %s", path);
-        if ((rc = take_over(other)) < 0)
+        if (take_over(other) < 0)
             return start_failed("the running agent (pid %d) did not hand over within %d s",
                                 (int)other, HANDOVER_MS / 1000);
     }
