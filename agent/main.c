@@ -224,8 +224,16 @@ static int verb_config_check(int argc, char **argv, struct globals *g)
     g->config_given = true; /* checking a file that does not exist is an error */
     if (load_config(g, &cfg) < 0)
         return 2;
-    printf("%s: ok\n", g->config_path);
+    /* what the agent would refuse at start: the secret of the services */
+    char why[600];
+    int rc = remote_setup(&cfg, why, sizeof why);
+    remote_cleanup();
     config_free(&cfg);
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s\n", g->config_path, why);
+        return 1;
+    }
+    printf("%s: ok\n", g->config_path);
     return 0;
 }
 

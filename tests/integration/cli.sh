@@ -40,6 +40,19 @@ contains "$T/err" "$T/bad.conf:3: bad value for 'unmount_stale': 'perhaps' \(exp
 contains "$T/err" "$T/bad.conf:5: bad value for 'servers': 'bad:host:1'" "line 5 named"
 contains "$T/err" "$T/bad.conf:6: unknown key 'colour' in section \[nbd\]" "line 6 named"
 
+printf '[remote]\npresence = on\npresence_url = http://p\nsecret_file = %s\n' "$T/secret" > "$T/remote.conf"
+hp config-check "$T/remote.conf"
+expect_rc 1 "config-check: the services' secret is missing"
+contains "$T/err" "^$T/remote.conf: cannot read the secret $T/secret: No such file or directory$" "naming the secret"
+echo s3cret > "$T/secret"
+chmod 640 "$T/secret"
+hp config-check "$T/remote.conf"
+expect_rc 1 "config-check: the secret is group-readable"
+contains "$T/err" "has mode 0640: group and others must not have access" "saying so"
+chmod 600 "$T/secret"
+hp config-check "$T/remote.conf"
+expect_rc 0 "config-check: a good secret"
+
 rc=0
 timeout 10 "$HOMEPORT" -c "$T/bad.conf" boot > "$T/out" 2> "$T/err" || rc=$?
 expect_rc 2 "boot with a bad config: exit 2"
