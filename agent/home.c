@@ -759,7 +759,8 @@ undo:
     return rc;
 }
 
-int home_enter(const struct hp_config *cfg, const char *user, char *why, size_t whylen)
+int home_enter(const struct hp_config *cfg, const char *user, int sessions, char *mountpoint,
+               size_t mplen, char *why, size_t whylen)
 {
     struct home_state s;
     struct stat st;
@@ -798,30 +799,32 @@ int home_enter(const struct hp_config *cfg, const char *user, char *why, size_t 
     if (umount2(s.stage, UMOUNT_NOFOLLOW) < 0)
         umount2(s.stage, MNT_DETACH | UMOUNT_NOFOLLOW);
     s.phase = HOME_MOUNTED;
-    rc = state_write(cfg, &s);
+    s.sessions = sessions;
+    s.closing = false;
+    rc = state_write(cfg, &s); /* one write: the login waits for its fsync */
     if (rc < 0)
         log_err("cannot record the home of %s as mounted: %s", user, strerror(-rc));
     log_info("home of %s mounted on %s (%s)", user, s.mountpoint, s.device);
+    if (mountpoint)
+        snprintf(mountpoint, mplen, "%s", s.mountpoint);
     return 0;
 }
 
 int home_mount(const struct hp_config *cfg, const char *user, const struct hp_server *srv,
                home_progress_fn progress, void *ctx, char *why, size_t whylen)
 {
-    struct home_state s;
-    char more[512];
+    char more[512], mountpoint[PATH_MAX];
     int rc = home_prepare(cfg, user, srv, NULL, progress, ctx, why, whylen);
 
     if (rc < 0)
         return rc;
-    rc = home_enter(cfg, user, why, whylen);
+    rc = home_enter(cfg, user, 0, mountpoint, sizeof mountpoint, why, whylen);
     if (rc < 0) {
         if (home_umount(cfg, user, more, sizeof more) < 0)
             log_err("%s", more);
         return rc;
     }
-    state_read(cfg, user, &s);
-    say(progress, ctx, "Home of %s mounted on %s", user, s.mountpoint);
+    say(progress, ctx, "Home of %s mounted on %s", user, mountpoint);
     return 0;
 }
 

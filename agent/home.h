@@ -60,8 +60,11 @@ int home_prepare(const struct hp_config *cfg, const char *user, const struct hp_
                  struct nbd_handle *warm, home_progress_fn progress, void *ctx, char *why,
                  size_t whylen);
 
-/* Move a prepared home onto its home dir.  -ENOENT when none is prepared. */
-int home_enter(const struct hp_config *cfg, const char *user, char *why, size_t whylen);
+/* Move a prepared home onto its home dir, recorded as mounted with that
+ * many open sessions (in one write: the login waits for it); the home dir
+ * goes to mountpoint.  -ENOENT when none is prepared. */
+int home_enter(const struct hp_config *cfg, const char *user, int sessions, char *mountpoint,
+               size_t mplen, char *why, size_t whylen);
 
 /* prepare + enter: the admin's `homeport mount`. */
 int home_mount(const struct hp_config *cfg, const char *user, const struct hp_server *srv,

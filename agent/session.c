@@ -367,13 +367,11 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
             }
             u->home = SH_PREPARED;
         }
-        rc = home_enter(cfg, u->name, msg, msglen);
+        rc = home_enter(cfg, u->name, 1, s.mountpoint, sizeof s.mountpoint, msg, msglen);
         if (rc < 0)
             return rc;
         u->home = SH_MOUNTED;
         u->sessions = 1;
-        home_set_sessions(cfg, u->name, 1, false);
-        home_lookup(cfg, u->name, &s);
         snprintf(msg, msglen, "Home of %s mounted on %s", u->name, s.mountpoint);
         return 0;
     case PV_CLOSE_SESSION:

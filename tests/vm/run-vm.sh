@@ -32,6 +32,10 @@
 #   HP_VM_EXTRA_DIR=""      a directory whose contents are added to the guest's
 #                           root (in the same cpio as /test.sh)
 #   HP_VM_LOG=""            also write the serial console to this file
+#   HP_VM_INITRD=""         boot this initramfs (e.g. one made by mkinitramfs)
+#                           instead of OUTDIR/initramfs; GUEST_SCRIPT and
+#                           HP_VM_EXTRA_DIR are still appended (only the
+#                           kernel of OUTDIR is needed)
 set -euo pipefail
 export LC_ALL=C
 
@@ -52,8 +56,9 @@ QEMU=${HP_VM_QEMU:-qemu-system-x86_64}
 log() { printf 'run-vm: %s\n' "$*" >&2; }
 
 command -v "$QEMU" >/dev/null || { log "no $QEMU (apt-get install qemu-system-x86)"; exit 125; }
-[ -e "$OUT/kernel/.stamp" ] && [ -e "$OUT/initramfs" ] ||
-    { log "$OUT: no image, run tests/vm/build-image.sh first"; exit 125; }
+INITRD=${HP_VM_INITRD:-$OUT/initramfs}
+[ -e "$OUT/kernel/.stamp" ] && [ -e "$INITRD" ] ||
+    { log "$OUT: no image ($INITRD), run tests/vm/build-image.sh first"; exit 125; }
 
 KERNEL=$OUT/kernel/vmlinuz
 if [ "$BOOT" = pvh ] && [ -s "$OUT/kernel/vmlinux" ]; then
@@ -83,8 +88,8 @@ chmod 755 "$tmp/extra/test.sh"
     cpio --null -o -H newc -R 0:0 --quiet) > "$tmp/extra.cpio"
 # The second archive must start 4-byte aligned (newc offsets count from
 # there; zero padding between archives is skipped): pad the first to 512.
-size=$(stat -L -c %s "$OUT/initramfs")
-{ cat "$OUT/initramfs"; head -c $(( (512 - size % 512) % 512 )) /dev/zero; cat "$tmp/extra.cpio"; } > "$tmp/initrd"
+size=$(stat -L -c %s "$INITRD")
+{ cat "$INITRD"; head -c $(( (512 - size % 512) % 512 )) /dev/zero; cat "$tmp/extra.cpio"; } > "$tmp/initrd"
 
 # qemu option values: a comma is written ",,"
 qesc() { printf '%s' "${1//,/,,}"; }
