@@ -15,6 +15,9 @@ SBINDIR ?= $(PREFIX)/sbin
 MANDIR ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 EXAMPLEDIR ?= $(PREFIX)/share/doc/homeport/examples
+BINDIR ?= $(PREFIX)/bin
+SYSTEMDUNITDIR ?= /lib/systemd/system
+DRACUTDIR ?= /usr/lib/dracut/modules.d
 
 SRCS := $(sort $(wildcard agent/*.c))
 LIBOBJS := $(filter-out agent/main.c,$(SRCS))
@@ -124,6 +127,19 @@ install: $(BIN)
 	install -D -m 0644 configs/homeport.conf $(DESTDIR)$(EXAMPLEDIR)/homeport.conf
 	install -d $(DESTDIR)$(EXAMPLEDIR)/pam.d
 	install -m 0644 configs/pam.d/* $(DESTDIR)$(EXAMPLEDIR)/pam.d/
+	install -D -m 0755 init.d/homeport $(DESTDIR)$(SYSCONFDIR)/init.d/homeport
+	sed -i 's|^DAEMON=/usr/local/sbin/homeport$$|DAEMON=$(SBINDIR)/homeport|' $(DESTDIR)$(SYSCONFDIR)/init.d/homeport
+	install -D -m 0644 init.d/homeport.service $(DESTDIR)$(SYSTEMDUNITDIR)/homeport.service
+	sed -i 's|/usr/local/sbin/homeport|$(SBINDIR)/homeport|g' $(DESTDIR)$(SYSTEMDUNITDIR)/homeport.service
+	install -D -m 0755 configs/homeport-sync-popup $(DESTDIR)$(BINDIR)/homeport-sync-popup
+	install -D -m 0644 configs/Xsession.d/95homeport-sync-popup $(DESTDIR)$(SYSCONFDIR)/X11/Xsession.d/95homeport-sync-popup
+	sed -i 's|/usr/local/bin/homeport-sync-popup|$(BINDIR)/homeport-sync-popup|' $(DESTDIR)$(SYSCONFDIR)/X11/Xsession.d/95homeport-sync-popup
+	install -D -m 0644 configs/sync-exclude $(DESTDIR)$(EXAMPLEDIR)/sync-exclude
+	install -D -m 0644 configs/sync-exclude.local.example $(DESTDIR)$(EXAMPLEDIR)/sync-exclude.local.example
+	install -D -m 0755 initramfs-hooks/initramfs-tools/hooks/homeport $(DESTDIR)$(SYSCONFDIR)/initramfs-tools/hooks/homeport
+	install -D -m 0755 initramfs-hooks/initramfs-tools/scripts/init-premount/homeport $(DESTDIR)$(SYSCONFDIR)/initramfs-tools/scripts/init-premount/homeport
+	install -D -m 0755 initramfs-hooks/dracut/95homeport/module-setup.sh $(DESTDIR)$(DRACUTDIR)/95homeport/module-setup.sh
+	install -D -m 0755 initramfs-hooks/dracut/95homeport/homeport-start.sh $(DESTDIR)$(DRACUTDIR)/95homeport/homeport-start.sh
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/homeport.conf ]; then \
 	    install -D -m 0644 configs/homeport.conf $(DESTDIR)$(SYSCONFDIR)/homeport.conf; \
 	else echo "kept existing $(DESTDIR)$(SYSCONFDIR)/homeport.conf"; fi

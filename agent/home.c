@@ -1098,6 +1098,6 @@ int home_status(const struct hp_config *cfg, FILE *out, bool json)
     if (json)
         fprintf(out, "], \"count\": %d, \"troubled\": %d}\n", n, troubled);
     else if (n == 0)
-        fprintf(out, "no homes mounted\n");
+        fprintf(out, "no homes held\n");
     return troubled;
 }

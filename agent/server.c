@@ -869,16 +869,8 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
     if (remote_setup(&S.cfg, why, sizeof why) < 0)
         return start_failed("%s", why);
 
-    run_boot_phase();
-    home_foreach(&S.cfg, adopt, NULL);
-    S.warm = warm_new(&S.cfg, S.cfg.warm_connections);
-    char expected[64];
-    if (session_expected_user(&S.cfg, expected, sizeof expected)) {
-        struct user *u = find_user(expected, true);
-        if (u && u->su.home == SH_NONE)
-            enqueue_own(u, PV_CACHE); /* runs while the rest starts */
-    }
-
+    /* Signals before anything slow: a SIGHUP or SIGTERM during the boot
+     * phase waits for the loop instead of killing the agent. */
     if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) < 0)
         return start_failed("pipe: %s", strerror(errno));
     S.sigr = sp[0];
@@ -896,6 +888,16 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
      * that they are reaped here rather than by whatever init this is. */
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         log_debug("cannot become a child subreaper: %s", strerror(errno));
+
+    run_boot_phase();
+    home_foreach(&S.cfg, adopt, NULL);
+    S.warm = warm_new(&S.cfg, S.cfg.warm_connections);
+    char expected[64];
+    if (session_expected_user(&S.cfg, expected, sizeof expected)) {
+        struct user *u = find_user(expected, true);
+        if (u && u->su.home == SH_NONE)
+            enqueue_own(u, PV_CACHE); /* runs while the rest starts */
+    }
 
     if ((rc = open_socket()) < 0)
         return start_failed("cannot listen on %s: %s", S.sock_path, strerror(-rc));

@@ -92,9 +92,16 @@ rc=0
 make -s -C "$TOP" install DESTDIR="$T/dest" PREFIX=/usr BIN="$HOMEPORT" > "$T/out" 2>&1 || rc=$?
 expect_rc 0 "make install DESTDIR=… PREFIX=/usr"
 for f in usr/sbin/homeport usr/share/man/man8/homeport.8 usr/share/man/man5/homeport.conf.5 \
-    usr/share/doc/homeport/examples/homeport.conf etc/homeport.conf usr/share/doc/homeport/examples/pam.d/debian-common-session; do
+    usr/share/doc/homeport/examples/homeport.conf etc/homeport.conf usr/share/doc/homeport/examples/pam.d/debian-common-session \
+    etc/init.d/homeport lib/systemd/system/homeport.service usr/bin/homeport-sync-popup \
+    etc/X11/Xsession.d/95homeport-sync-popup usr/share/doc/homeport/examples/sync-exclude \
+    etc/initramfs-tools/hooks/homeport etc/initramfs-tools/scripts/init-premount/homeport \
+    usr/lib/dracut/modules.d/95homeport/module-setup.sh; do
     check "installed $f" test -s "$T/dest/$f"
 done
+check "the init script runs the installed binary" grep -q "^DAEMON=/usr/sbin/homeport$" "$T/dest/etc/init.d/homeport"
+check "so does the unit" grep -q "^ExecStart=/usr/sbin/homeport agent --replace$" "$T/dest/lib/systemd/system/homeport.service"
+check "and the X session script its popup" grep -q "/usr/bin/homeport-sync-popup" "$T/dest/etc/X11/Xsession.d/95homeport-sync-popup"
 check "installed binary runs" "$T/dest/usr/sbin/homeport" version
 echo "# local change" >> "$T/dest/etc/homeport.conf"
 make -s -C "$TOP" install DESTDIR="$T/dest" PREFIX=/usr BIN="$HOMEPORT" > "$T/out" 2>&1
