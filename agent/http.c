@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "sign.h"
 
@@ -35,21 +36,19 @@ static size_t on_body(char *p, size_t size, size_t n, void *v)
 
 struct ticker {
     const struct http_opts *o;
-    struct timespec t0;
+    int64_t t0;
     unsigned next_ms;
 };
 
-static unsigned elapsed_ms(const struct timespec *t0)
+static unsigned elapsed_ms(int64_t t0)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (unsigned)((now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000);
+    return (unsigned)(clock_ms() - t0);
 }
 
 static int on_progress(void *v, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
     struct ticker *t = v;
-    unsigned ms = elapsed_ms(&t->t0);
+    unsigned ms = elapsed_ms(t->t0);
 
     (void)dt, (void)dn, (void)ut, (void)un;
     if (ms >= t->next_ms) {
@@ -74,13 +73,6 @@ static int curl_errno(CURLcode c)
     }
 }
 
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 /* One attempt.  CURLE_OK with r filled, or curl's error (in err, CURL_ERROR_SIZE
  * bytes). */
 static CURLcode attempt(CURL *c, const char *url, const char *data, const struct http_opts *o,
@@ -88,7 +80,7 @@ static CURLcode attempt(CURL *c, const char *url, const char *data, const struct
 {
     char hmac[SIGN_MAX];
     struct sink sink = {r, 0};
-    struct ticker t = {o, {0, 0}, o->tick_ms};
+    struct ticker t = {o, 0, o->tick_ms};
     CURLcode rc;
 
     r->status = 0;
@@ -124,7 +116,7 @@ static CURLcode attempt(CURL *c, const char *url, const char *data, const struct
     if (o->ca_file && *o->ca_file)
         curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
     if (o->tick && o->tick_ms) {
-        clock_gettime(CLOCK_MONOTONIC, &t.t0);
+        t.t0 = clock_ms();
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
@@ -151,15 +143,15 @@ int http_post_signed(const char *url, const char *data, const struct http_opts *
     CURL *c = curl_easy_init();
     CURLcode rc = CURLE_OK;
     unsigned backoff = 500, tries = 0;
-    struct timespec t0;
+    int64_t t0;
 
     if (!c) {
         snprintf(why, whylen, "cannot start an HTTP request: out of memory");
         return -ENOMEM;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0 = clock_ms();
     for (;;) {
-        unsigned spent = elapsed_ms(&t0);
+        unsigned spent = elapsed_ms(t0);
         rc = attempt(c, url, data, o, o->timeout_ms > spent ? o->timeout_ms - spent : 1, r, err);
         tries++;
         if (rc == CURLE_OK && r->status < 500)
@@ -167,11 +159,11 @@ int http_post_signed(const char *url, const char *data, const struct http_opts *
         if (rc == CURLE_BAD_FUNCTION_ARGUMENT || rc == CURLE_OUT_OF_MEMORY ||
             rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE)
             break; /* retrying would change nothing */
-        if (tries > o->retries || elapsed_ms(&t0) + backoff >= o->timeout_ms)
+        if (tries > o->retries || elapsed_ms(t0) + backoff >= o->timeout_ms)
             break;
         log_debug("%s: %s; attempt %u in %u ms", url, rc == CURLE_OK ? "server error" : err,
                   tries + 1, backoff);
-        sleep_ms(backoff);
+        clock_sleep_ms(backoff);
         backoff = backoff * 2 > 8000 ? 8000 : backoff * 2;
     }
     curl_easy_cleanup(c);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "json.h"
 #include "log.h"
 #include "proto.h"
@@ -30,13 +31,6 @@ static void say(const struct hp_config *cfg, FILE *out, const char *msg, bool er
         fprintf(out, "%s\n", msg);
     }
     fflush(out);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Connect to the agent's socket.  -errno. */
@@ -124,10 +118,10 @@ int pamclient_run(const struct hp_config *cfg, const char *bad_config, FILE *out
         return 1;
     }
 
-    int64_t deadline = now_ms() + cfg->pam_timeout_ms;
+    int64_t deadline = clock_ms() + cfg->pam_timeout_ms;
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - clock_ms();
         enum proto_reply kind;
         const char *text;
         int err;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "boot.h"
+#include "clock.h"
 #include "home.h"
 #include "http.h"
 #include "log.h"
@@ -86,13 +87,6 @@ static struct {
     int64_t next_heartbeat; /* presence: due then (ms, monotonic) */
     pid_t heartbeat_pid;    /* the process sending them, while it runs */
 } S = {.lfd = -1, .sigr = -1, .sigw = -1, .lockfd = -1, .notify_fd = -1};
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void on_signal(int sig)
 {
@@ -274,7 +268,7 @@ static void start_job(struct user *u)
      * starts inherits it). */
     if ((j->req.verb == PV_ACCOUNT || j->req.verb == PV_OPEN_SESSION) && u->su.home == SH_NONE &&
         S.cfg.locator == HP_LOCATOR_STATIC) {
-        j->warm = warm_take(S.warm, config_home_server(&S.cfg), now_ms());
+        j->warm = warm_take(S.warm, config_home_server(&S.cfg), clock_ms());
         if (j->warm)
             log_info("%s %s: on a warm connection to %s", proto_verb_name(j->req.verb), u->su.name,
                      config_home_server(&S.cfg)->label);
@@ -361,7 +355,7 @@ static void conclude(struct job *j, int status)
 {
     struct user *u = j->user;
     enum proto_verb verb = j->req.verb;
-    int64_t now = now_ms();
+    int64_t now = clock_ms();
 
     if (!j->got_result && j->rc == 0) {
         j->rc = -EIO;
@@ -446,14 +440,12 @@ static void job_readable(struct job *j)
  * this round is skipped. */
 static void send_heartbeats(void)
 {
-    char *names[256];
     size_t n = 0;
 
     if (S.heartbeat_pid)
         return;
-    for (size_t i = 0; i < S.nusers && n < 256; i++)
-        if (S.users[i]->su.presence)
-            names[n++] = S.users[i]->su.name;
+    for (size_t i = 0; i < S.nusers; i++)
+        n += S.users[i]->su.presence;
     if (!n)
         return;
     fflush(NULL);
@@ -473,15 +465,19 @@ static void send_heartbeats(void)
     log_close();
     spawn_close_fds(NULL, 0);
     log_open(S.cfg.log_target, log_current_level());
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < S.nusers; i++) { /* the loop's users, as of the fork */
+        const char *name = S.users[i]->su.name;
         char why[700];
-        int rc = remote_presence(&S.cfg, PRESENCE_HEARTBEAT, names[i], why, sizeof why);
+        int rc;
+        if (!S.users[i]->su.presence)
+            continue;
+        rc = remote_presence(&S.cfg, PRESENCE_HEARTBEAT, name, why, sizeof why);
         if (rc == -EACCES)
-            log_err("heartbeat of %s refused: %s: its home is still mounted here", names[i], why);
+            log_err("heartbeat of %s refused: %s: its home is still mounted here", name, why);
         else if (rc < 0)
             log_warn("%s", why);
         else
-            log_debug("heartbeat of %s sent", names[i]);
+            log_debug("heartbeat of %s sent", name);
     }
     _exit(0);
 }
@@ -674,13 +670,13 @@ static void adopt(void *ctx, const char *name)
         log_warn("the home of %s is not where its record says (%s on %s): releasing it", name,
                  s.device, s.phase == HOME_PREPARED ? s.stage : s.mountpoint);
         if (s.sessions == 0)
-            u->lease_end = now_ms();
+            u->lease_end = clock_ms();
         return;
     }
     if (u->su.home == SH_PREPARED && s.sessions == 0)
-        u->lease_end = now_ms() + S.cfg.lease_ms;
+        u->lease_end = clock_ms() + S.cfg.lease_ms;
     if (u->su.home == SH_MOUNTED && s.sessions == 0 && s.closing)
-        u->retry_at = now_ms(); /* its last logout could not unmount it */
+        u->retry_at = clock_ms(); /* its last logout could not unmount it */
     log_notice("re-adopted the home of %s: %s on %s, %d session%s%s", name,
                s.phase == HOME_PREPARED ? "prepared" : "mounted",
                s.phase == HOME_PREPARED ? s.stage : s.mountpoint, s.sessions,
@@ -792,10 +788,9 @@ static int take_over(pid_t other)
         kill(other, SIGUSR2);
     }
     for (int i = 0; i < HANDOVER_MS / 50; i++) {
-        struct timespec ts = {0, 50 * 1000000L};
         if (flock(S.lockfd, LOCK_EX | LOCK_NB) == 0)
             return 0;
-        nanosleep(&ts, NULL);
+        clock_sleep_ms(50);
     }
     return -ETIMEDOUT;
 }
@@ -911,7 +906,7 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
     if (!fds)
         return start_failed("out of memory");
     for (;;) {
-        int64_t now = now_ms(), next = now + 60000;
+        int64_t now = clock_ms(), next = now + 60000;
         size_t n = 0, njobs = 0;
 
         /* timers: leases, unmount retries */
@@ -977,7 +972,7 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
             log_err("poll: %s", strerror(errno));
             break;
         }
-        warm_events(S.warm, fds + first_warm, n - first_warm, now_ms());
+        warm_events(S.warm, fds + first_warm, n - first_warm, clock_ms());
         if (fds[0].revents) {
             unsigned char sig;
             while (read(S.sigr, &sig, 1) == 1) {
@@ -990,13 +985,13 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
                     S.exit_now = true;
                 } else if (!S.stopping) {
                     S.stopping = true;
-                    S.stop_deadline = now_ms() + S.cfg.shutdown_timeout_ms;
+                    S.stop_deadline = clock_ms() + S.cfg.shutdown_timeout_ms;
                     log_notice("signal %d: shutting down (releasing prepared homes, waiting up "
                                "to %u ms for open sessions)",
                                sig, S.cfg.shutdown_timeout_ms);
                     for (size_t i = 0; i < S.nusers; i++)
                         if (S.users[i]->su.home == SH_PREPARED && S.users[i]->su.sessions == 0)
-                            S.users[i]->lease_end = now_ms();
+                            S.users[i]->lease_end = clock_ms();
                 } else {
                     log_notice("signal %d again: exiting now", sig);
                     S.exit_now = true;

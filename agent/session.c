@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "nbd.h"
 #include "remote.h"
@@ -174,12 +175,6 @@ static int list_pids(uid_t uid, pid_t *pids, int max)
     return n;
 }
 
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 int session_kill_user(uid_t uid, unsigned grace_ms, char *report, size_t len)
 {
     static pid_t pids[MAX_PIDS];
@@ -194,14 +189,14 @@ int session_kill_user(uid_t uid, unsigned grace_ms, char *report, size_t len)
     for (int i = 0; i < n; i++)
         kill(pids[i], SIGTERM);
     for (unsigned waited = 0; waited < grace_ms && n > 0; waited += 50) {
-        sleep_ms(50);
+        clock_sleep_ms(50);
         n = list_pids(uid, pids, MAX_PIDS);
     }
     /* Processes forked during the grace are caught here too. */
     for (int round = 0; round < 40 && n > 0; round++) {
         for (int i = 0; i < n; i++)
             killed += kill(pids[i], SIGKILL) == 0;
-        sleep_ms(50);
+        clock_sleep_ms(50);
         n = list_pids(uid, pids, MAX_PIDS);
     }
     if (n > 0)

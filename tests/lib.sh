@@ -82,15 +82,15 @@ _cleanup() {
     fi
 }
 
-# stop_homes: for CLEANUP_HOOK in tests that mount homes (RUN_DIR under
-# $T/run/homeport): unmount each recorded home, kill its worker (workers
-# run in sessions of their own and outlive the test otherwise), then
-# lazily detach whatever is still mounted below $T.
+# stop_homes [RUN_DIR CONF]: for CLEANUP_HOOK in tests that mount homes
+# (default: $T/run/homeport and $CONF): unmount each recorded home, kill its
+# worker (workers run in sessions of their own and outlive the test
+# otherwise), then lazily detach whatever is still mounted below $T.
 stop_homes() {
-    local f
-    for f in "$T/run/homeport"/homes/*; do
+    local f run=${1:-$T/run/homeport} conf=${2:-$CONF}
+    for f in "$run"/homes/*; do
         case $f in *:* | *"*") continue ;; esac
-        timeout 20 "$HOMEPORT" -c "$CONF" umount "$(basename "$f")" > /dev/null 2>&1
+        timeout 20 "$HOMEPORT" -c "$conf" umount "$(basename "$f")" > /dev/null 2>&1
         kill -9 "$(sed -n 's/^worker=//p' "$f")" 2> /dev/null
     done
     grep -o " $T[^ ]* " /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done

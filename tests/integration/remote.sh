@@ -12,16 +12,8 @@ FAKE=$TOP/tests/remote/fake-remote.py
 
 stop_all() {
     for p in ${AGENTS:-}; do kill -9 "$p" 2> /dev/null; done
+    stop_homes "$T/b/run/homeport" "$T/b.conf" # machine B first: its own run_dir
     stop_homes
-    CONF=$T/b.conf stop_homes_b
-}
-stop_homes_b() { # the homes of machine B (its own run_dir)
-    local f
-    for f in "$T/b/run/homeport"/homes/*; do
-        case $f in *:* | *"*") continue ;; esac
-        timeout 20 "$HOMEPORT" -c "$T/b.conf" umount "$(basename "$f")" > /dev/null 2>&1
-        kill -9 "$(sed -n 's/^worker=//p' "$f")" 2> /dev/null
-    done
 }
 CLEANUP_HOOK=stop_all
 

@@ -1,0 +1,24 @@
+/* clock: the monotonic clock in milliseconds, and a sleep that finishes
+ * (signals do not cut it short).  Timeouts and deadlines use these. */
+#ifndef HOMEPORT_CLOCK_H
+#define HOMEPORT_CLOCK_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <time.h>
+
+static inline int64_t clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline void clock_sleep_ms(unsigned ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+#endif
