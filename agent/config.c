@@ -49,6 +49,10 @@ struct key_def {
 static const char *const locators[] = {"static", "hfs", NULL};
 static const char *const on_off[] = {"off", "on", NULL};
 static const char *const fail_modes[] = {"closed", "open", NULL};
+static const char *const home_modes[] = {"nbd", "sync", NULL};
+static const char *const sync_mounts[] = {"sshfs", "command", NULL};
+static const char *const sync_auths[] = {"password", "key", NULL};
+static const char *const login_syncs[] = {"blocking", "background", NULL};
 
 static const struct key_def keys[] = {
     {"agent", "run_dir", K_PATH, F(run_dir), "/run/homeport"},
@@ -75,6 +79,7 @@ static const struct key_def keys[] = {
     {"home", "fix_owner", K_BOOL, F(fix_owner), "no"},
     {"home", "dead_timeout", K_DURATION, F(dead_timeout_ms), "30s"},
     {"home", "io_timeout", K_DURATION, F(io_timeout_ms), "10s"},
+    {"home", "home_mode", K_CHOICE, F(home_mode), "nbd", home_modes},
     {"session", "min_uid", K_UINT, F(min_uid), "1000"},
     {"session", "exempt_users", K_NAMES, F(exempt_users), ""},
     {"session", "exempt_groups", K_NAMES, F(exempt_groups), ""},
@@ -99,6 +104,27 @@ static const struct key_def keys[] = {
     {"remote", "http_connect_timeout", K_DURATION, F(http_connect_timeout_ms), "5s"},
     {"remote", "http_timeout", K_DURATION, F(http_timeout_ms), "20s"},
     {"remote", "http_retries", K_UINT, F(http_retries), "2"},
+    {"sync", "local_dir", K_PATH_TEMPLATE, F(sync_local_template), "/home/utilisateurs/%u"},
+    {"sync", "mount", K_CHOICE, F(sync_mount), "sshfs", sync_mounts},
+    {"sync", "sshfs_host", K_STRING, F(sshfs_host), ""},
+    {"sync", "sshfs_port", K_UINT, F(sshfs_port), "22"},
+    {"sync", "sshfs_user", K_TEMPLATE, F(sshfs_user), "%u"},
+    {"sync", "sshfs_path", K_STRING, F(sshfs_path), ""},
+    {"sync", "sshfs_options", K_STRING, F(sshfs_options), ""},
+    {"sync", "auth", K_CHOICE, F(sync_auth), "password", sync_auths},
+    {"sync", "key_file", K_STRING, F(sync_key_file), ""},
+    {"sync", "known_hosts", K_PATH, F(sync_known_hosts), "/etc/homeport/ssh_known_hosts"},
+    {"sync", "mount_command", K_STRING, F(sync_mount_command), ""},
+    {"sync", "mount_timeout", K_DURATION, F(sync_mount_timeout_ms), "30s"},
+    {"sync", "login_sync", K_CHOICE, F(login_sync_background), "blocking", login_syncs},
+    {"sync", "flag_file", K_PATH_TEMPLATE, F(sync_flag_template),
+     "/var/tmp/horizon-pam_session_%u.flag"},
+    {"sync", "sync_interval", K_DURATION, F(sync_interval_ms), "5m"},
+    {"sync", "exclude_file", K_PATH, F(sync_exclude), "/etc/homeport/sync-exclude"},
+    {"sync", "max_delete_percent", K_UINT, F(max_delete_percent), "50"},
+    {"sync", "trash_days", K_UINT, F(trash_days), "30"},
+    {"sync", "server_links", K_STRING, F(server_links), ""},
+    {"sync", "file_server_link", K_STRING, F(file_server_link), ""},
     {"server", "image_dir", K_PATH, F(image_dir), "/srv/homes"},
     {"server", "default_size", K_SIZE, F(default_size), "1G"},
     {"server", "skel", K_PATH, F(skel_dir), "/etc/skel"},
@@ -756,6 +782,64 @@ static bool host_name_valid(const char *s)
     return true;
 }
 
+/* A name for one entry of a home's top directory: no '/', not "." or "..". */
+static bool entry_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 255 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '/' || iscntrl((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+static void check_sync(struct parser *p, struct hp_config *cfg)
+{
+    bool on = cfg->home_mode == HP_HOME_SYNC;
+
+    if (on && cfg->sync_mount == HP_SYNC_SSHFS && !*cfg->sshfs_host)
+        perror_at(p, "home_mode = sync with mount = sshfs needs sshfs_host (the home server)");
+    if (on && cfg->sync_mount == HP_SYNC_COMMAND && !*cfg->sync_mount_command)
+        perror_at(p, "mount = command needs mount_command (such as: mount -t cifs //srv/%%u %%m "
+                     "-o credentials=/etc/homeport/cifs)");
+    for (const char *c = cfg->sync_mount_command; *c; c++)
+        if (*c == '%' && (c[1] == 'u' || c[1] == 'm' || c[1] == '%')) {
+            c++;
+        } else if (*c == '%' || iscntrl((unsigned char)*c)) {
+            perror_at(p, "mount_command: only %%u (user), %%m (mount point) and %%%% are known");
+            break;
+        }
+    if (cfg->sshfs_port == 0 || cfg->sshfs_port > 65535)
+        perror_at(p, "sshfs_port = %u: expected 1 to 65535", cfg->sshfs_port);
+    if (on && cfg->sync_auth == HP_SYNC_AUTH_KEY && cfg->sync_key_file[0] != '/')
+        perror_at(p, "auth = key needs key_file, an absolute path (%%u for a key per user)");
+    if (cfg->max_delete_percent > 100)
+        perror_at(p, "max_delete_percent = %u: expected 0 to 100", cfg->max_delete_percent);
+    if (cfg->sync_interval_ms && cfg->sync_interval_ms < 10000)
+        perror_at(p, "sync_interval = %u ms: expected 0 (off) or at least 10s",
+                  cfg->sync_interval_ms);
+    for (const char *s = cfg->server_links; *s;) {
+        size_t n = strcspn(s, " \t");
+        if (n && !entry_name_ok(s, n))
+            perror_at(p, "server_links: '%.*s' is not a folder name of the home's top", (int)n, s);
+        s += n;
+        s += strspn(s, " \t");
+    }
+    if (*cfg->file_server_link &&
+        !entry_name_ok(cfg->file_server_link, strlen(cfg->file_server_link)))
+        perror_at(p, "file_server_link = %s: expected a name (no '/')", cfg->file_server_link);
+    for (const char *c = cfg->sshfs_host; *c; c++)
+        if (!isalnum((unsigned char)*c) && !strchr(".-_:[]", *c)) {
+            perror_at(p, "sshfs_host = %s: expected a host name or address", cfg->sshfs_host);
+            break;
+        }
+    for (const char *c = cfg->sshfs_options; *c; c++)
+        if (iscntrl((unsigned char)*c) || *c == ' ') {
+            perror_at(p, "sshfs_options: expected opt,opt=value,... without spaces");
+            break;
+        }
+}
+
 /* Values that are fine one by one but dangerous together. */
 static void check_semantics(struct parser *p, struct hp_config *cfg)
 {
@@ -796,6 +880,7 @@ static void check_semantics(struct parser *p, struct hp_config *cfg)
                   cfg->hostname);
     if (!cfg->progress_interval_ms)
         perror_at(p, "progress_interval must not be 0");
+    check_sync(p, cfg);
 }
 
 static int parse_stream(FILE *f, struct parser *p, struct hp_config *cfg)

@@ -42,6 +42,12 @@ enum hp_kernel_api { HP_KAPI_AUTO, HP_KAPI_NETLINK, HP_KAPI_IOCTL };
  * server names (POST /get_hfs). */
 enum hp_locator { HP_LOCATOR_STATIC, HP_LOCATOR_HFS };
 
+/* [home] home_mode: an NBD block device, or a roaming profile synced with
+ * the server (sync/engine.h, roam.h). */
+enum hp_home_mode { HP_HOME_NBD, HP_HOME_SYNC };
+enum hp_sync_mount { HP_SYNC_SSHFS, HP_SYNC_COMMAND };
+enum hp_sync_auth { HP_SYNC_AUTH_PASSWORD, HP_SYNC_AUTH_KEY };
+
 struct hp_config {
     char *source; /* file the values came from; NULL = built-in defaults */
 
@@ -77,6 +83,7 @@ struct hp_config {
     bool fix_owner;       /* chown the home's root to the user instead of refusing */
     unsigned dead_timeout_ms;
     unsigned io_timeout_ms; /* kernel attach: a request unanswered this long = dead link */
+    unsigned home_mode;     /* enum hp_home_mode */
 
     /* [session]: the PAM stages */
     unsigned min_uid;        /* users below it are exempt (root, system users) */
@@ -105,6 +112,26 @@ struct hp_config {
     unsigned http_connect_timeout_ms; /* per attempt */
     unsigned http_timeout_ms;         /* a whole call, retries included */
     unsigned http_retries;
+
+    /* [sync]: home_mode = sync, the roaming profile (roam.h) */
+    char *sync_local_template;     /* the local copy: "/home/utilisateurs/%u" */
+    unsigned sync_mount;           /* enum hp_sync_mount */
+    char *sshfs_host, *sshfs_user; /* user: template, "%u" */
+    unsigned sshfs_port;
+    char *sshfs_path;         /* on the server: "" = the user's home there */
+    char *sshfs_options;      /* more -o options for sshfs */
+    unsigned sync_auth;       /* enum hp_sync_auth */
+    char *sync_key_file;      /* auth = key: "/etc/homeport/ssh/%u" or one site key */
+    char *sync_known_hosts;   /* the server's host key, checked strictly */
+    char *sync_mount_command; /* mount = command: argv, %u user, %m mount point */
+    unsigned sync_mount_timeout_ms;
+    unsigned login_sync_background; /* 1: the login does not wait for the first pass */
+    char *sync_flag_template;       /* exists while a login's pass runs (the popup) */
+    unsigned sync_interval_ms;      /* a pass this often during the session; 0: off */
+    char *sync_exclude;             /* exclude.h: FILE, or FILE.local instead */
+    unsigned max_delete_percent, trash_days;
+    char *server_links;     /* "Documents Musique": left on the server, linked from the home */
+    char *file_server_link; /* "": none; else a link of that name to the whole remote home */
 
     /* [server]: the home file server side (mkhome) */
     char *image_dir;       /* one ext4 image per user, named after the user */

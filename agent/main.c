@@ -1,5 +1,6 @@
 /* homeport: one binary, several verbs (busybox style).  Each verb is a thin
  * front for one module. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <libmount.h>
@@ -10,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -23,7 +27,10 @@
 #include "log.h"
 #include "pamclient.h"
 #include "remote.h"
+#include "roam.h"
 #include "server.h"
+#include "sync/engine.h"
+#include "sync/exclude.h"
 #include "user.h"
 
 #include "version.h" /* generated: build/version.h */
@@ -54,6 +61,12 @@ static void usage(FILE *f)
                "  status [--json]        the homes mounted here, their devices and servers\n"
                "  mkhome USER [--size SIZE] [--skel DIR | --no-skel] [--uid N --gid N]\n"
                "                         create USER's home image on the server side\n"
+               "  sync USER [--dry-run] [--allow-deletes]\n"
+               "                         one sync pass of USER's roaming home (home_mode =\n"
+               "                         sync) with the server home mounted here\n"
+               "  sync --local DIR --remote DIR --state FILE [--exclude FILE] [--host NAME]\n"
+               "       [--dry-run] [--allow-deletes] [--max-delete-percent N] [--trash-days N]\n"
+               "                         one pass between any two trees\n"
                "  version                print versions of homeport and its libraries\n"
                "  help                   this text\n"
                "\n"
@@ -65,6 +78,8 @@ static void usage(FILE *f)
                "\n"
                "Exit codes of boot: 0 ok, 1 failed, 2 usage or configuration error,\n"
                "3 staging dir not cleaned (live mounts or a running agent), 4 NBD check failed.\n"
+               "Exit codes of sync: 0 done, 1 some paths failed, 2 nothing done (usage,\n"
+               "configuration, a tree or the database), 3 deletions held back by the guard.\n"
                "See homeport(8) and homeport.conf(5).\n");
 }
 
@@ -422,6 +437,150 @@ static int verb_status(int argc, char **argv, struct globals *g)
     return rc > 0 ? 1 : 0;
 }
 
+struct sync_args {
+    struct sync_opts o;
+    bool dry_run, allow_deletes;
+    const char *exclude;
+    int bad;
+};
+
+static int sync_opt(int c, void *ctx)
+{
+    struct sync_args *a = ctx;
+    char *end;
+    unsigned long n;
+
+    switch (c) {
+    case 'n': a->dry_run = true; return 0;
+    case 'A': a->allow_deletes = true; return 0;
+    case 'L': a->o.local = optarg; return 0;
+    case 'R': a->o.remote = optarg; return 0;
+    case 'S': a->o.state = optarg; return 0;
+    case 'X': a->exclude = optarg; return 0;
+    case 'H': a->o.host = optarg; return 0;
+    case 'P':
+    case 'T':
+        errno = 0;
+        n = strtoul(optarg, &end, 10);
+        if (!isdigit((unsigned char)*optarg) || *end || errno || (c == 'P' && n > 100) ||
+            n > 36500) {
+            fprintf(stderr, "homeport sync: bad number for --%s: '%s'\n",
+                    c == 'P' ? "max-delete-percent" : "trash-days", optarg);
+            a->bad = 1;
+            return 0;
+        }
+        if (c == 'P')
+            a->o.max_delete_percent = (unsigned)n;
+        else
+            a->o.trash_days = (unsigned)n;
+        return 0;
+    }
+    return -1;
+}
+
+static void sync_line(void *ctx, const char *line)
+{
+    (void)ctx;
+    printf("%s\n", line);
+    fflush(stdout);
+}
+
+/* Owner of what a pass creates on a side: the root's owner when run as root. */
+static void side_owner(const char *root, uid_t *uid, gid_t *gid)
+{
+    struct stat st;
+
+    *uid = (uid_t)-1;
+    *gid = (gid_t)-1;
+    if (geteuid() == 0 && stat(root, &st) == 0) {
+        *uid = st.st_uid;
+        *gid = st.st_gid;
+    }
+}
+
+static int verb_sync(int argc, char **argv, struct globals *g)
+{
+    static const struct option longs[] = {{"dry-run", no_argument, NULL, 'n'},
+                                          {"allow-deletes", no_argument, NULL, 'A'},
+                                          {"local", required_argument, NULL, 'L'},
+                                          {"remote", required_argument, NULL, 'R'},
+                                          {"state", required_argument, NULL, 'S'},
+                                          {"exclude", required_argument, NULL, 'X'},
+                                          {"host", required_argument, NULL, 'H'},
+                                          {"max-delete-percent", required_argument, NULL, 'P'},
+                                          {"trash-days", required_argument, NULL, 'T'},
+                                          {0}};
+    struct sync_args a = {.o = {.max_delete_percent = 50, .trash_days = 30}};
+    struct exclude_list ex = {0};
+    struct sync_stats st;
+    struct hp_config cfg;
+    char why[1024], host[256];
+    const char *user = NULL;
+    int idx = parse_opts(argc, argv, g, true, "n", longs, sync_opt, &a), rc;
+
+    if (idx < 0 || a.bad)
+        return 2;
+    if (idx < argc)
+        user = argv[idx++];
+    if (idx < argc) {
+        fprintf(stderr, "homeport sync: unexpected argument '%s'\n", argv[idx]);
+        return 2;
+    }
+    log_open(LOG_TO_STDERR, verbose_level(g->verbose, LOG_LVL_WARN));
+    if (user && (a.o.local || a.o.remote || a.o.state || a.exclude)) {
+        fprintf(stderr, "homeport sync: give USER, or --local, --remote and --state, not both\n");
+        return 2;
+    }
+    if (user) {
+        int flags = (a.dry_run ? ROAM_DRY_RUN : 0) | (a.allow_deletes ? ROAM_ALLOW_DELETES : 0);
+        if (!user_name_valid(user)) {
+            fprintf(stderr, "homeport sync: '%s' is not a user name (%s)\n", user,
+                    user_name_problem(user));
+            return 2;
+        }
+        if (load_config(g, &cfg) < 0)
+            return 2;
+        rc = roam_pass(&cfg, user, flags, sync_line, NULL, &st, why, sizeof why);
+        config_free(&cfg);
+    } else {
+        if (!a.o.local || !a.o.remote || !a.o.state) {
+            fprintf(stderr, "homeport sync: USER, or --local DIR --remote DIR --state FILE\n"
+                            "Try 'homeport --help'.\n");
+            return 2;
+        }
+        if (a.exclude && (rc = exclude_load(&ex, a.exclude, why, sizeof why)) < 0) {
+            fprintf(stderr, "homeport sync: %s\n",
+                    rc == -ENOENT ? "no such exclusion list (nor its .local)" : why);
+            return 2;
+        }
+        if (!a.o.host) {
+            struct utsname u;
+            snprintf(host, sizeof host, "%s", uname(&u) == 0 ? u.nodename : "unknown");
+            a.o.host = host;
+        }
+        a.o.exclude = a.exclude ? &ex : NULL;
+        a.o.now = time(NULL);
+        a.o.dry_run = a.dry_run;
+        a.o.allow_deletes = a.allow_deletes;
+        side_owner(a.o.local, &a.o.owner[SYNC_LOCAL], &a.o.group[SYNC_LOCAL]);
+        side_owner(a.o.remote, &a.o.owner[SYNC_REMOTE], &a.o.group[SYNC_REMOTE]);
+        a.o.report = sync_line;
+        rc = sync_run(&a.o, &st, why, sizeof why);
+        exclude_free(&ex);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "homeport sync%s%s: %s\n", user ? " " : "", user ? user : "", why);
+        return 2;
+    }
+    printf("sync%s: %lu to remote, %lu to local, %lu deleted locally, %lu deleted remotely, "
+           "%lu conflicts, %lu special, %lu errors, %lu in step\n",
+           a.dry_run ? " (dry run)" : "", st.to_remote, st.to_local, st.del_local, st.del_remote,
+           st.conflicts, st.special, st.errors, st.in_step);
+    if (st.stopped)
+        fprintf(stderr, "homeport sync: stopped before the end; the next pass goes on\n");
+    return st.errors ? 1 : st.guarded[0] || st.guarded[1] ? 3 : 0;
+}
+
 static int agent_opt(int c, void *ctx)
 {
     struct server_opts *o = ctx;
@@ -519,6 +678,8 @@ int main(int argc, char **argv)
         return verb_status(argc, argv, &g);
     if (!strcmp(verb, "mkhome"))
         return verb_mkhome(argc, argv, &g);
+    if (!strcmp(verb, "sync"))
+        return verb_sync(argc, argv, &g);
     if (!strcmp(verb, "version"))
         return print_version();
     if (!strcmp(verb, "help")) {

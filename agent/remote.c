@@ -97,7 +97,7 @@ static int url_host(const char *url, struct hp_server *srv)
     return 0;
 }
 
-static const char *host_name(const struct hp_config *cfg, char *buf, size_t len)
+const char *remote_host_name(const struct hp_config *cfg, char *buf, size_t len)
 {
     struct utsname u;
 
@@ -255,7 +255,8 @@ int remote_presence(const struct hp_config *cfg, enum presence_op op, const char
         snprintf(why, whylen, "presence_url %s: cannot make a URL of it", cfg->presence_url);
         return -EINVAL;
     }
-    const char *keys[] = {"login", "hostname"}, *vals[] = {user, host_name(cfg, host, sizeof host)};
+    const char *keys[] = {"login", "hostname"},
+               *vals[] = {user, remote_host_name(cfg, host, sizeof host)};
     const bool is_num[] = {false, false};
     char *data = json_object(keys, vals, is_num, 2);
     if (!data)

@@ -35,6 +35,10 @@ void remote_cleanup(void);
 /* Does the configuration use the presence service? */
 bool remote_presence_on(const struct hp_config *cfg);
 
+/* This machine's name for the services and in conflict copies: [remote]
+ * hostname, else uname's nodename (in buf). */
+const char *remote_host_name(const struct hp_config *cfg, char *buf, size_t len);
+
 /* Where user's export is served, in *srv.  0; -ENOENT when no server is
  * configured; -EPERM when the HFS refused the signature (a configuration
  * error); -EREMOTEIO when it answered with an error (its reason is in why);

@@ -29,8 +29,7 @@ static bool same_file(const struct stat *a, const struct stat *b)
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
 }
 
-/* Read all names of the directory at fd (without "." and ".."). */
-static int list_names(int fd, char ***names, size_t *n)
+int tree_list_names(int fd, char ***names, size_t *n)
 {
     int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d;
@@ -60,16 +59,29 @@ static int list_names(int fd, char ***names, size_t *n)
             goto nomem;
         (*n)++;
     }
+    if (errno) { /* readdir failed: a partial list would look like deletions */
+        int rc = -errno;
+        closedir(d);
+        tree_free_names(*names, *n);
+        *names = NULL;
+        *n = 0;
+        return rc;
+    }
     closedir(d);
     return 0;
 nomem:
     closedir(d);
-    for (size_t i = 0; i < *n; i++)
-        free((*names)[i]);
-    free(*names);
+    tree_free_names(*names, *n);
     *names = NULL;
     *n = 0;
     return -ENOMEM;
+}
+
+void tree_free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
 }
 
 /* Empty the directory open at *fd, whose identity is self.  *fd may be
@@ -78,7 +90,7 @@ static void empty_dir(int *fd, const struct stat *self, unsigned depth, struct t
 {
     char **names;
     size_t n;
-    int rc = list_names(*fd, &names, &n);
+    int rc = tree_list_names(*fd, &names, &n);
 
     if (rc < 0) {
         note_err(st, rc, ".");

@@ -30,6 +30,13 @@ int tree_empty(int dirfd, struct tree_stats *st);
  * itself a mount point.  Returns 0 or -errno. */
 int tree_reset_dir(const char *path, struct tree_stats *st);
 
+/* All names in the directory open at fd but "." and "..", in readdir order,
+ * malloc'ed (free with tree_free_names).  fd stays open and is not moved.
+ * 0 or -errno; on failure, nothing is returned (a partial listing of a
+ * directory that could not be read whole must not pass for all of it). */
+int tree_list_names(int fd, char ***names, size_t *n);
+void tree_free_names(char **names, size_t n);
+
 /* mkdir -p: create path and any missing parent with mode (umask applies).
  * An existing entry of any type is left as it is.  Returns 0 or -errno. */
 int tree_mkdirs(const char *path, mode_t mode);

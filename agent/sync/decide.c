@@ -152,11 +152,12 @@ static bool host_ok(char c)
            c == '_' || c == '-';
 }
 
-int sync_conflict_name(const char *name, const char *host, time_t when, char *out, size_t outlen)
+int sync_conflict_name(const char *name, const char *host, time_t when, unsigned seq, char *out,
+                       size_t outlen)
 {
     const char *slash = strrchr(name, '/'), *last = slash ? slash + 1 : name, *dot;
     size_t dirlen = (size_t)(last - name), len = strlen(last), stem = len, elen, slen;
-    char h[CONFLICT_HOST_MAX + 1], suffix[CONFLICT_HOST_MAX + 64];
+    char h[CONFLICT_HOST_MAX + 1], suffix[CONFLICT_HOST_MAX + 80], nth[16] = "";
     size_t hn = 0;
     struct tm tm;
 
@@ -171,9 +172,11 @@ int sync_conflict_name(const char *name, const char *host, time_t when, char *ou
     h[hn] = '\0';
     if (!gmtime_r(&when, &tm))
         return -EINVAL;
-    slen = (size_t)snprintf(suffix, sizeof suffix, " (conflict %s %04d-%02d-%02d %02d%02d%02d)",
+    if (seq > 1)
+        snprintf(nth, sizeof nth, " %u", seq);
+    slen = (size_t)snprintf(suffix, sizeof suffix, " (conflict %s %04d-%02d-%02d %02d%02d%02d%s)",
                             hn ? h : "unknown", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                            tm.tm_hour, tm.tm_min, tm.tm_sec);
+                            tm.tm_hour, tm.tm_min, tm.tm_sec, nth);
     if (slen >= sizeof suffix || slen + elen + 1 > NAME_MAX)
         return -ENAMETOOLONG;
     if (stem + slen + elen > NAME_MAX) {

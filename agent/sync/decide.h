@@ -98,15 +98,17 @@ enum sync_action sync_decide(const struct statedb_entry *base, const struct sync
 const char *sync_action_name(enum sync_action a);
 
 /* The name a conflict's loser gets: "dir/stem (conflict HOST YYYY-MM-DD
- * HHMMSS).ext", when in UTC.  ext is what follows the last '.' of the final
- * component ("a.tar.gz" -> "a.tar (conflict ...).gz": only the last
- * extension, so the name still opens with the same program), if that dot
- * is neither its first byte (".bashrc" has no extension, ".config.bak" has
+ * HHMMSS).ext", when in UTC; with seq > 1 (the name was taken: two
+ * conflicts on one path in the same second) "... HHMMSS SEQ).ext".  ext is what follows the last
+ * '.' of the final component ("a.tar.gz" -> "a.tar (conflict ...).gz": only the last extension, so
+ * the name still opens with the same program), if that dot is neither its first byte (".bashrc" has
+ * no extension, ".config.bak" has
  * ".bak") nor its last.  The host, cut to 64 bytes, keeps [A-Za-z0-9._-],
  * any other byte becomes '_' (empty: "unknown").  The final component is kept within
  * NAME_MAX (255) bytes by cutting the stem (at a UTF-8 character boundary),
  * never the suffix: -ENAMETOOLONG when even one byte of stem will not fit.
  * 0; -EINVAL for an empty final component; -ERANGE when out is too small. */
-int sync_conflict_name(const char *name, const char *host, time_t when, char *out, size_t outlen);
+int sync_conflict_name(const char *name, const char *host, time_t when, unsigned seq, char *out,
+                       size_t outlen);
 
 #endif

@@ -266,7 +266,7 @@ static void test_names(void)
     int rc;
 
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        rc = sync_conflict_name(cases[i].name, cases[i].host, when, out, sizeof out);
+        rc = sync_conflict_name(cases[i].name, cases[i].host, when, 0, out, sizeof out);
         ok(rc == 0, "'%s' named (rc %d)", cases[i].name, rc);
         is_str(out, cases[i].want, "  as '%s'", cases[i].want);
     }
@@ -276,7 +276,7 @@ static void test_names(void)
     memcpy(name, "some/dir/", 9);
     memset(name + 9, 'n', 251);
     memcpy(name + 9 + 251, ".txt", 4);
-    rc = sync_conflict_name(name, "pc-12", when, out, sizeof out);
+    rc = sync_conflict_name(name, "pc-12", when, 0, out, sizeof out);
     last = strrchr(out, '/') + 1;
     snprintf(want, sizeof want, "%.*s%s.txt", (int)(255 - 4 - slen), name + 9, suffix);
     ok(rc == 0 && strlen(last) == 255, "a 255-byte name: 255 bytes again (%zu)", strlen(last));
@@ -288,7 +288,7 @@ static void test_names(void)
     for (size_t i = 0; i < 125; i++)
         memcpy(name + 2 * i, "\xc3\xa9", 2);
     memcpy(name + 250, ".txt", 4);
-    rc = sync_conflict_name(name, "pc-1", when, out, sizeof out); /* the cut would be at 217 */
+    rc = sync_conflict_name(name, "pc-1", when, 0, out, sizeof out); /* the cut would be at 217 */
     ok(rc == 0 && strlen(out) == 216 + slen - 1 + 4 && strncmp(out, name, 216) == 0 &&
            out[216] == ' ',
        "UTF-8 stem cut at a character boundary (216 bytes, not 217: %zu in all)", strlen(out));
@@ -298,24 +298,28 @@ static void test_names(void)
     name[0] = 'a';
     name[1] = '.';
     memset(name + 2, 'e', 220);
-    ok(sync_conflict_name(name, "pc-12", when, out, sizeof out) == -ENAMETOOLONG,
+    ok(sync_conflict_name(name, "pc-12", when, 0, out, sizeof out) == -ENAMETOOLONG,
        "an extension too long for any stem: -ENAMETOOLONG");
     name[2 + 255 - 1 - slen - 1] = '\0'; /* stem 1 + suffix + extension = 255 */
-    rc = sync_conflict_name(name, "pc-12", when, out, sizeof out);
+    rc = sync_conflict_name(name, "pc-12", when, 0, out, sizeof out);
     ok(rc == 0 && strlen(out) == 255, "and one byte of stem just fits");
-    ok(sync_conflict_name("", "h", when, out, sizeof out) == -EINVAL &&
-           sync_conflict_name("dir/", "h", when, out, sizeof out) == -EINVAL,
+    ok(sync_conflict_name("", "h", when, 0, out, sizeof out) == -EINVAL &&
+           sync_conflict_name("dir/", "h", when, 0, out, sizeof out) == -EINVAL,
        "no final component: -EINVAL");
-    ok(sync_conflict_name("notes.txt", "pc-12", when, out, 44) == -ERANGE &&
-           sync_conflict_name("notes.txt", "pc-12", when, out, 45) == 0,
+    ok(sync_conflict_name("notes.txt", "pc-12", when, 0, out, 44) == -ERANGE &&
+           sync_conflict_name("notes.txt", "pc-12", when, 0, out, 45) == 0,
        "out one byte short: -ERANGE; exact: fits");
     memset(name, 'h', 300);
     name[300] = '\0';
-    rc = sync_conflict_name("x", name, when, out, sizeof out);
+    rc = sync_conflict_name("x", name, when, 0, out, sizeof out);
     ok(rc == 0 && strlen(out) == strlen("x (conflict  2024-05-01 142233)") + 64,
        "a 300-byte host cut to 64");
-    rc = sync_conflict_name("x", "h", 0, out, sizeof out);
+    rc = sync_conflict_name("x", "h", 0, 0, out, sizeof out);
     is_str(out, "x (conflict h 1970-01-01 000000)", "the epoch, UTC");
+    rc = sync_conflict_name("d/notes.txt", "h", when, 2, out, sizeof out);
+    is_str(out, "d/notes (conflict h 2024-05-01 142233 2).txt", "a second conflict in the second");
+    rc = sync_conflict_name("d/notes.txt", "h", when, 1, out, sizeof out);
+    is_str(out, "d/notes (conflict h 2024-05-01 142233).txt", "  seq 1 is the first");
 }
 
 int main(void)

@@ -1,0 +1,1201 @@
+/* sync/engine: see engine.h. */
+#include "engine.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <mbedtls/sha256.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../log.h"
+#include "../tree.h"
+#include "decide.h"
+#include "statedb.h"
+
+#define COPY_BUF ((size_t)256 * 1024)
+#define LINE_MAX_OUT (3 * STATEDB_PATH_MAX + 512)
+
+/* What a walk found at one path on one side. */
+struct node {
+    char *path;
+    struct sync_node n;
+};
+
+struct nodes {
+    struct node *v;
+    size_t n, cap;
+};
+
+/* An open directory, reached from the root: the last one asked for is kept,
+ * one slot for the tree and one for its trash (actions come in path order,
+ * so neighbours share it). */
+struct dcache {
+    char path[STATEDB_PATH_MAX + 64];
+    int fd; /* -1: empty */
+};
+
+struct side {
+    enum sync_side id;
+    const char *name; /* "local", "remote" */
+    int root;
+    struct nodes walk;
+    char **blind; /* directories that could not be read: nothing below is decided */
+    size_t nblind;
+    struct dcache cache[2];
+};
+
+/* One path's decision. */
+struct item {
+    char *path;
+    const struct sync_node *l, *r; /* into the walks; NULL: absent */
+    struct sync_node lc, rc;       /* copies once hashed */
+    struct statedb_entry base;     /* path NULL: no base */
+    enum sync_action act;
+    bool held; /* a deletion the guard held back */
+};
+
+struct eng {
+    const struct sync_opts *o;
+    struct sync_stats *st;
+    struct side s[2];
+    struct statedb db, out;
+    bool have_db, dirty;
+    char stamp[32]; /* YYYY-MM-DD_HHMMSS */
+    unsigned char *buf;
+};
+
+/* ---- reporting ---------------------------------------------------------- */
+
+/* path with control bytes and '\' escaped (\ooo, \\): one line per action. */
+static void esc(char *out, size_t len, const char *s)
+{
+    size_t o = 0;
+
+    for (; *s && o + 5 < len; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c == 0x7f || c == '\\')
+            o += (size_t)snprintf(out + o, len - o, c == '\\' ? "\\\\" : "\\%03o", c);
+        else
+            out[o++] = (char)c;
+    }
+    out[o] = '\0';
+}
+
+__attribute__((format(printf, 2, 3))) static void report(struct eng *e, const char *fmt, ...)
+{
+    char line[LINE_MAX_OUT];
+    va_list ap;
+
+    if (!e->o->report)
+        return;
+    va_start(ap, fmt);
+    /* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): false positive, ap is started */
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    e->o->report(e->o->ctx, line);
+}
+
+static void report_err(struct eng *e, const char *path, int err, const char *what)
+{
+    char p[LINE_MAX_OUT / 3];
+
+    esc(p, sizeof p, path);
+    e->st->errors++;
+    report(e, "error %s: %s%s%s", p, what, err ? ": " : "", err ? strerror(-err) : "");
+}
+
+/* ---- metadata and digests ------------------------------------------------ */
+
+static uint8_t type_of(mode_t m)
+{
+    if (S_ISREG(m))
+        return SYNC_FILE;
+    if (S_ISDIR(m))
+        return SYNC_DIR;
+    if (S_ISLNK(m))
+        return SYNC_LINK;
+    return SYNC_SPECIAL;
+}
+
+static int64_t ns(struct timespec t)
+{
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void meta_of(const struct stat *st, enum sync_side side, struct sync_meta *m)
+{
+    m->type = type_of(st->st_mode);
+    m->mode = st->st_mode & 07777;
+    m->size = (uint64_t)st->st_size;
+    m->mtime_ns = ns(st->st_mtim);
+    m->ino = side == SYNC_LOCAL ? (uint64_t)st->st_ino : 0;
+    m->ctime_ns = side == SYNC_LOCAL ? ns(st->st_ctim) : 0;
+}
+
+static bool known(const unsigned char *digest)
+{
+    for (size_t i = 0; i < STATEDB_DIGEST; i++)
+        if (digest[i])
+            return true;
+    return false;
+}
+
+static void sha(const void *p, size_t n, unsigned char *out)
+{
+    mbedtls_sha256_ret(p, n, out, 0);
+}
+
+/* SHA-256 of what fd reads from its current offset. */
+static int hash_fd(int fd, unsigned char *buf, unsigned char *out)
+{
+    mbedtls_sha256_context c;
+    ssize_t r;
+    int rc = 0;
+
+    mbedtls_sha256_init(&c);
+    mbedtls_sha256_starts_ret(&c, 0);
+    while ((r = read(fd, buf, COPY_BUF)) != 0) {
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            break;
+        }
+        mbedtls_sha256_update_ret(&c, buf, (size_t)r);
+    }
+    if (rc == 0)
+        mbedtls_sha256_finish_ret(&c, out);
+    mbedtls_sha256_free(&c);
+    return rc;
+}
+
+/* ---- reaching paths without following symlinks ----------------------------- */
+
+static void cache_drop(struct side *sd)
+{
+    for (int i = 0; i < 2; i++) {
+        if (sd->cache[i].fd >= 0)
+            close(sd->cache[i].fd);
+        sd->cache[i].fd = -1;
+        sd->cache[i].path[0] = '\0';
+    }
+}
+
+/* The directory dir ("" = the root, "a/b") of side, opened one component at a
+ * time with O_NOFOLLOW.  create: missing components are made (mode: the
+ * other side's directory's, else 0700) and given the side's owner.  The fd
+ * belongs to the cache slot: do not close it. */
+static int open_dir(struct eng *e, struct side *sd, const char *dir, bool create, int slot)
+{
+    struct dcache *c = &sd->cache[slot];
+    char comp[NAME_MAX + 1];
+    const char *p = dir;
+    int fd, rc;
+
+    if (c->fd >= 0 && !strcmp(c->path, dir))
+        return c->fd;
+    if (strlen(dir) >= sizeof c->path)
+        return -ENAMETOOLONG;
+    fd = dup(sd->root);
+    if (fd < 0)
+        return -errno;
+    while (*p) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        int next;
+
+        if (n == 0 || n > NAME_MAX) {
+            close(fd);
+            return -EINVAL;
+        }
+        memcpy(comp, p, n);
+        comp[n] = '\0';
+        next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0 && errno == ENOENT && create) {
+            struct stat o;
+            mode_t mode = 0700;
+            struct side *other = &e->s[!sd->id];
+            int ofd;
+            char sub[sizeof c->path];
+
+            snprintf(sub, sizeof sub, "%.*s", (int)(p - dir + (ptrdiff_t)n), dir);
+            if (slot == 0 && (ofd = open_dir(e, other, "", false, 1)) >= 0 &&
+                fstatat(ofd, sub, &o, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(o.st_mode))
+                mode = o.st_mode & 07777;
+            if (mkdirat(fd, comp, 0700) < 0 && errno != EEXIST) {
+                rc = -errno;
+                close(fd);
+                return rc;
+            }
+            if (e->o->owner[sd->id] != (uid_t)-1)
+                fchownat(fd, comp, e->o->owner[sd->id], e->o->group[sd->id], AT_SYMLINK_NOFOLLOW);
+            fchmodat(fd, comp, mode, 0);
+            next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        rc = -errno;
+        close(fd);
+        if (next < 0)
+            return rc == -ELOOP ? -ENOTDIR : rc;
+        fd = next;
+        p += n;
+        if (*p == '/')
+            p++;
+    }
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = fd;
+    snprintf(c->path, sizeof c->path, "%s", dir);
+    return fd;
+}
+
+/* Split path into its directory (in dir) and final name. */
+static const char *split(const char *path, char *dir, size_t len)
+{
+    const char *slash = strrchr(path, '/');
+
+    if (!slash) {
+        dir[0] = '\0';
+        return path;
+    }
+    snprintf(dir, len, "%.*s", (int)(slash - path), path);
+    return slash + 1;
+}
+
+/* The parent directory of path on side; *name is its final component. */
+static int open_parent(struct eng *e, struct side *sd, const char *path, bool create,
+                       const char **name)
+{
+    char dir[STATEDB_PATH_MAX + 1];
+
+    *name = split(path, dir, sizeof dir);
+    return open_dir(e, sd, dir, create, 0);
+}
+
+static int lstat_path(struct eng *e, struct side *sd, const char *path, struct stat *st)
+{
+    const char *name;
+    int fd = open_parent(e, sd, path, false, &name);
+
+    if (fd < 0)
+        return fd == -ENOTDIR ? -ENOENT : fd;
+    return fstatat(fd, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+/* ---- the walk -------------------------------------------------------------- */
+
+static bool is_tmp_name(const char *name)
+{
+    size_t n = strlen(name), s = strlen(SYNC_TMP_SUFFIX);
+
+    return name[0] == '.' && n > s && !strcmp(name + n - s, SYNC_TMP_SUFFIX);
+}
+
+static int push_node(struct nodes *v, const char *path, const struct sync_node *n)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 256;
+        struct node *g = realloc(v->v, cap * sizeof *g);
+        if (!g)
+            return -ENOMEM;
+        v->v = g;
+        v->cap = cap;
+    }
+    if (!(v->v[v->n].path = strdup(path)))
+        return -ENOMEM;
+    v->v[v->n++].n = *n;
+    return 0;
+}
+
+static int add_blind(struct side *sd, const char *path)
+{
+    char **g = realloc(sd->blind, (sd->nblind + 1) * sizeof *g);
+
+    if (!g)
+        return -ENOMEM;
+    sd->blind = g;
+    if (!(g[sd->nblind] = strdup(path)))
+        return -ENOMEM;
+    sd->nblind++;
+    return 0;
+}
+
+/* Whether path is at or below a directory some side could not read. */
+static bool blind(const struct eng *e, const char *path)
+{
+    for (int s = 0; s < 2; s++)
+        for (size_t i = 0; i < e->s[s].nblind; i++) {
+            const char *b = e->s[s].blind[i];
+            size_t n = strlen(b);
+            if (!strncmp(path, b, n) && (path[n] == '\0' || path[n] == '/'))
+                return true;
+        }
+    return false;
+}
+
+/* Walk the directory open at dfd, whose path is path (plen bytes, "" for the
+ * root), into sd->walk.  Unreadable directories go to sd->blind. */
+static int walk(struct eng *e, struct side *sd, int dfd, char *path, size_t plen)
+{
+    char **names;
+    size_t n;
+    int rc = tree_list_names(dfd, &names, &n);
+
+    if (rc < 0) {
+        if (rc == -ENOMEM)
+            return rc;
+        report_err(e, plen ? path : ".", rc,
+                   sd->id == SYNC_LOCAL ? "cannot read the local directory"
+                                        : "cannot read the remote directory");
+        tree_free_names(names, n);
+        return add_blind(sd, path);
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *nm = names[i];
+        size_t nl = strlen(nm), len = plen + (plen ? 1 : 0) + nl;
+        struct sync_node node = {0};
+        struct stat st;
+
+        if (plen == 0 && !strcmp(nm, SYNC_TRASH))
+            continue;
+        if (is_tmp_name(nm)) { /* a pass interrupted during a copy */
+            if (!e->o->dry_run && unlinkat(dfd, nm, 0) == 0)
+                log_info("removed %s/%s%s%s, left by an interrupted pass", sd->name, path,
+                         plen ? "/" : "", nm);
+            continue;
+        }
+        if (fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue; /* gone since the listing */
+        if (len > STATEDB_PATH_MAX) {
+            report_err(e, path, -ENAMETOOLONG, "a name below is too long to sync");
+            continue;
+        }
+        if (plen)
+            path[plen] = '/';
+        memcpy(path + plen + (plen ? 1 : 0), nm, nl + 1);
+        meta_of(&st, sd->id, &node.m);
+        if (e->o->exclude && exclude_match(e->o->exclude, path, S_ISDIR(st.st_mode))) {
+            path[plen] = '\0';
+            continue;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            char target[PATH_MAX];
+            ssize_t tl = readlinkat(dfd, nm, target, sizeof target);
+            if (tl < 0) {
+                path[plen] = '\0';
+                continue;
+            }
+            node.m.size = (uint64_t)tl;
+            sha(target, (size_t)tl, node.digest);
+        }
+        rc = push_node(&sd->walk, path, &node);
+        if (rc == 0 && S_ISDIR(st.st_mode)) {
+            int sub = openat(dfd, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub < 0) {
+                report_err(e, path, -errno,
+                           sd->id == SYNC_LOCAL ? "cannot open the local directory"
+                                                : "cannot open the remote directory");
+                rc = add_blind(sd, path);
+            } else {
+                rc = walk(e, sd, sub, path, len);
+                close(sub);
+            }
+        }
+        path[plen] = '\0';
+    }
+    tree_free_names(names, n);
+    return rc;
+}
+
+static int cmp_node(const void *a, const void *b)
+{
+    return strcmp(((const struct node *)a)->path, ((const struct node *)b)->path);
+}
+
+/* ---- trash ----------------------------------------------------------------- */
+
+/* Move path on side to ROOT/.homeport-trash/STAMP/path. */
+static int trash(struct eng *e, struct side *sd, const char *path)
+{
+    char tpath[STATEDB_PATH_MAX + 64], tdir[sizeof tpath], dst[NAME_MAX + 1];
+    const char *name, *tname;
+    int fd, tfd;
+    struct stat st;
+
+    snprintf(tpath, sizeof tpath, "%s/%s/%s", SYNC_TRASH, e->stamp, path);
+    fd = open_parent(e, sd, path, false, &name);
+    if (fd < 0)
+        return fd;
+    tname = split(tpath, tdir, sizeof tdir);
+    tfd = open_dir(e, sd, tdir, true, 1);
+    if (tfd < 0)
+        return tfd;
+    snprintf(dst, sizeof dst, "%.*s", NAME_MAX, tname);
+    for (unsigned k = 2; fstatat(tfd, dst, &st, AT_SYMLINK_NOFOLLOW) == 0 && k < 1000; k++)
+        snprintf(dst, sizeof dst, "%.*s.%u", NAME_MAX - 5, tname, k);
+    if (renameat(fd, name, tfd, dst) < 0)
+        return -errno;
+    cache_drop(sd); /* a directory may have moved */
+    return 0;
+}
+
+/* Remove trash folders older than trash_days on side. */
+static void purge_trash(struct eng *e, struct side *sd)
+{
+    int fd = openat(sd->root, SYNC_TRASH, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    char **names;
+    size_t n;
+
+    if (fd < 0)
+        return;
+    if (tree_list_names(fd, &names, &n) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            struct tm tm = {0};
+            char tail;
+            time_t t;
+            int sub;
+            struct tree_stats ts = {0};
+
+            if (sscanf(names[i], "%4d-%2d-%2d_%2d%2d%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                       &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &tail) != 6)
+                continue;
+            tm.tm_year -= 1900;
+            tm.tm_mon -= 1;
+            t = timegm(&tm);
+            if (t == (time_t)-1 || e->o->now - t < (time_t)e->o->trash_days * 86400)
+                continue;
+            sub = openat(fd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub < 0)
+                continue;
+            if (tree_empty(sub, &ts) == 0 && unlinkat(fd, names[i], AT_REMOVEDIR) == 0)
+                log_info("%s trash: removed %s (older than %u days)", sd->name, names[i],
+                         e->o->trash_days);
+            else
+                log_warn("%s trash: cannot remove %s: %s", sd->name, names[i],
+                         strerror(ts.first_err ? -ts.first_err : errno));
+            close(sub);
+        }
+    }
+    tree_free_names(names, n);
+    close(fd);
+}
+
+/* ---- copies ---------------------------------------------------------------- */
+
+static void own(struct eng *e, struct side *sd, int dfd, const char *name)
+{
+    if (e->o->owner[sd->id] != (uid_t)-1)
+        fchownat(dfd, name, e->o->owner[sd->id], e->o->group[sd->id], AT_SYMLINK_NOFOLLOW);
+}
+
+/* Make room at name in dfd for a new entry of type t: a directory of
+ * another type goes to the trash (a type change). */
+static int make_room(struct eng *e, struct side *sd, const char *path, uint8_t t)
+{
+    struct stat st;
+    int rc = lstat_path(e, sd, path, &st);
+
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return rc;
+    if (S_ISDIR(st.st_mode) && t != SYNC_DIR)
+        return trash(e, sd, path);
+    return 0;
+}
+
+static void tmp_name(const char *name, char *out, size_t len)
+{
+    size_t room = NAME_MAX - 1 - strlen(SYNC_TMP_SUFFIX);
+
+    snprintf(out, len, ".%.*s%s", (int)room, name, SYNC_TMP_SUFFIX);
+}
+
+/* Copy the regular file path from side a to side b; digest: its content's. */
+static int copy_file(struct eng *e, struct side *a, struct side *b, const char *path,
+                     unsigned char *digest)
+{
+    char tmp[NAME_MAX + 1];
+    const char *name;
+    struct stat before, after;
+    mbedtls_sha256_context c;
+    int sfd, dfd, tfd, rc = 0, pfd;
+    ssize_t r;
+
+    pfd = open_parent(e, a, path, false, &name);
+    if (pfd < 0)
+        return pfd;
+    sfd = openat(pfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (sfd < 0)
+        return -errno;
+    if (fstat(sfd, &before) < 0 || !S_ISREG(before.st_mode)) {
+        close(sfd);
+        return -ESTALE; /* replaced since the walk */
+    }
+    rc = make_room(e, b, path, SYNC_FILE);
+    dfd = rc < 0 ? rc : open_parent(e, b, path, true, &name);
+    if (dfd < 0) {
+        close(sfd);
+        return dfd;
+    }
+    tmp_name(name, tmp, sizeof tmp);
+    unlinkat(dfd, tmp, 0);
+    tfd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (tfd < 0) {
+        rc = -errno;
+        close(sfd);
+        return rc;
+    }
+    mbedtls_sha256_init(&c);
+    mbedtls_sha256_starts_ret(&c, 0);
+    while ((r = read(sfd, e->buf, COPY_BUF)) != 0) {
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = -errno;
+            break;
+        }
+        mbedtls_sha256_update_ret(&c, e->buf, (size_t)r);
+        for (ssize_t off = 0; off < r;) {
+            ssize_t w = write(tfd, e->buf + off, (size_t)(r - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                rc = w < 0 ? -errno : -EIO;
+                break;
+            }
+            off += w;
+        }
+        if (rc < 0)
+            break;
+    }
+    mbedtls_sha256_finish_ret(&c, digest);
+    mbedtls_sha256_free(&c);
+    if (rc == 0 && (fstat(sfd, &after) < 0 || after.st_size != before.st_size ||
+                    ns(after.st_mtim) != ns(before.st_mtim)))
+        rc = -EAGAIN; /* written to while copied: the next pass takes it */
+    close(sfd);
+    if (rc == 0 && fchmod(tfd, before.st_mode & 07777) < 0)
+        rc = -errno;
+    if (rc == 0 && e->o->owner[b->id] != (uid_t)-1 &&
+        fchown(tfd, e->o->owner[b->id], e->o->group[b->id]) < 0 && b->id == SYNC_LOCAL)
+        rc = -errno;
+    if (rc == 0 && fsync(tfd) < 0)
+        rc = -errno;
+    if (close(tfd) < 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0) { /* after close: a network filesystem may touch mtime on its last flush */
+        struct timespec t[2] = {before.st_atim, before.st_mtim};
+        if (utimensat(dfd, tmp, t, AT_SYMLINK_NOFOLLOW) < 0)
+            rc = -errno;
+    }
+    if (rc == 0 && renameat(dfd, tmp, dfd, name) < 0)
+        rc = -errno;
+    if (rc < 0)
+        unlinkat(dfd, tmp, 0);
+    return rc;
+}
+
+static int copy_link(struct eng *e, struct side *a, struct side *b, const char *path)
+{
+    char target[PATH_MAX], tmp[NAME_MAX + 1];
+    const char *name;
+    struct stat st;
+    ssize_t tl;
+    int fd = open_parent(e, a, path, false, &name), rc;
+
+    if (fd < 0)
+        return fd;
+    if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return -errno;
+    if ((tl = readlinkat(fd, name, target, sizeof target - 1)) < 0)
+        return -errno;
+    target[tl] = '\0';
+    if ((rc = make_room(e, b, path, SYNC_LINK)) < 0)
+        return rc;
+    if ((fd = open_parent(e, b, path, true, &name)) < 0)
+        return fd;
+    tmp_name(name, tmp, sizeof tmp);
+    unlinkat(fd, tmp, 0);
+    if (symlinkat(target, fd, tmp) < 0)
+        return -errno;
+    own(e, b, fd, tmp);
+    {
+        struct timespec t[2] = {st.st_atim, st.st_mtim};
+        utimensat(fd, tmp, t,
+                  AT_SYMLINK_NOFOLLOW); /* not everywhere: a link's mtime is not compared */
+    }
+    if (renameat(fd, tmp, fd, name) < 0) {
+        rc = -errno;
+        unlinkat(fd, tmp, 0);
+        return rc;
+    }
+    return 0;
+}
+
+static int copy_dir(struct eng *e, struct side *a, struct side *b, const char *path)
+{
+    const char *name;
+    struct stat st, d;
+    int fd = open_parent(e, a, path, false, &name), rc;
+
+    if (fd < 0)
+        return fd;
+    if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode))
+        return -ESTALE;
+    if ((fd = open_parent(e, b, path, true, &name)) < 0)
+        return fd;
+    if (fstatat(fd, name, &d, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(d.st_mode)) {
+        if ((rc = trash(e, b, path)) < 0)
+            return rc;
+        if ((fd = open_parent(e, b, path, true, &name)) < 0)
+            return fd;
+    }
+    if (mkdirat(fd, name, 0700) == 0)
+        own(e, b, fd, name);
+    else if (errno != EEXIST)
+        return -errno;
+    return fchmodat(fd, name, st.st_mode & 07777, 0) < 0 ? -errno : 0;
+}
+
+/* Copy path from side a to side b, whatever its type. */
+static int copy_any(struct eng *e, struct side *a, struct side *b, const char *path, uint8_t type,
+                    unsigned char *digest)
+{
+    switch (type) {
+    case SYNC_FILE: return copy_file(e, a, b, path, digest);
+    case SYNC_LINK: return copy_link(e, a, b, path);
+    case SYNC_DIR: return copy_dir(e, a, b, path);
+    default: return -EINVAL;
+    }
+}
+
+/* ---- recording ------------------------------------------------------------- */
+
+/* Put path into the new database with both sides' metadata as they are now;
+ * digest: known content (NULL: none; symlinks are hashed here). */
+static int record(struct eng *e, const char *path, const unsigned char *digest)
+{
+    struct statedb_entry en = {.path = (char *)path};
+    struct stat l, r;
+    int rc;
+
+    if ((rc = lstat_path(e, &e->s[SYNC_LOCAL], path, &l)) < 0 ||
+        (rc = lstat_path(e, &e->s[SYNC_REMOTE], path, &r)) < 0)
+        return rc;
+    meta_of(&l, SYNC_LOCAL, &en.local);
+    meta_of(&r, SYNC_REMOTE, &en.remote);
+    if (en.local.type != en.remote.type)
+        return -ESTALE;
+    if (en.local.type == SYNC_LINK) {
+        char target[PATH_MAX];
+        const char *name;
+        int fd = open_parent(e, &e->s[SYNC_LOCAL], path, false, &name);
+        ssize_t tl = fd < 0 ? -1 : readlinkat(fd, name, target, sizeof target);
+        if (tl < 0)
+            return -ESTALE;
+        en.local.size = en.remote.size = (uint64_t)tl;
+        sha(target, (size_t)tl, en.digest);
+    } else if (en.local.type == SYNC_FILE && digest) {
+        memcpy(en.digest, digest, STATEDB_DIGEST);
+    }
+    e->dirty = true;
+    return statedb_put(&e->out, &en);
+}
+
+static int keep_base(struct eng *e, const struct item *it)
+{
+    return it->base.path ? statedb_put(&e->out, &it->base) : 0;
+}
+
+/* ---- one path ------------------------------------------------------------- */
+
+static int hash_side(struct eng *e, struct side *sd, const char *path, struct sync_node *n)
+{
+    const char *name;
+    int pfd = open_parent(e, sd, path, false, &name), fd, rc;
+
+    if (n->m.type != SYNC_FILE)
+        return 0;
+    if (pfd < 0)
+        return pfd;
+    fd = openat(pfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    rc = hash_fd(fd, e->buf, n->digest);
+    close(fd);
+    return rc;
+}
+
+static int decide(struct eng *e, struct item *it)
+{
+    const struct statedb_entry *b = it->base.path ? &it->base : NULL;
+    int rc;
+
+    it->act = sync_decide(b, it->l, it->r, e->have_db);
+    if (it->act != SYNC_COMPARE)
+        return 0;
+    if (it->l) {
+        it->lc = *it->l;
+        if ((rc = hash_side(e, &e->s[SYNC_LOCAL], it->path, &it->lc)) < 0)
+            return rc;
+        it->l = &it->lc;
+    }
+    if (it->r) {
+        it->rc = *it->r;
+        if ((rc = hash_side(e, &e->s[SYNC_REMOTE], it->path, &it->rc)) < 0)
+            return rc;
+        it->r = &it->rc;
+    }
+    it->act = sync_decide(b, it->l, it->r, e->have_db);
+    return it->act == SYNC_COMPARE ? -EIO : 0;
+}
+
+/* A name for the conflict's loser that neither side has. */
+static int conflict_name(struct eng *e, const char *path, char *out, size_t len)
+{
+    struct stat st;
+
+    for (unsigned seq = 1; seq < 100; seq++) {
+        int rc = sync_conflict_name(path, e->o->host, e->o->now, seq, out, len);
+        if (rc < 0)
+            return rc;
+        if (lstat_path(e, &e->s[SYNC_LOCAL], out, &st) == -ENOENT &&
+            lstat_path(e, &e->s[SYNC_REMOTE], out, &st) == -ENOENT)
+            return 0;
+    }
+    return -EEXIST;
+}
+
+static int conflict(struct eng *e, struct item *it)
+{
+    enum sync_side win = it->act == SYNC_CONFLICT_KEEP_LOCAL ? SYNC_LOCAL : SYNC_REMOTE;
+    struct side *w = &e->s[win], *l = &e->s[!win];
+    const struct sync_node *wn = win == SYNC_LOCAL ? it->l : it->r;
+    const struct sync_node *ln = win == SYNC_LOCAL ? it->r : it->l;
+    char cname[STATEDB_PATH_MAX + 128], p[LINE_MAX_OUT / 3], c[LINE_MAX_OUT / 3];
+    unsigned char wd[STATEDB_DIGEST], ld[STATEDB_DIGEST];
+    const char *name, *cbase;
+    int rc, fd;
+
+    if ((rc = conflict_name(e, it->path, cname, sizeof cname)) < 0)
+        return rc;
+    esc(p, sizeof p, it->path);
+    esc(c, sizeof c, cname);
+    e->st->conflicts++;
+    report(e, "conflict %s: %s keeps the name, the other is %s", p, w->name, c);
+    if (e->o->dry_run)
+        return 0;
+    memcpy(wd, wn->digest, sizeof wd);
+    memcpy(ld, ln->digest, sizeof ld);
+    /* the loser's version moves aside on its side, then each side gets the
+     * version it lacks */
+    if ((fd = open_parent(e, l, it->path, false, &name)) < 0)
+        return fd;
+    cbase = strrchr(cname, '/') ? strrchr(cname, '/') + 1 : cname;
+    if (renameat(fd, name, fd, cbase) < 0)
+        return -errno;
+    if (ln->m.type == SYNC_DIR)
+        cache_drop(l);
+    if ((rc = copy_any(e, w, l, it->path, wn->m.type, wd)) < 0 ||
+        (rc = copy_any(e, l, w, cname, ln->m.type, ld)) < 0)
+        return rc;
+    e->dirty = true;
+    if (wn->m.type != SYNC_DIR && (rc = record(e, it->path, wd)) < 0)
+        return rc;
+    if (wn->m.type == SYNC_DIR && (rc = record(e, it->path, NULL)) < 0)
+        return rc;
+    return record(e, cname, ld);
+}
+
+static const char *arrow(enum sync_action a)
+{
+    return a == SYNC_COPY_TO_REMOTE ? "to-remote" : "to-local";
+}
+
+/* Apply one decision (not a directory's deletion: see finish_dirs). */
+static int apply(struct eng *e, struct item *it, bool *defer)
+{
+    char p[LINE_MAX_OUT / 3];
+    int rc = 0;
+
+    esc(p, sizeof p, it->path);
+    switch (it->act) {
+    case SYNC_NOTHING: e->st->in_step++; return keep_base(e, it);
+    case SYNC_RECORD:
+        e->st->in_step++;
+        if (e->o->dry_run)
+            return 0;
+        rc = record(e, it->path,
+                    it->l && known(it->l->digest) ? it->l->digest
+                    : it->base.path               ? it->base.digest
+                                                  : NULL);
+        break;
+    case SYNC_COPY_TO_REMOTE:
+    case SYNC_COPY_TO_LOCAL: {
+        enum sync_side from = it->act == SYNC_COPY_TO_REMOTE ? SYNC_LOCAL : SYNC_REMOTE;
+        const struct sync_node *src = from == SYNC_LOCAL ? it->l : it->r;
+        unsigned char d[STATEDB_DIGEST] = {0};
+
+        if (from == SYNC_LOCAL)
+            e->st->to_remote++;
+        else
+            e->st->to_local++;
+        report(e, "%s %s", arrow(it->act), p);
+        if (e->o->dry_run)
+            return 0;
+        rc = copy_any(e, &e->s[from], &e->s[!from], it->path, src->m.type, d);
+        if (rc == 0)
+            rc = record(e, it->path, src->m.type == SYNC_FILE ? d : NULL);
+        break;
+    }
+    case SYNC_DELETE_LOCAL:
+    case SYNC_DELETE_REMOTE: {
+        enum sync_side on = it->act == SYNC_DELETE_LOCAL ? SYNC_LOCAL : SYNC_REMOTE;
+        const struct sync_node *n = on == SYNC_LOCAL ? it->l : it->r;
+
+        if (it->held)
+            return keep_base(e, it);
+        if (n->m.type == SYNC_DIR) {
+            *defer = true;
+            return 0;
+        }
+        if (on == SYNC_LOCAL)
+            e->st->del_local++;
+        else
+            e->st->del_remote++;
+        report(e, "delete-%s %s", e->s[on].name, p);
+        if (e->o->dry_run)
+            return 0;
+        rc = trash(e, &e->s[on], it->path);
+        if (rc == -ENOENT || rc == -ENOTDIR)
+            rc = 0; /* gone with a directory replaced above it */
+        if (rc == 0)
+            e->dirty = true;
+        break;
+    }
+    case SYNC_FORGET: e->dirty = true; return 0;
+    case SYNC_CONFLICT_KEEP_LOCAL:
+    case SYNC_CONFLICT_KEEP_REMOTE: rc = conflict(e, it); break;
+    case SYNC_SKIP_SPECIAL:
+        e->st->special++;
+        report(e, "special %s (%s): not synced", p,
+               it->l && it->l->m.type == SYNC_SPECIAL ? "local" : "remote");
+        return keep_base(e, it);
+    case SYNC_COMPARE: rc = -EIO; break;
+    }
+    if (rc < 0) {
+        report_err(e, it->path, rc,
+                   rc == -EAGAIN ? "changed while it was copied (next pass)" : "not synced");
+        if (e->o->dry_run)
+            return 0;
+        return keep_base(e, it) < 0 ? -ENOMEM : 0;
+    }
+    return 0;
+}
+
+/* A directory deleted on one side: removed from the other once what was
+ * below it is decided.  When something is left in it that the other side
+ * has again (a change below it won), it stays; when what is left was never
+ * synced (excluded, special), it goes to the trash whole. */
+static int finish_dir(struct eng *e, struct item *it)
+{
+    enum sync_side on = it->act == SYNC_DELETE_LOCAL ? SYNC_LOCAL : SYNC_REMOTE;
+    struct side *sd = &e->s[on];
+    char p[LINE_MAX_OUT / 3];
+    const char *name;
+    struct stat st;
+    int fd, rc;
+
+    esc(p, sizeof p, it->path);
+    if (e->o->dry_run) {
+        on == SYNC_LOCAL ? e->st->del_local++ : e->st->del_remote++;
+        report(e, "delete-%s %s", sd->name, p);
+        return 0;
+    }
+    if ((fd = open_parent(e, sd, it->path, false, &name)) < 0)
+        return fd == -ENOENT || fd == -ENOTDIR ? 0 : fd;
+    if (unlinkat(fd, name, AT_REMOVEDIR) == 0)
+        rc = 0;
+    else if (errno == ENOENT || errno == ENOTDIR)
+        return 0;
+    else if (errno != ENOTEMPTY && errno != EEXIST)
+        rc = -errno;
+    else if (lstat_path(e, &e->s[!on], it->path, &st) == 0 && S_ISDIR(st.st_mode))
+        return record(e, it->path, NULL); /* something below was kept */
+    else
+        rc = trash(e, sd, it->path);
+    cache_drop(sd);
+    if (rc < 0) {
+        report_err(e, it->path, rc, "directory not deleted");
+        return keep_base(e, it) < 0 ? -ENOMEM : 0;
+    }
+    on == SYNC_LOCAL ? e->st->del_local++ : e->st->del_remote++;
+    report(e, "delete-%s %s", sd->name, p);
+    e->dirty = true;
+    return 0;
+}
+
+/* ---- the pass --------------------------------------------------------------- */
+
+static void items_free(struct item *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i].path);
+    free(v);
+}
+
+/* Merge the two walks and the database into one decision per path. */
+static int plan(struct eng *e, struct item **out, size_t *nout)
+{
+    struct nodes *L = &e->s[SYNC_LOCAL].walk, *R = &e->s[SYNC_REMOTE].walk;
+    size_t i = 0, j = 0, k = 0, n = 0, cap = L->n + R->n + e->db.n + 1;
+    struct item *v = calloc(cap, sizeof *v);
+
+    if (!v)
+        return -ENOMEM;
+    while (i < L->n || j < R->n || k < e->db.n) {
+        const char *lp = i < L->n ? L->v[i].path : NULL, *rp = j < R->n ? R->v[j].path : NULL;
+        const char *bp = k < e->db.n ? e->db.v[k].path : NULL, *p = lp;
+        struct item *it = &v[n];
+
+        if (rp && (!p || strcmp(rp, p) < 0))
+            p = rp;
+        if (bp && (!p || strcmp(bp, p) < 0))
+            p = bp;
+        if (!p)
+            break;
+        if (!(it->path = strdup(p))) {
+            items_free(v, n);
+            return -ENOMEM;
+        }
+        if (lp && !strcmp(lp, it->path))
+            it->l = &L->v[i++].n;
+        if (rp && !strcmp(rp, it->path))
+            it->r = &R->v[j++].n;
+        if (bp && !strcmp(bp, it->path))
+            it->base = e->db.v[k++];
+        n++;
+        if (blind(e, it->path)) {
+            it->act = SYNC_NOTHING; /* a side could not be read here: as it was */
+            continue;
+        }
+        if (!it->l && !it->r && it->base.path && e->o->exclude &&
+            exclude_match(e->o->exclude, it->path, it->base.local.type == SYNC_DIR)) {
+            it->act = SYNC_FORGET; /* excluded since: dropped, never deleted */
+            continue;
+        }
+        int rc = decide(e, it);
+        if (rc < 0) {
+            report_err(e, it->path, rc, "cannot compare the two versions");
+            it->act = SYNC_NOTHING;
+        }
+    }
+    *out = v;
+    *nout = n;
+    return 0;
+}
+
+/* The mass-delete guard (engine.h). */
+static void guard(struct eng *e, struct item *v, size_t n)
+{
+    unsigned long del[2] = {0, 0};
+
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].act == SYNC_DELETE_LOCAL)
+            del[SYNC_LOCAL]++;
+        else if (v[i].act == SYNC_DELETE_REMOTE)
+            del[SYNC_REMOTE]++;
+    }
+    for (int s = 0; s < 2; s++) {
+        unsigned long total = e->db.n;
+        e->st->entries[s] = total;
+        if (e->o->allow_deletes || del[s] <= SYNC_GUARD_MIN || e->o->max_delete_percent >= 100 ||
+            del[s] * 100 <= (unsigned long)e->o->max_delete_percent * total)
+            continue;
+        e->st->guarded[s] = del[s];
+        for (size_t i = 0; i < n; i++)
+            if (v[i].act == (s == SYNC_LOCAL ? SYNC_DELETE_LOCAL : SYNC_DELETE_REMOTE))
+                v[i].held = true;
+        report(
+            e,
+            "guard %s: %lu of %lu entries would be deleted (more than %u%%): not deleted; run with "
+            "--allow-deletes to confirm",
+            e->s[s].name, del[s], total, e->o->max_delete_percent);
+    }
+}
+
+static int open_root(const char *path, char *why, size_t len, const char *what)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0)
+        snprintf(why, len, "%s %s: %s", what, path, strerror(errno));
+    return fd < 0 ? -errno : fd;
+}
+
+/* More descriptors for deep trees: the walk holds one per level. */
+static void raise_nofile(void)
+{
+    struct rlimit r;
+
+    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+        r.rlim_cur = r.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &r);
+    }
+}
+
+/* One pass at a time on a database: STATE.lock, held for the pass. */
+static int lock_state(const char *state, char *why, size_t len)
+{
+    char path[PATH_MAX];
+    int fd;
+
+    if ((size_t)snprintf(path, sizeof path, "%s.lock", state) >= sizeof path) {
+        snprintf(why, len, "%s: path too long", state);
+        return -ENAMETOOLONG;
+    }
+    fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int rc = -errno;
+        snprintf(why, len, "cannot open %s: %s", path, strerror(errno));
+        return rc;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        snprintf(why, len, "%s: %s", path,
+                 rc == -EBUSY ? "another sync pass of this home is running" : strerror(-rc));
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+static void eng_free(struct eng *e)
+{
+    for (int s = 0; s < 2; s++) {
+        struct side *sd = &e->s[s];
+        cache_drop(sd);
+        if (sd->root >= 0)
+            close(sd->root);
+        for (size_t i = 0; i < sd->walk.n; i++)
+            free(sd->walk.v[i].path);
+        free(sd->walk.v);
+        for (size_t i = 0; i < sd->nblind; i++)
+            free(sd->blind[i]);
+        free(sd->blind);
+    }
+    statedb_free(&e->db);
+    statedb_free(&e->out);
+    free(e->buf);
+}
+
+int sync_run(const struct sync_opts *o, struct sync_stats *st, char *why, size_t whylen)
+{
+    struct eng e = {.o = o, .st = st};
+    char path[STATEDB_PATH_MAX + 2] = "";
+    struct item *v = NULL;
+    size_t n = 0, *dirs = NULL, ndirs = 0;
+    struct tm tm;
+    int rc, lockfd;
+
+    memset(st, 0, sizeof *st);
+    why[0] = '\0';
+    for (int s = 0; s < 2; s++) {
+        e.s[s].id = (enum sync_side)s;
+        e.s[s].name = s == SYNC_LOCAL ? "local" : "remote";
+        e.s[s].root = -1;
+        e.s[s].cache[0].fd = e.s[s].cache[1].fd = -1;
+    }
+    raise_nofile();
+    if ((rc = lock_state(o->state, why, whylen)) < 0)
+        return rc;
+    lockfd = rc;
+    if (!(e.buf = malloc(COPY_BUF))) {
+        close(lockfd);
+        return -ENOMEM;
+    }
+    gmtime_r(&o->now, &tm);
+    strftime(e.stamp, sizeof e.stamp, "%Y-%m-%d_%H%M%S", &tm);
+    if ((rc = e.s[SYNC_LOCAL].root = open_root(o->local, why, whylen, "local tree")) < 0 ||
+        (rc = e.s[SYNC_REMOTE].root = open_root(o->remote, why, whylen, "remote tree")) < 0)
+        goto out;
+    rc = statedb_load(&e.db, o->state, why, whylen);
+    if (rc == 0) {
+        e.have_db = true;
+    } else if (rc == -ENOENT || rc == -EBADMSG) {
+        if (rc == -EBADMSG)
+            log_warn("%s: the state database is damaged: this pass is a union (nothing deleted); "
+                     "a new database is written after it",
+                     why);
+        else
+            log_info("%s: no state database yet: this pass is a union (nothing deleted)", o->state);
+        st->union_mode = true;
+        e.dirty = true;
+        why[0] = '\0';
+    } else {
+        goto out; /* -EPROTO (a newer homeport's) or unreadable: touch nothing */
+    }
+    if (!o->dry_run) {
+        purge_trash(&e, &e.s[SYNC_LOCAL]);
+        purge_trash(&e, &e.s[SYNC_REMOTE]);
+    }
+    for (int s = 0; s < 2; s++) {
+        path[0] = '\0';
+        if ((rc = walk(&e, &e.s[s], e.s[s].root, path, 0)) < 0) {
+            snprintf(why, whylen, "walking the %s tree: %s", e.s[s].name, strerror(-rc));
+            goto out;
+        }
+        qsort(e.s[s].walk.v, e.s[s].walk.n, sizeof *e.s[s].walk.v, cmp_node);
+    }
+    if ((rc = plan(&e, &v, &n)) < 0) {
+        snprintf(why, whylen, "planning: %s", strerror(-rc));
+        goto out;
+    }
+    guard(&e, v, n);
+    if (!(dirs = malloc((n + 1) * sizeof *dirs))) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool defer = false;
+        if (o->stop && *o->stop) {
+            st->stopped = true;
+            for (; i < n; i++)
+                if (keep_base(&e, &v[i]) < 0)
+                    break;
+            break;
+        }
+        if ((rc = apply(&e, &v[i], &defer)) < 0) {
+            snprintf(why, whylen, "%s: %s", v[i].path, strerror(-rc));
+            goto out;
+        }
+        if (defer)
+            dirs[ndirs++] = i;
+    }
+    while (ndirs > 0) /* deepest first */
+        if ((rc = finish_dir(&e, &v[dirs[--ndirs]])) < 0) {
+            snprintf(why, whylen, "%s: %s", v[dirs[ndirs]].path, strerror(-rc));
+            goto out;
+        }
+    rc = 0;
+    if (!o->dry_run && (e.dirty || e.out.n != e.db.n))
+        rc = statedb_save(&e.out, o->state, why, whylen);
+out:
+    free(dirs);
+    items_free(v, n);
+    eng_free(&e);
+    close(lockfd);
+    return rc;
+}
