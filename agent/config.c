@@ -131,8 +131,8 @@ static const struct key_def keys[] = {
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static const char *const sections[] = {"agent",   "boot",   "nbd",   "home",
-                                       "session", "remote", "server"};
+static const char *const sections[] = {"agent",   "boot",   "nbd",  "home",
+                                       "session", "remote", "sync", "server"};
 
 struct parser {
     const char *file;
@@ -930,8 +930,7 @@ static int parse_stream(FILE *f, struct parser *p, struct hp_config *cfg)
             if (!section_ok)
                 perror_at(p,
                           "unknown section [%s] (known: [agent], [boot], [nbd], [home], [session], "
-                          "[remote], "
-                          "[server])",
+                          "[remote], [sync], [server])",
                           name);
             snprintf(section, sizeof section, "%s", name);
             continue;

@@ -432,7 +432,8 @@ static int verb_status(int argc, char **argv, struct globals *g)
     log_open(LOG_TO_STDERR, verbose_level(g->verbose, LOG_LVL_WARN));
     if (load_config(g, &cfg) < 0)
         return 2;
-    rc = home_status(&cfg, stdout, json);
+    rc = cfg.home_mode == HP_HOME_SYNC ? roam_status(&cfg, stdout, json)
+                                       : home_status(&cfg, stdout, json);
     config_free(&cfg);
     return rc > 0 ? 1 : 0;
 }

@@ -54,6 +54,24 @@ static int connect_agent(const struct hp_config *cfg, char *path, size_t len)
     return fd;
 }
 
+/* The password pam_exec expose_authtok writes on stdin (up to a NUL, a
+ * newline or EOF).  Its length, 0 when there is none, -errno. */
+static int read_authtok(char *out, size_t len)
+{
+    size_t n = 0;
+
+    while (n + 1 < len) {
+        ssize_t r = read(0, out + n, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || out[n] == '\0' || out[n] == '\n')
+            break;
+        n++;
+    }
+    out[n] = '\0';
+    return (int)n;
+}
+
 int pamclient_run(const struct hp_config *cfg, const char *bad_config, FILE *out)
 {
     const char *type = getenv("PAM_TYPE"), *user = getenv("PAM_USER"),
@@ -67,8 +85,11 @@ int pamclient_run(const struct hp_config *cfg, const char *bad_config, FILE *out
                         "(see homeport(8))\n");
         return 2;
     }
-    if (!strcmp(type, "auth") || !strcmp(type, "password"))
+    if (!strcmp(type, "password"))
         return 0;
+    if (!strcmp(type, "auth") &&
+        (cfg->home_mode != HP_HOME_SYNC || cfg->sync_auth != HP_SYNC_AUTH_PASSWORD || bad_config))
+        return 0; /* the password is not needed: never read, never sent */
     verb = proto_verb_from_pam(type);
     if (verb < 0) {
         snprintf(msg, sizeof msg, "homeport: unknown PAM stage '%.64s'", type);
@@ -99,6 +120,13 @@ int pamclient_run(const struct hp_config *cfg, const char *bad_config, FILE *out
 
     req.verb = (enum proto_verb)verb;
     snprintf(req.user, sizeof req.user, "%s", user);
+    if (verb == PV_AUTH && read_authtok(req.secret, sizeof req.secret) <= 0) {
+        explicit_bzero(&req, sizeof req);
+        log_warn("auth %s: no password on stdin (the auth line needs pam_exec expose_authtok): "
+                 "the server home cannot be mounted with it",
+                 user);
+        return 0; /* auth is not ours to refuse; the mount will say it */
+    }
     if (service && strlen(service) < sizeof req.service && !strchr(service, '\n'))
         snprintf(req.service, sizeof req.service, "%s", service);
     fd = connect_agent(cfg, path, sizeof path);
@@ -110,6 +138,7 @@ int pamclient_run(const struct hp_config *cfg, const char *bad_config, FILE *out
         return 1;
     }
     n = proto_format_request(&req, buf, sizeof buf);
+    explicit_bzero(&req, sizeof req);
     if (n < 0 || send(fd, buf, (size_t)n, MSG_NOSIGNAL) != n) {
         snprintf(msg, sizeof msg, "Cannot ask the homeport agent about %s: %s", user,
                  strerror(n < 0 ? -n : errno));
@@ -118,6 +147,7 @@ int pamclient_run(const struct hp_config *cfg, const char *bad_config, FILE *out
         return 1;
     }
 
+    explicit_bzero(buf, sizeof buf);
     int64_t deadline = clock_ms() + cfg->pam_timeout_ms;
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLIN};

@@ -7,8 +7,8 @@
 
 #include "user.h"
 
-static const char *const verbs[] = {"ping",          "account", "open_session",
-                                    "close_session", "release", "cache"};
+static const char *const verbs[] = {"ping", "account", "open_session", "close_session",
+                                    "auth", "release", "cache",        "sync"};
 
 const char *proto_verb_name(enum proto_verb v)
 {
@@ -17,7 +17,7 @@ const char *proto_verb_name(enum proto_verb v)
 
 int proto_verb_from_pam(const char *pam_type)
 {
-    for (int v = PV_ACCOUNT; v <= PV_CLOSE_SESSION; v++)
+    for (int v = PV_ACCOUNT; v <= PV_AUTH; v++)
         if (pam_type && strcmp(pam_type, verbs[v]) == 0)
             return v;
     return -1;
@@ -30,6 +30,28 @@ static bool clean_text(const char *s, size_t n)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
             return false;
     return true;
+}
+
+/* n hex digits into out (n/2 bytes and a NUL): no NUL byte in the result. */
+static int unhex(const char *h, size_t n, char *out)
+{
+    if (n == 0 || n % 2 || n / 2 > PROTO_SECRET_MAX)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i += 2) {
+        int v = 0;
+        for (size_t k = i; k < i + 2; k++) {
+            char c = h[k];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0)
+                return -EINVAL;
+            v = v * 16 + d;
+        }
+        if (v == 0)
+            return -EINVAL;
+        out[i / 2] = (char)v;
+    }
+    out[n / 2] = '\0';
+    return 0;
 }
 
 int proto_parse_request(const char *buf, size_t len, struct proto_request *r, char *why,
@@ -84,6 +106,12 @@ int proto_parse_request(const char *buf, size_t len, struct proto_request *r, ch
         } else if (klen == 7 && !memcmp(p, "service", 7)) {
             dst = r->service;
             cap = sizeof r->service;
+        } else if (klen == 6 && !memcmp(p, "secret", 6)) {
+            if (r->secret[0] || unhex(eq + 1, (size_t)(nl - eq - 1), r->secret) < 0) {
+                snprintf(why, whylen, "malformed or duplicate secret in request");
+                return -EPROTO;
+            }
+            continue;
         } else {
             snprintf(why, whylen, "unknown key '%.*s' in request", (int)(klen > 32 ? 32 : klen), p);
             return -EPROTO;
@@ -98,6 +126,10 @@ int proto_parse_request(const char *buf, size_t len, struct proto_request *r, ch
         }
         memcpy(dst, eq + 1, vlen);
         dst[vlen] = '\0';
+    }
+    if ((r->verb == PV_AUTH) != (r->secret[0] != '\0')) {
+        snprintf(why, whylen, "a secret goes with auth, and only with auth");
+        return -EPROTO;
     }
     if (r->verb != PV_PING) {
         const char *problem = r->user[0] ? user_name_problem(r->user) : "is missing";
@@ -118,6 +150,13 @@ int proto_format_request(const struct proto_request *r, char *buf, size_t len)
         n += snprintf(buf + n, len > (size_t)n ? len - (size_t)n : 0, "user=%s\n", r->user);
     if (n >= 0 && r->service[0])
         n += snprintf(buf + n, len > (size_t)n ? len - (size_t)n : 0, "service=%s\n", r->service);
+    if (n >= 0 && r->secret[0]) {
+        n += snprintf(buf + n, len > (size_t)n ? len - (size_t)n : 0, "secret=");
+        for (const char *c = r->secret; *c && n >= 0; c++)
+            n +=
+                snprintf(buf + n, len > (size_t)n ? len - (size_t)n : 0, "%02x", (unsigned char)*c);
+        n += snprintf(buf + n, len > (size_t)n ? len - (size_t)n : 0, "\n");
+    }
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : n;
 }
 

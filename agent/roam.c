@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "json.h"
 #include "log.h"
 #include "mounts.h"
 #include "remote.h"
@@ -91,6 +93,38 @@ static int load_excludes(const struct hp_config *cfg, struct exclude_list *l, ch
     return rc;
 }
 
+/* STATE.last: how the last pass went, for `homeport status`:
+ * "when=EPOCH result=ok|errors|guarded|failed TEXT". */
+static void note_last(const struct roam_paths *p, time_t when, int rc, const struct sync_stats *st,
+                      const char *why)
+{
+    char path[PATH_MAX + 8], tmp[PATH_MAX + 16], line[1400];
+    const char *res = rc < 0                                                ? "failed"
+                      : st->guarded[SYNC_LOCAL] || st->guarded[SYNC_REMOTE] ? "guarded"
+                      : st->errors                                          ? "errors"
+                                                                            : "ok";
+    FILE *f;
+
+    if (rc == -EBUSY)
+        return;
+    if (rc < 0)
+        snprintf(line, sizeof line, "when=%lld result=%s %s", (long long)when, res, why);
+    else
+        snprintf(line, sizeof line,
+                 "when=%lld result=%s %lu to the server, %lu from it, %lu deleted here, %lu "
+                 "deleted there, %lu conflicts, %lu errors, deletions held back: %lu here, %lu "
+                 "there",
+                 (long long)when, res, st->to_remote, st->to_local, st->del_local, st->del_remote,
+                 st->conflicts, st->errors, st->guarded[SYNC_LOCAL], st->guarded[SYNC_REMOTE]);
+    snprintf(path, sizeof path, "%s.last", p->state);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (!(f = fopen(tmp, "we")))
+        return;
+    fprintf(f, "%s\n", line);
+    if (fclose(f) != 0 || rename(tmp, path) < 0)
+        unlink(tmp);
+}
+
 int roam_pass(const struct hp_config *cfg, const char *user, int flags,
               void (*report)(void *ctx, const char *line), void *ctx, struct sync_stats *st,
               char *why, size_t whylen)
@@ -138,6 +172,8 @@ int roam_pass(const struct hp_config *cfg, const char *user, int flags,
     o.ctx = ctx;
     rc = sync_run(&o, st, why, whylen);
     exclude_free(&ex);
+    if (!o.dry_run)
+        note_last(&p, o.now, rc, st, why);
     return rc;
 }
 
@@ -172,12 +208,12 @@ static int expand_word(const char *w, size_t n, const char *user, const char *mp
 
 /* Run argv with secret (may be NULL) on its stdin, its stderr captured in
  * why, for at most timeout_ms.  Its exit status, or -ETIMEDOUT / -errno. */
-static int run_tool(char *const argv[], const char *secret, unsigned timeout_ms, char *why,
-                    size_t whylen)
+static int run_tool(char *const argv[], const char *secret, unsigned timeout_ms, bool stdout_too,
+                    char *why, size_t whylen)
 {
     int in[2], err[2], status, rc = 0;
     size_t got = 0;
-    uint64_t end = clock_ms() + timeout_ms;
+    int64_t end = clock_ms() + timeout_ms;
     pid_t pid;
 
     if (pipe2(in, O_CLOEXEC) < 0)
@@ -200,7 +236,7 @@ static int run_tool(char *const argv[], const char *secret, unsigned timeout_ms,
     if (pid == 0) {
         int null = open("/dev/null", O_RDWR);
         dup2(in[0], 0);
-        dup2(null, 1);
+        dup2(stdout_too ? err[1] : null, 1);
         dup2(err[1], 2);
         spawn_close_fds(NULL, 0);
         execvp(argv[0], argv);
@@ -221,7 +257,7 @@ static int run_tool(char *const argv[], const char *secret, unsigned timeout_ms,
     for (;;) {
         struct pollfd pf = {err[0], POLLIN, 0};
         pid_t w = waitpid(pid, &status, WNOHANG);
-        uint64_t now = clock_ms();
+        int64_t now = clock_ms();
         if (w == pid)
             break;
         if (now >= end) {
@@ -258,6 +294,22 @@ static int run_tool(char *const argv[], const char *secret, unsigned timeout_ms,
     if (rc < 0)
         return rc;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Debian's sshfs refuses to read absolute and ".." symlinks unless told
+ * no_contain_symlinks (an option other builds do not know).  A home's links
+ * are synced as links, never followed, so they must be readable. */
+static bool sshfs_has_contain_symlinks(void)
+{
+    static int known = -1;
+    static char help[16384];
+    char *const argv[] = {"sshfs", "-h", NULL};
+
+    if (known < 0) {
+        run_tool(argv, NULL, 5000, true, help, sizeof help);
+        known = strstr(help, "no_contain_symlinks") != NULL;
+    }
+    return known;
 }
 
 int roam_mount(const struct hp_config *cfg, const char *user, const char *password, char *why,
@@ -313,12 +365,13 @@ int roam_mount(const struct hp_config *cfg, const char *user, const char *passwo
             return -EINVAL;
         }
         snprintf(src, sizeof src, "%s@%s:%s", user_at, cfg->sshfs_host, remote_dir);
-        rc = snprintf(opts, sizeof opts,
-                      "port=%u,reconnect,ServerAliveInterval=15,ServerAliveCountMax=3,"
-                      "ConnectTimeout=%u,allow_other,default_permissions,uid=%u,gid=%u,"
-                      "UserKnownHostsFile=%s,StrictHostKeyChecking=yes,",
-                      cfg->sshfs_port, cfg->sync_mount_timeout_ms / 1000 + 1, (unsigned)pw->pw_uid,
-                      (unsigned)pw->pw_gid, cfg->sync_known_hosts);
+        rc = snprintf(
+            opts, sizeof opts,
+            "port=%u,reconnect,ServerAliveInterval=15,ServerAliveCountMax=3,dir_cache=no,"
+            "ConnectTimeout=%u,allow_other,default_permissions,uid=%u,gid=%u,"
+            "UserKnownHostsFile=%s,GlobalKnownHostsFile=/dev/null,StrictHostKeyChecking=yes,",
+            cfg->sshfs_port, cfg->sync_mount_timeout_ms / 1000 + 1, (unsigned)pw->pw_uid,
+            (unsigned)pw->pw_gid, cfg->sync_known_hosts);
         if (cfg->sync_auth == HP_SYNC_AUTH_KEY) {
             char key[PATH_MAX];
             if (config_expand(cfg->sync_key_file, user, key, sizeof key) < 0 &&
@@ -341,16 +394,20 @@ int roam_mount(const struct hp_config *cfg, const char *user, const char *passwo
                            "password_stdin,PreferredAuthentications=password,"
                            "PubkeyAuthentication=no,NumberOfPasswordPrompts=1");
         }
+        if (sshfs_has_contain_symlinks())
+            rc += snprintf(opts + rc, sizeof opts - (size_t)rc, ",no_contain_symlinks");
         if (*cfg->sshfs_options)
             snprintf(opts + rc, sizeof opts - (size_t)rc, ",%s", cfg->sshfs_options);
         argv[n++] = "sshfs";
+        argv[n++] = "-F"; /* root's ~/.ssh/config has no say */
+        argv[n++] = "/dev/null";
         argv[n++] = src;
         argv[n++] = p.stage;
         argv[n++] = "-o";
         argv[n++] = opts;
         argv[n] = NULL;
     }
-    rc = run_tool(argv, password, cfg->sync_mount_timeout_ms, err, sizeof err);
+    rc = run_tool(argv, password, cfg->sync_mount_timeout_ms, false, err, sizeof err);
     if (rc == 0 && roam_mounted(cfg, user)) {
         log_notice("server home of %s mounted on %s", user, p.stage);
         return 0;
@@ -534,6 +591,25 @@ void roam_forget(const struct hp_config *cfg, const char *user)
         unlink(p.record);
 }
 
+void roam_foreach(const struct hp_config *cfg,
+                  void (*fn)(void *ctx, const char *user, int sessions, bool mounted), void *ctx)
+{
+    char dir[PATH_MAX];
+    struct dirent *de;
+    DIR *d;
+
+    snprintf(dir, sizeof dir, "%s/roam", cfg->run_dir);
+    if (!(d = opendir(dir)))
+        return;
+    while ((de = readdir(d))) {
+        int s;
+        if (!user_name_valid(de->d_name) || (s = roam_get_sessions(cfg, de->d_name)) < 0)
+            continue;
+        fn(ctx, de->d_name, s, roam_mounted(cfg, de->d_name));
+    }
+    closedir(d);
+}
+
 int roam_status(const struct hp_config *cfg, FILE *out, bool json)
 {
     char dir[PATH_MAX];
@@ -542,28 +618,227 @@ int roam_status(const struct hp_config *cfg, FILE *out, bool json)
     int bad = 0, n = 0;
 
     snprintf(dir, sizeof dir, "%s/roam", cfg->run_dir);
-    if (!(d = opendir(dir)))
-        return 0;
-    while ((de = readdir(d))) {
+    d = opendir(dir);
+    if (json)
+        fprintf(out, "{\"version\": 1, \"homes\": [");
+    while (d && (de = readdir(d))) {
         struct roam_paths p;
-        bool m;
+        char last[600] = "", lp[PATH_MAX + 8];
+        bool m, trouble;
         int s;
-        if (!user_name_valid(de->d_name) || roam_paths(cfg, de->d_name, &p) < 0)
+        if (!user_name_valid(de->d_name) || roam_paths(cfg, de->d_name, &p) < 0 ||
+            (s = roam_get_sessions(cfg, de->d_name)) < 0)
             continue;
         m = roam_mounted(cfg, de->d_name);
-        s = roam_get_sessions(cfg, de->d_name);
-        bad += !m;
-        if (json)
-            fprintf(
-                out,
-                "%s{\"user\": \"%s\", \"mode\": \"sync\", \"local\": \"%s\", \"stage\": \"%s\", "
-                "\"mounted\": %s, \"sessions\": %d}",
-                n ? ", " : "", de->d_name, p.local, p.stage, m ? "true" : "false", s);
-        else
-            fprintf(out, "%s: roaming home %s, server home on %s (%s), %d session%s\n", de->d_name,
-                    p.local, p.stage, m ? "mounted" : "NOT MOUNTED", s, s == 1 ? "" : "s");
+        snprintf(lp, sizeof lp, "%s.last", p.state);
+        textfile_read_line(lp, last, sizeof last, 1);
+        trouble = !m || (last[0] && !strstr(last, " result=ok "));
+        bad += trouble;
+        if (json) {
+            fprintf(out, "%s\n  {\"user\": ", n ? "," : "");
+            json_str(out, de->d_name);
+            fprintf(out, ", \"mode\": \"sync\", \"local\": ");
+            json_str(out, p.local);
+            fprintf(out, ", \"stage\": ");
+            json_str(out, p.stage);
+            fprintf(out, ", \"state\": \"%s\", \"sessions\": %d, \"last_sync\": ",
+                    m ? "mounted" : "not-mounted", s);
+            json_str(out, last);
+            fputc('}', out);
+        } else {
+            fprintf(out, "%s roaming home %s, server home on %s (%s), sessions %d%s%s\n",
+                    de->d_name, p.local, p.stage, m ? "mounted" : "NOT MOUNTED", s,
+                    last[0] ? ", last sync: " : "", last);
+        }
         n++;
     }
-    closedir(d);
+    if (d)
+        closedir(d);
+    if (json)
+        fprintf(out, "], \"count\": %d, \"troubled\": %d}\n", n, bad);
+    else if (n == 0)
+        fprintf(out, "no homes held\n");
     return bad;
+}
+
+/* ---- the password --------------------------------------------------------- */
+
+#define SECRET_PAGE 4096
+static char *secret; /* a locked page */
+
+int roam_keep_password(const char *password)
+{
+    size_t n = password ? strlen(password) : 0;
+
+    if (n == 0 || n >= SECRET_PAGE) {
+        roam_forget_password();
+        return n ? -E2BIG : 0;
+    }
+    if (!secret) {
+        void *p =
+            mmap(NULL, SECRET_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return -ENOMEM;
+        if (mlock(p, SECRET_PAGE) < 0)
+            log_warn("cannot lock the password's memory: %s", strerror(errno));
+        madvise(p, SECRET_PAGE, MADV_DONTDUMP);
+        secret = p;
+    }
+    memcpy(secret, password, n + 1);
+    return 0;
+}
+
+void roam_forget_password(void)
+{
+    if (secret)
+        explicit_bzero(secret, SECRET_PAGE);
+}
+
+/* ---- login, session, logout ---------------------------------------------- */
+
+struct pass_ctx {
+    roam_progress_fn progress;
+    void *ctx;
+    const char *user;
+    unsigned long lines;
+    int64_t next, interval;
+};
+
+static void pass_line(void *v, const char *line)
+{
+    struct pass_ctx *c = v;
+
+    c->lines++;
+    log_info("sync %s: %s", c->user, line);
+    if (c->progress && clock_ms() >= c->next) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "Syncing your profile: %lu changes so far...", c->lines);
+        c->progress(c->ctx, msg);
+        c->next = clock_ms() + c->interval;
+    }
+}
+
+static void summarize(const struct sync_stats *st, char *out, size_t len)
+{
+    snprintf(out, len,
+             "%lu to the server, %lu from it, %lu deleted here, %lu deleted there, %lu conflicts, "
+             "%lu errors",
+             st->to_remote, st->to_local, st->del_local, st->del_remote, st->conflicts, st->errors);
+}
+
+/* A pass, logged, waiting up to wait_ms for one that is running. */
+static int pass_logged(const struct hp_config *cfg, const char *user, roam_progress_fn progress,
+                       void *ctx, unsigned wait_ms, char *msg, size_t msglen)
+{
+    struct pass_ctx pc = {progress, ctx, user, 0, 0, cfg->progress_interval_ms};
+    struct sync_stats st;
+    char why[1024], sum[256];
+    int64_t end = clock_ms() + wait_ms;
+    int rc;
+
+    pc.next = clock_ms() + pc.interval;
+    while ((rc = roam_pass(cfg, user, 0, pass_line, &pc, &st, why, sizeof why)) == -EBUSY &&
+           clock_ms() < end)
+        clock_sleep_ms(200);
+    if (rc < 0) {
+        log_warn("sync %s: %s", user, why);
+        snprintf(msg, msglen, "Profile of %s not synced: %s", user, why);
+        return rc;
+    }
+    summarize(&st, sum, sizeof sum);
+    if (st.guarded[SYNC_LOCAL] || st.guarded[SYNC_REMOTE])
+        log_err("sync %s: the pass would delete %lu local and %lu server entries (more than "
+                "max_delete_percent = %u%%): not done; check, then run 'homeport sync %s "
+                "--allow-deletes'",
+                user, st.guarded[SYNC_LOCAL], st.guarded[SYNC_REMOTE], cfg->max_delete_percent,
+                user);
+    log_notice("sync %s: %s%s", user, sum, st.union_mode ? " (first pass: a union)" : "");
+    snprintf(msg, msglen, "Profile of %s synced: %s", user, sum);
+    return st.errors ? -EIO : 0;
+}
+
+static void flag_set(const char *flag, bool on)
+{
+    if (on) {
+        int fd = open(flag, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0)
+            log_warn("cannot create the sync flag %s: %s", flag, strerror(errno));
+        else
+            close(fd);
+    } else if (unlink(flag) < 0 && errno != ENOENT) {
+        log_warn("cannot remove the sync flag %s: %s", flag, strerror(errno));
+    }
+}
+
+int roam_login(const struct hp_config *cfg, const char *user, roam_progress_fn progress, void *ctx,
+               char *msg, size_t msglen)
+{
+    struct roam_paths p;
+    int rc;
+
+    if ((rc = roam_paths(cfg, user, &p)) < 0) {
+        snprintf(msg, msglen, "not a valid user name: '%s'", user);
+        return rc;
+    }
+    if (progress)
+        progress(ctx, "Connecting to your home on the server...");
+    rc = roam_mount(cfg, user, secret && *secret ? secret : NULL, msg, msglen);
+    roam_forget_password();
+    if (rc < 0 && rc != -EALREADY)
+        return rc;
+    if ((rc = roam_prepare_local(cfg, user, msg, msglen)) < 0) {
+        char why[512];
+        roam_umount(cfg, user, why, sizeof why);
+        return rc;
+    }
+    flag_set(p.flag, true);
+    if (cfg->login_sync_background) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            char m[1024];
+            pass_logged(cfg, user, NULL, NULL, 60000, m, sizeof m);
+            flag_set(p.flag, false);
+            _exit(0);
+        }
+        if (pid < 0) {
+            log_warn("sync %s: cannot start the background pass: %s", user, strerror(errno));
+            flag_set(p.flag, false);
+        }
+        snprintf(msg, msglen, "Home of %s ready on %s; its profile is being synced", user, p.local);
+        return 0;
+    }
+    if (progress)
+        progress(ctx, "Syncing your profile...");
+    rc = pass_logged(cfg, user, progress, ctx, 60000, msg, msglen);
+    flag_set(p.flag, false);
+    if (rc < 0) /* the local copy as it was: the user can work, the next pass catches up */
+        log_warn("%s; %s logs in on the local copy", msg, user);
+    return 0;
+}
+
+int roam_logout(const struct hp_config *cfg, const char *user, unsigned wait_ms, char *msg,
+                size_t msglen)
+{
+    char why[512];
+    int rc = 0;
+
+    if (roam_mounted(cfg, user))
+        rc = pass_logged(cfg, user, NULL, NULL, wait_ms, msg, msglen);
+    else
+        snprintf(msg, msglen, "the server home of %s was not mounted any more: not synced", user);
+    if (roam_umount(cfg, user, why, sizeof why) < 0 && roam_mounted(cfg, user)) {
+        snprintf(msg, msglen, "%s", why);
+        return -EBUSY;
+    }
+    roam_forget(cfg, user);
+    if (rc < 0) /* the local copy keeps what was not synced: the next login here catches up */
+        log_warn("%s: %s logged out with changes not on the server", msg, user);
+    return 0;
+}
+
+int roam_periodic(const struct hp_config *cfg, const char *user)
+{
+    char msg[1024];
+
+    return pass_logged(cfg, user, NULL, NULL, 0, msg, sizeof msg);
 }

@@ -72,6 +72,38 @@ int roam_get_sessions(const struct hp_config *cfg, const char *user);
 int roam_set_sessions(const struct hp_config *cfg, const char *user, int sessions);
 void roam_forget(const struct hp_config *cfg, const char *user);
 
+/* The password for the next roam_login's mount (auth = password), kept in
+ * locked memory (never swapped, not in core dumps) until roam_forget_password
+ * wipes it.  NULL or "" wipes.  0 or -ENOMEM. */
+int roam_keep_password(const char *password);
+void roam_forget_password(void);
+
+/* Progress for the person waiting (the greeter). */
+typedef void (*roam_progress_fn)(void *ctx, const char *msg);
+
+/* The login's part: mount the server home (-EALREADY is fine), prepare the
+ * local home, and the first pass: waited for, with progress lines, or in a
+ * process of its own (login_sync = background).  The flag file exists
+ * while the pass runs.  0 with a closing message in msg (a pass that fails
+ * leaves the local home as it was and says so: the login goes on), or
+ * -errno when the server home cannot be had. */
+int roam_login(const struct hp_config *cfg, const char *user, roam_progress_fn progress, void *ctx,
+               char *msg, size_t msglen);
+
+/* The last logout's part: a last pass (waiting up to wait_ms for a pass
+ * still running), then the unmount.  0, or -errno with msg (the unmount is
+ * done even when the pass fails; the next login's pass catches up). */
+int roam_logout(const struct hp_config *cfg, const char *user, unsigned wait_ms, char *msg,
+                size_t msglen);
+
+/* A pass during the session, logged.  -EBUSY when one is running. */
+int roam_periodic(const struct hp_config *cfg, const char *user);
+
+/* Call fn for each roaming home recorded here (a restarted agent re-adopts
+ * them): its sessions, and whether its server home is still mounted. */
+void roam_foreach(const struct hp_config *cfg,
+                  void (*fn)(void *ctx, const char *user, int sessions, bool mounted), void *ctx);
+
 /* The roaming homes held here, for `homeport status`.  Number in trouble. */
 int roam_status(const struct hp_config *cfg, FILE *out, bool json);
 

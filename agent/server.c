@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -26,6 +27,7 @@
 #include "log.h"
 #include "proto.h"
 #include "remote.h"
+#include "roam.h"
 #include "session.h"
 #include "spawn.h"
 #include "tree.h"
@@ -50,6 +52,7 @@ struct user {
     struct session_user su;
     int64_t lease_end; /* prepared, no session: released then (ms, monotonic); 0 = none */
     int64_t retry_at;  /* a failed unmount is retried then; 0 = none */
+    int64_t next_sync; /* home_mode = sync: the next pass during the session; 0 = none */
     struct job *running, *head, *tail;
 };
 
@@ -87,6 +90,72 @@ static struct {
     int64_t next_heartbeat; /* presence: due then (ms, monotonic) */
     pid_t heartbeat_pid;    /* the process sending them, while it runs */
 } S = {.lfd = -1, .sigr = -1, .sigw = -1, .lockfd = -1, .notify_fd = -1};
+
+/* ---- passwords for the roaming mount ------------------------------------ */
+
+/* What pam_exec expose_authtok gave at the auth stage, kept until the
+ * user's mount has used it, at most one lease: in locked memory, never in
+ * core dumps; a job gets a copy and the table is wiped in it. */
+#define MAX_SECRETS 16
+struct secret {
+    char user[33];
+    char pw[PROTO_SECRET_MAX + 1];
+    int64_t until;
+};
+static struct secret *secrets;
+
+static void secrets_init(void)
+{
+    size_t len = MAX_SECRETS * sizeof *secrets;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (p == MAP_FAILED) {
+        log_warn("cannot map memory for passwords: %s", strerror(errno));
+        return;
+    }
+    if (mlock(p, len) < 0)
+        log_warn("cannot lock the memory for passwords: %s", strerror(errno));
+    madvise(p, len, MADV_DONTDUMP);
+    secrets = p;
+}
+
+static struct secret *secret_of(const char *user)
+{
+    for (size_t i = 0; secrets && i < MAX_SECRETS; i++)
+        if (secrets[i].user[0] && !strcmp(secrets[i].user, user))
+            return &secrets[i];
+    return NULL;
+}
+
+static void secret_wipe(struct secret *s)
+{
+    if (s)
+        explicit_bzero(s, sizeof *s);
+}
+
+static int secret_keep(const char *user, const char *pw)
+{
+    struct secret *s = secret_of(user);
+    int64_t now = clock_ms();
+
+    for (size_t i = 0; !s && secrets && i < MAX_SECRETS; i++)
+        if (!secrets[i].user[0] || secrets[i].until <= now)
+            s = &secrets[i];
+    if (!s)
+        return -ENOSPC;
+    secret_wipe(s);
+    snprintf(s->user, sizeof s->user, "%s", user);
+    snprintf(s->pw, sizeof s->pw, "%s", pw);
+    s->until = now + S.cfg.lease_ms;
+    return 0;
+}
+
+static void secrets_expire(int64_t now)
+{
+    for (size_t i = 0; secrets && i < MAX_SECRETS; i++)
+        if (secrets[i].user[0] && secrets[i].until <= now)
+            secret_wipe(&secrets[i]);
+}
 
 static void on_signal(int sig)
 {
@@ -206,8 +275,16 @@ static void run_job(struct job *j, int wfd)
     log_close();
     spawn_close_fds(keep, 2);
     log_open(S.cfg.log_target, log_current_level());
+    if (j->req.verb == PV_ACCOUNT || j->req.verb == PV_OPEN_SESSION) {
+        struct secret *sec = secret_of(su.name);
+        if (sec && roam_keep_password(sec->pw) < 0)
+            log_warn("cannot keep the password of %s for its mount", su.name);
+    }
+    if (secrets) /* this process needs no other password */
+        explicit_bzero(secrets, MAX_SECRETS * sizeof *secrets);
     rc = session_run(&S.cfg, j->req.verb, j->req.service, j->warm, &su, job_progress, &ctx, msg,
                      sizeof msg);
+    roam_forget_password();
     snprintf(res, sizeof res, "%d %d %d %d %s", rc, (int)su.home, su.sessions, (int)su.presence,
              msg);
     write_line(wfd, 'R', res);
@@ -365,6 +442,12 @@ static void conclude(struct job *j, int status)
     }
     if (j->got_result)
         u->su = j->result;
+    if (verb == PV_ACCOUNT || verb == PV_OPEN_SESSION)
+        secret_wipe(secret_of(u->su.name)); /* used, or refused: asked again at the next auth */
+    if (u->su.home != SH_MOUNTED)
+        u->next_sync = 0;
+    else if (!u->next_sync && S.cfg.home_mode == HP_HOME_SYNC && S.cfg.sync_interval_ms)
+        u->next_sync = now + S.cfg.sync_interval_ms;
     u->lease_end = u->su.home == SH_PREPARED && u->su.sessions == 0 ? now + S.cfg.lease_ms : 0;
     u->retry_at = 0;
     if ((verb == PV_CLOSE_SESSION || verb == PV_RELEASE) && j->rc == -EBUSY) {
@@ -506,6 +589,22 @@ static void handle_request(struct client *c)
         snprintf(why, sizeof why, "one request at a time: %s of %s is still running",
                  proto_verb_name(c->job->req.verb), c->job->user->su.name);
         goto reject;
+    }
+    if (req.verb == PV_AUTH) {
+        int rc = 0;
+        if (c->uid == 0 && S.cfg.home_mode == HP_HOME_SYNC &&
+            S.cfg.sync_auth == HP_SYNC_AUTH_PASSWORD)
+            rc = secret_keep(req.user, req.secret);
+        explicit_bzero(&req, sizeof req);
+        explicit_bzero(buf, sizeof buf);
+        if (c->uid != 0)
+            send_reply(c, PR_ERROR, EPERM,
+                       "permission denied: only root may ask the homeport agent");
+        else if (rc < 0)
+            send_reply(c, PR_ERROR, -rc, "too many logins waiting for their mount: try again");
+        else
+            send_reply(c, PR_OK, 0, "");
+        return;
     }
     if (req.verb == PV_PING) {
         snprintf(why, sizeof why, "homeport %s agent pid %d, %zu warm connections ready",
@@ -681,6 +780,29 @@ static void adopt(void *ctx, const char *name)
                s.phase == HOME_PREPARED ? "prepared" : "mounted",
                s.phase == HOME_PREPARED ? s.stage : s.mountpoint, s.sessions,
                s.sessions == 1 ? "" : "s", s.closing ? ", unmount pending" : "");
+}
+
+static void adopt_roaming(void *ctx, const char *name, int sessions, bool mounted)
+{
+    struct user *u;
+
+    (void)ctx;
+    if (!(u = find_user(name, true)))
+        return;
+    if (!mounted) {
+        log_warn("the server home of %s is not mounted any more: forgetting it", name);
+        roam_forget(&S.cfg, name);
+        return;
+    }
+    u->su.home = sessions > 0 ? SH_MOUNTED : SH_PREPARED;
+    u->su.sessions = sessions;
+    u->su.presence = remote_presence_on(&S.cfg);
+    if (sessions == 0)
+        u->lease_end = clock_ms() + S.cfg.lease_ms;
+    else if (S.cfg.sync_interval_ms)
+        u->next_sync = clock_ms() + S.cfg.sync_interval_ms;
+    log_notice("re-adopted the roaming home of %s: %d session%s", name, sessions,
+               sessions == 1 ? "" : "s");
 }
 
 static int open_socket(void)
@@ -886,6 +1008,8 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
 
     run_boot_phase();
     home_foreach(&S.cfg, adopt, NULL);
+    roam_foreach(&S.cfg, adopt_roaming, NULL);
+    secrets_init();
     S.warm = warm_new(&S.cfg, S.cfg.warm_connections);
     char expected[64];
     if (session_expected_user(&S.cfg, expected, sizeof expected)) {
@@ -928,6 +1052,18 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
             } else if (due < next) {
                 next = due;
             }
+        }
+        secrets_expire(now);
+        for (size_t i = 0; i < S.nusers; i++) { /* home_mode = sync: passes in the session */
+            struct user *u = S.users[i];
+            if (!u->next_sync || u->su.home != SH_MOUNTED || S.stopping)
+                continue;
+            if (u->next_sync <= now && !u->running && !u->head) {
+                u->next_sync = now + S.cfg.sync_interval_ms;
+                enqueue_own(u, PV_SYNC);
+            }
+            if (u->next_sync < next)
+                next = u->next_sync;
         }
         if (remote_presence_on(&S.cfg)) {
             if (now >= S.next_heartbeat) {

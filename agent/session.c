@@ -16,6 +16,7 @@
 #include "log.h"
 #include "nbd.h"
 #include "remote.h"
+#include "roam.h"
 #include "textfile.h"
 #include "tree.h"
 #include "user.h"
@@ -307,6 +308,110 @@ static int do_close(const struct hp_config *cfg, struct session_user *u, bool st
     return 0;
 }
 
+/* ---- home_mode = sync: the roaming profile (roam.h) ---------------------- */
+
+static enum session_home roam_look(const struct hp_config *cfg, struct session_user *u)
+{
+    int n = roam_get_sessions(cfg, u->name);
+
+    if (!roam_mounted(cfg, u->name)) {
+        if (n >= 0) {
+            log_warn("the server home of %s is not mounted any more: forgetting its sessions",
+                     u->name);
+            roam_forget(cfg, u->name);
+        }
+        u->sessions = 0;
+        return SH_NONE;
+    }
+    u->sessions = n > 0 ? n : 0;
+    return n > 0 ? SH_MOUNTED : SH_PREPARED;
+}
+
+static int roam_close(const struct hp_config *cfg, struct session_user *u, bool stop, char *msg,
+                      size_t len)
+{
+    struct passwd *pw = getpwnam(u->name);
+    char report[256];
+    int rc;
+
+    if (stop && pw) { /* nothing writes into the home while the last pass runs */
+        rc = session_kill_user(pw->pw_uid, cfg->kill_grace_ms, report, sizeof report);
+        if (rc > 0)
+            log_notice("%s: %s", u->name, report);
+    }
+    rc = roam_logout(cfg, u->name, cfg->pam_timeout_ms / 2, msg, len);
+    if (rc < 0)
+        return rc;
+    u->home = SH_NONE;
+    u->sessions = 0;
+    presence_logout(cfg, u);
+    return 0;
+}
+
+static int roam_stage(const struct hp_config *cfg, enum proto_verb verb, struct session_user *u,
+                      home_progress_fn progress, void *ctx, char *msg, size_t msglen)
+{
+    struct roam_paths p;
+    int rc;
+
+    if (roam_paths(cfg, u->name, &p) < 0)
+        return -EINVAL;
+    u->home = roam_look(cfg, u);
+    switch (verb) {
+    case PV_ACCOUNT:
+    case PV_OPEN_SESSION:
+        if (u->home == SH_NONE) {
+            if (progress)
+                progress(ctx, "Checking user...");
+            rc = presence_login(cfg, u, msg, msglen);
+            if (rc == 0)
+                rc = roam_login(cfg, u->name, progress, ctx, msg, msglen);
+            if (rc < 0) {
+                presence_logout(cfg, u);
+                return rc;
+            }
+            roam_set_sessions(cfg, u->name, 0);
+            u->home = SH_PREPARED;
+        }
+        if (verb == PV_ACCOUNT) {
+            if (!msg[0])
+                snprintf(msg, msglen, "Home of %s is ready", u->name);
+            return 0;
+        }
+        u->sessions++;
+        roam_set_sessions(cfg, u->name, u->sessions);
+        u->home = SH_MOUNTED;
+        if (u->sessions > 1)
+            snprintf(msg, msglen, "Home of %s on %s (%d sessions)", u->name, p.local, u->sessions);
+        else if (!msg[0])
+            snprintf(msg, msglen, "Home of %s on %s", u->name, p.local);
+        return 0;
+    case PV_CLOSE_SESSION:
+        if (u->home != SH_MOUNTED) {
+            snprintf(msg, msglen, "No open session of %s here", u->name);
+            return 0;
+        }
+        if (u->sessions > 1) {
+            u->sessions--;
+            roam_set_sessions(cfg, u->name, u->sessions);
+            snprintf(msg, msglen, "%d session%s of %s still open", u->sessions,
+                     u->sessions == 1 ? "" : "s", u->name);
+            return 0;
+        }
+        return roam_close(cfg, u, true, msg, msglen);
+    case PV_RELEASE:
+        if (u->home == SH_NONE || u->sessions > 0)
+            return 0;
+        return roam_close(cfg, u, false, msg, msglen);
+    case PV_SYNC:
+        if (u->home != SH_MOUNTED)
+            return 0;
+        rc = roam_periodic(cfg, u->name);
+        return rc == -EBUSY ? 0 : rc;
+    default: return 0;
+    }
+}
+
 int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *service,
                 struct nbd_handle *warm, struct session_user *u, home_progress_fn progress,
                 void *ctx, char *msg, size_t msglen)
@@ -321,6 +426,8 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
         log_debug("%s %s: %s", proto_verb_name(verb), u->name, why);
         return 0; /* untouched, silently */
     }
+    if (cfg->home_mode == HP_HOME_SYNC)
+        return verb == PV_CACHE ? 0 : roam_stage(cfg, verb, u, progress, ctx, msg, msglen);
     u->home = look(cfg, u, &s);
     switch (verb) {
     case PV_ACCOUNT:
@@ -390,6 +497,8 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
             return 0;
         return do_close(cfg, u, u->home == SH_MOUNTED, msg, msglen);
     case PV_CACHE: return u->home == SH_NONE ? warm_cache(cfg, u->name, msg, msglen) : 0;
+    case PV_SYNC:
+    case PV_AUTH:
     case PV_PING: break;
     }
     snprintf(msg, msglen, "not a stage: %s", proto_verb_name(verb) ? proto_verb_name(verb) : "?");

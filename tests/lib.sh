@@ -139,6 +139,14 @@ wait_for() {
     return 1
 }
 
+# wait_for_secs N CMD…: poll up to N seconds.
+wait_for_secs() {
+    local i n=$(($1 * 5))
+    shift
+    for i in $(seq "$n"); do "$@" && return 0; sleep 0.2; done
+    return 1
+}
+
 # start_nbdkit SOCKET ARGS…: a captive nbdkit on a unix socket; sets NBDKIT_PID.
 start_nbdkit() {
     local sock=$1; shift

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <mbedtls/sha256.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../log.h"
@@ -52,11 +54,12 @@ struct side {
     char **blind; /* directories that could not be read: nothing below is decided */
     size_t nblind;
     struct dcache cache[2];
+    char *chunk; /* the walk's buffer: getdents64, readlink */
 };
 
 /* One path's decision. */
 struct item {
-    char *path;
+    const char *path;              /* a walk's or the database's: they outlive the items */
     const struct sync_node *l, *r; /* into the walks; NULL: absent */
     struct sync_node lc, rc;       /* copies once hashed */
     struct statedb_entry base;     /* path NULL: no base */
@@ -105,13 +108,18 @@ __attribute__((format(printf, 2, 3))) static void report(struct eng *e, const ch
     e->o->report(e->o->ctx, line);
 }
 
+/* The two walks run in two threads: what they report is serialized. */
+static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void report_err(struct eng *e, const char *path, int err, const char *what)
 {
     char p[LINE_MAX_OUT / 3];
 
     esc(p, sizeof p, path);
+    pthread_mutex_lock(&report_lock);
     e->st->errors++;
     report(e, "error %s: %s%s%s", p, what, err ? ": " : "", err ? strerror(-err) : "");
+    pthread_mutex_unlock(&report_lock);
 }
 
 /* ---- metadata and digests ------------------------------------------------ */
@@ -316,10 +324,11 @@ static int push_node(struct nodes *v, const char *path, const struct sync_node *
     return 0;
 }
 
-static int add_blind(struct side *sd, const char *path)
+static int add_blind(struct eng *e, struct side *sd, const char *path)
 {
     char **g = realloc(sd->blind, (sd->nblind + 1) * sizeof *g);
 
+    (void)e;
     if (!g)
         return -ENOMEM;
     sd->blind = g;
@@ -344,11 +353,70 @@ static bool blind(const struct eng *e, const char *path)
 
 /* Walk the directory open at dfd, whose path is path (plen bytes, "" for the
  * root), into sd->walk.  Unreadable directories go to sd->blind. */
+/* The names in the directory open at fd (not "." and ".."), packed one
+ * after the other with their NULs into a malloc'ed buffer: getdents64 with a
+ * large buffer, straight on fd (no DIR, no second open, no fstat: a walk
+ * spends its time in system calls).  0 or -errno (nothing returned). */
+struct linux_dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+#define DIR_CHUNK 32768
+
+static int read_dir(int fd, char *chunk, char **names, size_t *n)
+{
+    size_t len = 0, cap = 0;
+    char *buf = NULL;
+    long got;
+
+    *names = NULL;
+    *n = 0;
+    while ((got = syscall(SYS_getdents64, fd, chunk, DIR_CHUNK)) != 0) {
+        if (got < 0) {
+            int rc = -errno;
+            if (errno == EINTR)
+                continue;
+            free(buf);
+            return rc;
+        }
+        for (long off = 0; off < got;) {
+            const struct linux_dirent64 *d = (const void *)(chunk + off);
+            size_t nl = strlen(d->d_name);
+            off += d->d_reclen;
+            if (d->d_name[0] == '.' && (nl == 1 || (nl == 2 && d->d_name[1] == '.')))
+                continue;
+            if (len + nl + 1 > cap) {
+                size_t c = cap ? cap * 2 : 4096;
+                char *g;
+                while (c < len + nl + 1)
+                    c *= 2;
+                if (!(g = realloc(buf, c))) {
+                    free(buf);
+                    return -ENOMEM;
+                }
+                buf = g;
+                cap = c;
+            }
+            memcpy(buf + len, d->d_name, nl + 1);
+            len += nl + 1;
+            (*n)++;
+        }
+    }
+    *names = buf;
+    return 0;
+}
+
+/* Walk the directory open at dfd, whose path is path (plen bytes, "" for the
+ * root), into sd->walk.  Unreadable directories go to sd->blind. */
 static int walk(struct eng *e, struct side *sd, int dfd, char *path, size_t plen)
 {
-    char **names;
+    char *names, *nm;
     size_t n;
-    int rc = tree_list_names(dfd, &names, &n);
+    int rc = read_dir(dfd, sd->chunk, &names, &n);
 
     if (rc < 0) {
         if (rc == -ENOMEM)
@@ -356,11 +424,12 @@ static int walk(struct eng *e, struct side *sd, int dfd, char *path, size_t plen
         report_err(e, plen ? path : ".", rc,
                    sd->id == SYNC_LOCAL ? "cannot read the local directory"
                                         : "cannot read the remote directory");
-        tree_free_names(names, n);
-        return add_blind(sd, path);
+        return add_blind(e, sd, path);
     }
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        const char *nm = names[i];
+    if (!names)
+        return 0; /* empty */
+    nm = names;
+    for (size_t i = 0; i < n && rc == 0; i++, nm += strlen(nm) + 1) {
         size_t nl = strlen(nm), len = plen + (plen ? 1 : 0) + nl;
         struct sync_node node = {0};
         struct stat st;
@@ -388,8 +457,8 @@ static int walk(struct eng *e, struct side *sd, int dfd, char *path, size_t plen
             continue;
         }
         if (S_ISLNK(st.st_mode)) {
-            char target[PATH_MAX];
-            ssize_t tl = readlinkat(dfd, nm, target, sizeof target);
+            char *target = sd->chunk; /* free again: the listing is done */
+            ssize_t tl = readlinkat(dfd, nm, target, DIR_CHUNK);
             if (tl < 0) {
                 path[plen] = '\0';
                 continue;
@@ -404,7 +473,7 @@ static int walk(struct eng *e, struct side *sd, int dfd, char *path, size_t plen
                 report_err(e, path, -errno,
                            sd->id == SYNC_LOCAL ? "cannot open the local directory"
                                                 : "cannot open the remote directory");
-                rc = add_blind(sd, path);
+                rc = add_blind(e, sd, path);
             } else {
                 rc = walk(e, sd, sub, path, len);
                 close(sub);
@@ -412,13 +481,65 @@ static int walk(struct eng *e, struct side *sd, int dfd, char *path, size_t plen
         }
         path[plen] = '\0';
     }
-    tree_free_names(names, n);
+    free(names);
     return rc;
 }
 
 static int cmp_node(const void *a, const void *b)
 {
     return strcmp(((const struct node *)a)->path, ((const struct node *)b)->path);
+}
+
+struct walker {
+    struct eng *e;
+    struct side *sd;
+    int rc;
+};
+
+static void *walk_side(void *v)
+{
+    struct walker *w = v;
+    char *path = malloc(STATEDB_PATH_MAX + 2);
+    int fd = openat(w->sd->root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* its own offset */
+
+    w->sd->chunk = malloc(DIR_CHUNK);
+    if (!path || !w->sd->chunk || fd < 0) {
+        w->rc = fd < 0 ? -errno : -ENOMEM;
+    } else {
+        path[0] = '\0';
+        w->rc = walk(w->e, w->sd, fd, path, 0);
+        if (w->rc == 0)
+            qsort(w->sd->walk.v, w->sd->walk.n, sizeof *w->sd->walk.v, cmp_node);
+    }
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    free(w->sd->chunk);
+    w->sd->chunk = NULL;
+    return NULL;
+}
+
+/* Both trees at once: each walk waits on its own system calls (and, for
+ * the remote one, on the network). */
+static int walk_both(struct eng *e)
+{
+    struct walker w[2] = {{e, &e->s[SYNC_LOCAL], 0}, {e, &e->s[SYNC_REMOTE], 0}};
+    pthread_attr_t a;
+    pthread_t t;
+    bool threaded;
+
+    /* musl's default thread stack is 128 KiB; a walk recurses once a level */
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, (size_t)16 << 20);
+    threaded = pthread_create(&t, &a, walk_side, &w[SYNC_REMOTE]) == 0;
+    pthread_attr_destroy(&a);
+
+    walk_side(&w[SYNC_LOCAL]);
+    if (threaded)
+        pthread_join(t, NULL);
+    else
+        walk_side(&w[SYNC_REMOTE]);
+    return w[SYNC_LOCAL].rc < 0 ? w[SYNC_LOCAL].rc : w[SYNC_REMOTE].rc;
 }
 
 /* ---- trash ----------------------------------------------------------------- */
@@ -951,8 +1072,7 @@ static int finish_dir(struct eng *e, struct item *it)
 
 static void items_free(struct item *v, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        free(v[i].path);
+    (void)n;
     free(v);
 }
 
@@ -960,15 +1080,15 @@ static void items_free(struct item *v, size_t n)
 static int plan(struct eng *e, struct item **out, size_t *nout)
 {
     struct nodes *L = &e->s[SYNC_LOCAL].walk, *R = &e->s[SYNC_REMOTE].walk;
-    size_t i = 0, j = 0, k = 0, n = 0, cap = L->n + R->n + e->db.n + 1;
-    struct item *v = calloc(cap, sizeof *v);
+    size_t i = 0, j = 0, k = 0, n = 0, cap = (L->n > R->n ? L->n : R->n) + 64;
+    struct item *v = malloc(cap * sizeof *v);
 
     if (!v)
         return -ENOMEM;
     while (i < L->n || j < R->n || k < e->db.n) {
         const char *lp = i < L->n ? L->v[i].path : NULL, *rp = j < R->n ? R->v[j].path : NULL;
         const char *bp = k < e->db.n ? e->db.v[k].path : NULL, *p = lp;
-        struct item *it = &v[n];
+        struct item *it;
 
         if (rp && (!p || strcmp(rp, p) < 0))
             p = rp;
@@ -976,15 +1096,22 @@ static int plan(struct eng *e, struct item **out, size_t *nout)
             p = bp;
         if (!p)
             break;
-        if (!(it->path = strdup(p))) {
-            items_free(v, n);
-            return -ENOMEM;
+        if (n == cap) {
+            struct item *g = realloc(v, (cap *= 2) * sizeof *g);
+            if (!g) {
+                free(v);
+                return -ENOMEM;
+            }
+            v = g;
         }
-        if (lp && !strcmp(lp, it->path))
+        it = &v[n];
+        memset(it, 0, sizeof *it);
+        it->path = p;
+        if (lp && !strcmp(lp, p))
             it->l = &L->v[i++].n;
-        if (rp && !strcmp(rp, it->path))
+        if (rp && !strcmp(rp, p))
             it->r = &R->v[j++].n;
-        if (bp && !strcmp(bp, it->path))
+        if (bp && !strcmp(bp, p))
             it->base = e->db.v[k++];
         n++;
         if (blind(e, it->path)) {
@@ -1104,7 +1231,6 @@ static void eng_free(struct eng *e)
 int sync_run(const struct sync_opts *o, struct sync_stats *st, char *why, size_t whylen)
 {
     struct eng e = {.o = o, .st = st};
-    char path[STATEDB_PATH_MAX + 2] = "";
     struct item *v = NULL;
     size_t n = 0, *dirs = NULL, ndirs = 0;
     struct tm tm;
@@ -1151,13 +1277,9 @@ int sync_run(const struct sync_opts *o, struct sync_stats *st, char *why, size_t
         purge_trash(&e, &e.s[SYNC_LOCAL]);
         purge_trash(&e, &e.s[SYNC_REMOTE]);
     }
-    for (int s = 0; s < 2; s++) {
-        path[0] = '\0';
-        if ((rc = walk(&e, &e.s[s], e.s[s].root, path, 0)) < 0) {
-            snprintf(why, whylen, "walking the %s tree: %s", e.s[s].name, strerror(-rc));
-            goto out;
-        }
-        qsort(e.s[s].walk.v, e.s[s].walk.n, sizeof *e.s[s].walk.v, cmp_node);
+    if ((rc = walk_both(&e)) < 0) {
+        snprintf(why, whylen, "walking the trees: %s", strerror(-rc));
+        goto out;
     }
     if ((rc = plan(&e, &v, &n)) < 0) {
         snprintf(why, whylen, "planning: %s", strerror(-rc));

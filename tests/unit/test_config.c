@@ -122,7 +122,7 @@ int main(void)
     /* every error message */
     expect_error("[nosuch]\nx = 1\n", 1,
                  "unknown section [nosuch] (known: [agent], [boot], [nbd], [home], [session], "
-                 "[remote], [server])");
+                 "[remote], [sync], [server])");
     expect_error("[boot]\nstaging = /x\n", 2, "unknown key 'staging' in section [boot]");
     expect_error("run_dir = /x\n", 1, "key 'run_dir' outside any section");
     expect_error("[boot\n", 1, "syntax error: expected '[section]'");
@@ -365,5 +365,41 @@ int main(void)
                  "ca_file = certs.pem: expected an absolute path");
     expect_error("[remote]\npresence_fail = maybe\n", 2,
                  "bad value for 'presence_fail': 'maybe' (expected closed or open)");
+
+    /* [sync]: home_mode = sync */
+    rc = load("[home]\nhome_mode = sync\n[sync]\nsshfs_host = files.example\nlogin_sync = "
+              "background\nsync_interval = 2m\nserver_links = Documents Musique\n"
+              "file_server_link = Serveur de fichiers\n",
+              &cfg);
+    ok(rc == 0 && cfg.home_mode == HP_HOME_SYNC && cfg.login_sync_background &&
+           cfg.sync_interval_ms == 120000 && cfg.max_delete_percent == 50 && cfg.trash_days == 30 &&
+           !strcmp(cfg.sync_local_template, "/home/utilisateurs/%u") &&
+           !strcmp(cfg.sync_flag_template, "/var/tmp/horizon-pam_session_%u.flag"),
+       "[sync] values and defaults load: %s", errs);
+    config_free(&cfg);
+    expect_error("[home]\nhome_mode = sync\n", 0,
+                 "home_mode = sync with mount = sshfs needs sshfs_host (the home server)");
+    expect_error("[home]\nhome_mode = roam\n", 2,
+                 "bad value for 'home_mode': 'roam' (expected nbd or sync)");
+    expect_error("[home]\nhome_mode = sync\n[sync]\nmount = command\n", 0,
+                 "mount = command needs mount_command (such as: mount -t cifs //srv/%u %m "
+                 "-o credentials=/etc/homeport/cifs)");
+    expect_error("[sync]\nmount_command = mount %x\n", 0,
+                 "mount_command: only %u (user), %m (mount point) and %% are known");
+    expect_error("[home]\nhome_mode = sync\n[sync]\nsshfs_host = h\nauth = key\n", 0,
+                 "auth = key needs key_file, an absolute path (%u for a key per user)");
+    expect_error("[sync]\nmax_delete_percent = 101\n", 0,
+                 "max_delete_percent = 101: expected 0 to 100");
+    expect_error("[sync]\nsync_interval = 5s\n", 0,
+                 "sync_interval = 5000 ms: expected 0 (off) or at least 10s");
+    expect_error("[sync]\nserver_links = Documents ../etc\n", 0,
+                 "server_links: '../etc' is not a folder name of the home's top");
+    expect_error("[sync]\nsshfs_host = a;b\n", 0,
+                 "sshfs_host = a;b: expected a host name or address");
+    expect_error("[sync]\nsshfs_options = a b\n", 0,
+                 "sshfs_options: expected opt,opt=value,... without spaces");
+    expect_error("[sync]\nlocal_dir = /home/x\n", 2,
+                 "bad value for 'local_dir': '/home/x' (expected a template with %u for the user "
+                 "name; %% for a literal %)");
     return tap_done();
 }

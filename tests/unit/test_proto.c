@@ -46,6 +46,13 @@ int main(void)
         {"homeport 1 account\nservice=x\n", "invalid user name '': it is missing", -EINVAL},
         {"homeport 1 account\nuser=../etc\n", "invalid user name '../etc'", -EINVAL},
         {"homeport 1 account\nuser=a b\n", "invalid user name 'a b'", -EINVAL},
+        {"homeport 1 sync\nuser=a\n", "unknown verb", -EPROTO}, /* the agent's own */
+        {"homeport 1 auth\nuser=a\n", "a secret goes with auth", -EPROTO},
+        {"homeport 1 account\nuser=a\nsecret=41\n", "a secret goes with auth", -EPROTO},
+        {"homeport 1 auth\nuser=a\nsecret=4\n", "malformed or duplicate secret", -EPROTO},
+        {"homeport 1 auth\nuser=a\nsecret=4G\n", "malformed or duplicate secret", -EPROTO},
+        {"homeport 1 auth\nuser=a\nsecret=4100\n", "malformed or duplicate secret", -EPROTO},
+        {"homeport 1 auth\nuser=a\nsecret=41\nsecret=41\n", "malformed or duplicate", -EPROTO},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         why[0] = '\0';
@@ -67,6 +74,23 @@ int main(void)
            !strcmp(back.service, "lightdm"),
        "format then parse gives the request back");
     ok(proto_format_request(&r, buf, 10) == -ENAMETOOLONG, "a short buffer is reported");
+
+    /* a password: any bytes but NUL, hex on the wire, back whole */
+    r = (struct proto_request){.verb = PV_AUTH};
+    snprintf(r.user, sizeof r.user, "carol");
+    snprintf(r.secret, sizeof r.secret, "p\xc3\xa9 ss\nw=rd\x7f\\");
+    n = proto_format_request(&r, buf, sizeof buf);
+    ok(n > 0 && strstr(buf, "secret=70c3a92073730a773d72647f5c\n") != NULL,
+       "a secret goes out in hex");
+    ok(proto_parse_request(buf, (size_t)n, &back, why, sizeof why) == 0 && back.verb == PV_AUTH &&
+           !strcmp(back.secret, r.secret),
+       "and comes back whole");
+    memset(r.secret, 'x', PROTO_SECRET_MAX);
+    r.secret[PROTO_SECRET_MAX] = '\0';
+    n = proto_format_request(&r, buf, sizeof buf);
+    ok(n > 0 && proto_parse_request(buf, (size_t)n, &back, why, sizeof why) == 0 &&
+           strlen(back.secret) == PROTO_SECRET_MAX,
+       "a %d-byte password fits", PROTO_SECRET_MAX);
 
     enum proto_reply kind;
     const char *text;
@@ -93,7 +117,8 @@ int main(void)
     is_str(proto_verb_name(PV_CACHE), "cache", "every verb has a name");
     ok(proto_verb_name((enum proto_verb)99) == NULL, "no name for a non-verb");
     ok(proto_verb_from_pam("open_session") == PV_OPEN_SESSION &&
-           proto_verb_from_pam("auth") == -1 && proto_verb_from_pam(NULL) == -1,
+           proto_verb_from_pam("auth") == PV_AUTH && proto_verb_from_pam("password") == -1 &&
+           proto_verb_from_pam(NULL) == -1,
        "PAM_TYPE mapping");
     return tap_done();
 }
