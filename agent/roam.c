@@ -318,7 +318,7 @@ int roam_mount(const struct hp_config *cfg, const char *user, const char *passwo
     struct roam_paths p;
     struct passwd *pw = getpwnam(user);
     char *argv[ARGV_MAX + 1], words[ARGV_MAX][PATH_MAX], err[1024] = "";
-    char src[600], opts[4096], remote_dir[PATH_MAX] = "", user_at[300];
+    char src[PATH_MAX + 600], opts[4096], remote_dir[PATH_MAX] = "", user_at[300];
     size_t n = 0;
     int rc;
 

@@ -508,7 +508,7 @@ static void *walk_side(void *v)
     } else {
         path[0] = '\0';
         w->rc = walk(w->e, w->sd, fd, path, 0);
-        if (w->rc == 0)
+        if (w->rc == 0 && w->sd->walk.n > 1)
             qsort(w->sd->walk.v, w->sd->walk.n, sizeof *w->sd->walk.v, cmp_node);
     }
     if (fd >= 0)
@@ -558,8 +558,8 @@ static int trash(struct eng *e, struct side *sd, const char *path)
         return fd;
     tname = split(tpath, tdir, sizeof tdir);
     tfd = open_dir(e, sd, tdir, true, 1);
-    if (tfd < 0)
-        return tfd;
+    if (tfd < 0) /* a trash that is a file or a symlink: never "gone", always an error */
+        return tfd == -ENOENT || tfd == -ENOTDIR ? -ENOTRECOVERABLE : tfd;
     snprintf(dst, sizeof dst, "%.*s", NAME_MAX, tname);
     for (unsigned k = 2; fstatat(tfd, dst, &st, AT_SYMLINK_NOFOLLOW) == 0 && k < 1000; k++)
         snprintf(dst, sizeof dst, "%.*s.%u", NAME_MAX - 5, tname, k);
@@ -999,9 +999,14 @@ static int apply(struct eng *e, struct item *it, bool *defer)
         report(e, "delete-%s %s", e->s[on].name, p);
         if (e->o->dry_run)
             return 0;
-        rc = trash(e, &e->s[on], it->path);
-        if (rc == -ENOENT || rc == -ENOTDIR)
-            rc = 0; /* gone with a directory replaced above it */
+        {
+            struct stat st;
+            rc = lstat_path(e, &e->s[on], it->path, &st);
+            if (rc == -ENOENT)
+                rc = 0; /* gone already, with a directory replaced above it */
+            else if (rc == 0)
+                rc = trash(e, &e->s[on], it->path);
+        }
         if (rc == 0)
             e->dirty = true;
         break;
@@ -1017,8 +1022,11 @@ static int apply(struct eng *e, struct item *it, bool *defer)
     case SYNC_COMPARE: rc = -EIO; break;
     }
     if (rc < 0) {
-        report_err(e, it->path, rc,
-                   rc == -EAGAIN ? "changed while it was copied (next pass)" : "not synced");
+        report_err(e, it->path, rc == -ENOTRECOVERABLE ? 0 : rc,
+                   rc == -EAGAIN            ? "changed while it was copied (next pass)"
+                   : rc == -ENOTRECOVERABLE ? "not deleted: its side's " SYNC_TRASH
+                                              " is not a directory (move it away)"
+                                            : "not synced");
         if (e->o->dry_run)
             return 0;
         return keep_base(e, it) < 0 ? -ENOMEM : 0;
@@ -1059,13 +1067,35 @@ static int finish_dir(struct eng *e, struct item *it)
         rc = trash(e, sd, it->path);
     cache_drop(sd);
     if (rc < 0) {
-        report_err(e, it->path, rc, "directory not deleted");
+        report_err(e, it->path, rc == -ENOTRECOVERABLE ? 0 : rc,
+                   rc == -ENOTRECOVERABLE ? "directory not deleted: its side's " SYNC_TRASH
+                                            " is not a directory (move it away)"
+                                          : "directory not deleted");
         return keep_base(e, it) < 0 ? -ENOMEM : 0;
     }
     on == SYNC_LOCAL ? e->st->del_local++ : e->st->del_remote++;
     report(e, "delete-%s %s", sd->name, p);
     e->dirty = true;
     return 0;
+}
+
+/* A copied directory gets its source's mtime once everything below it is
+ * in place (what was written into it moved it). */
+static void dir_time(struct eng *e, const struct item *it)
+{
+    enum sync_side from = it->act == SYNC_COPY_TO_REMOTE ? SYNC_LOCAL : SYNC_REMOTE;
+    const struct sync_node *src = from == SYNC_LOCAL ? it->l : it->r;
+    struct stat st;
+    const char *name;
+    int fd;
+
+    if ((it->act != SYNC_COPY_TO_REMOTE && it->act != SYNC_COPY_TO_LOCAL) || !src ||
+        src->m.type != SYNC_DIR || lstat_path(e, &e->s[from], it->path, &st) < 0 ||
+        !S_ISDIR(st.st_mode) || (fd = open_parent(e, &e->s[!from], it->path, false, &name)) < 0) {
+        return;
+    }
+    struct timespec t[2] = {st.st_atim, st.st_mtim};
+    utimensat(fd, name, t, AT_SYMLINK_NOFOLLOW);
 }
 
 /* ---- the pass --------------------------------------------------------------- */
@@ -1311,6 +1341,8 @@ int sync_run(const struct sync_opts *o, struct sync_stats *st, char *why, size_t
             snprintf(why, whylen, "%s: %s", v[dirs[ndirs]].path, strerror(-rc));
             goto out;
         }
+    for (size_t i = n; !o->dry_run && i > 0; i--)
+        dir_time(&e, &v[i - 1]);
     rc = 0;
     if (!o->dry_run && (e.dirty || e.out.n != e.db.n))
         rc = statedb_save(&e.out, o->state, why, whylen);
