@@ -135,6 +135,7 @@ install: $(BIN)
 	install -D -m 0644 configs/Xsession.d/95homeport-sync-popup $(DESTDIR)$(SYSCONFDIR)/X11/Xsession.d/95homeport-sync-popup
 	sed -i 's|/usr/local/bin/homeport-sync-popup|$(BINDIR)/homeport-sync-popup|' $(DESTDIR)$(SYSCONFDIR)/X11/Xsession.d/95homeport-sync-popup
 	install -D -m 0644 configs/sync-exclude $(DESTDIR)$(EXAMPLEDIR)/sync-exclude
+	install -D -m 0644 configs/sync-exclude $(DESTDIR)$(SYSCONFDIR)/homeport/sync-exclude
 	install -D -m 0644 configs/sync-exclude.local.example $(DESTDIR)$(EXAMPLEDIR)/sync-exclude.local.example
 	install -D -m 0755 initramfs-hooks/initramfs-tools/hooks/homeport $(DESTDIR)$(SYSCONFDIR)/initramfs-tools/hooks/homeport
 	install -D -m 0755 initramfs-hooks/initramfs-tools/scripts/init-premount/homeport $(DESTDIR)$(SYSCONFDIR)/initramfs-tools/scripts/init-premount/homeport

@@ -535,6 +535,10 @@ static int set_value(struct parser *p, const struct key_def *k, const char *v,
         }
         return 0;
     case K_DURATION:
+        if (!strcmp(k->name, "sync_interval") && !strcmp(v, "0")) { /* the one that may be off */
+            *(unsigned *)field = 0;
+            return 0;
+        }
         if (config_parse_duration_ms(v, (unsigned *)field) < 0) {
             perror_at(p,
                       "bad value for '%s': '%s' (expected a duration such as 5, 2.5s, 500ms "
@@ -802,6 +806,16 @@ static void check_sync(struct parser *p, struct hp_config *cfg)
     if (on && cfg->sync_mount == HP_SYNC_COMMAND && !*cfg->sync_mount_command)
         perror_at(p, "mount = command needs mount_command (such as: mount -t cifs //srv/%%u %%m "
                      "-o credentials=/etc/homeport/cifs)");
+    for (const char *c = cfg->sshfs_path; *c; c++)
+        if (*c == '%' && (c[1] == 'u' || c[1] == '%')) {
+            c++;
+        } else if (*c == '%' || iscntrl((unsigned char)*c)) {
+            perror_at(p, "sshfs_path: only %%u (user) and %%%% are known");
+            break;
+        }
+    if (*cfg->sync_key_file && config_expand(cfg->sync_key_file, "x", NULL, 0) < 0 &&
+        strchr(cfg->sync_key_file, '%'))
+        perror_at(p, "key_file: only %%u (user) and %%%% are known");
     for (const char *c = cfg->sync_mount_command; *c; c++)
         if (*c == '%' && (c[1] == 'u' || c[1] == 'm' || c[1] == '%')) {
             c++;

@@ -528,8 +528,12 @@ static int verb_sync(int argc, char **argv, struct globals *g)
         return 2;
     }
     log_open(LOG_TO_STDERR, verbose_level(g->verbose, LOG_LVL_WARN));
-    if (user && (a.o.local || a.o.remote || a.o.state || a.exclude)) {
-        fprintf(stderr, "homeport sync: give USER, or --local, --remote and --state, not both\n");
+    if (user && (a.o.local || a.o.remote || a.o.state || a.exclude || a.o.host ||
+                 a.o.max_delete_percent != 50 || a.o.trash_days != 30)) {
+        fprintf(stderr,
+                "homeport sync: with USER, the trees, the exclusions, the host name and "
+                "the limits come from the configuration: --local, --remote, --state, "
+                "--exclude, --host, --max-delete-percent and --trash-days go without USER\n");
         return 2;
     }
     if (user) {

@@ -88,7 +88,8 @@ int pamclient_run(const struct hp_config *cfg, const char *bad_config, FILE *out
     if (!strcmp(type, "password"))
         return 0;
     if (!strcmp(type, "auth") &&
-        (cfg->home_mode != HP_HOME_SYNC || cfg->sync_auth != HP_SYNC_AUTH_PASSWORD || bad_config))
+        (cfg->home_mode != HP_HOME_SYNC || cfg->sync_mount != HP_SYNC_SSHFS ||
+         cfg->sync_auth != HP_SYNC_AUTH_PASSWORD || bad_config))
         return 0; /* the password is not needed: never read, never sent */
     verb = proto_verb_from_pam(type);
     if (verb < 0) {

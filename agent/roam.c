@@ -61,11 +61,27 @@ bool roam_mounted(const struct hp_config *cfg, const char *user)
 
 /* ---- the pass ---------------------------------------------------------------- */
 
+/* "/" + name with the pattern characters escaped: that name, literally. */
+static void literal_pattern(const char *name, size_t n, char *out, size_t len)
+{
+    size_t o = 0;
+
+    if (len < 2)
+        return;
+    out[o++] = '/';
+    for (size_t i = 0; i < n && o + 2 < len; i++) {
+        if (strchr("*?[\\", name[i]))
+            out[o++] = '\\';
+        out[o++] = name[i];
+    }
+    out[o] = '\0';
+}
+
 /* The site's list, plus the names that are links to the server here: they
  * are never copied (the link would fight the folder). */
 static int load_excludes(const struct hp_config *cfg, struct exclude_list *l, char *why, size_t len)
 {
-    char pat[300];
+    char pat[600];
     int rc = exclude_load(l, cfg->sync_exclude, why, len);
 
     if (rc == -ENOENT) {
@@ -78,14 +94,14 @@ static int load_excludes(const struct hp_config *cfg, struct exclude_list *l, ch
     for (const char *s = cfg->server_links; *s && rc == 0;) {
         size_t n = strcspn(s, " \t");
         if (n) {
-            snprintf(pat, sizeof pat, "/%.*s", (int)n, s);
+            literal_pattern(s, n, pat, sizeof pat);
             rc = exclude_add(l, pat);
         }
         s += n;
         s += strspn(s, " \t");
     }
     if (rc == 0 && *cfg->file_server_link) {
-        snprintf(pat, sizeof pat, "/%s", cfg->file_server_link);
+        literal_pattern(cfg->file_server_link, strlen(cfg->file_server_link), pat, sizeof pat);
         rc = exclude_add(l, pat);
     }
     if (rc < 0)
@@ -822,9 +838,15 @@ int roam_logout(const struct hp_config *cfg, const char *user, unsigned wait_ms,
     char why[512];
     int rc = 0;
 
-    if (roam_mounted(cfg, user))
+    if (roam_mounted(cfg, user)) {
+        struct roam_paths p;
+        bool flag = roam_paths(cfg, user, &p) == 0;
+        if (flag) /* the popup's --any: the profile is being written back */
+            flag_set(p.flag, true);
         rc = pass_logged(cfg, user, NULL, NULL, wait_ms, msg, msglen);
-    else
+        if (flag)
+            flag_set(p.flag, false);
+    } else
         snprintf(msg, msglen, "the server home of %s was not mounted any more: not synced", user);
     if (roam_umount(cfg, user, why, sizeof why) < 0 && roam_mounted(cfg, user)) {
         snprintf(msg, msglen, "%s", why);

@@ -91,8 +91,10 @@ int roam_login(const struct hp_config *cfg, const char *user, roam_progress_fn p
                char *msg, size_t msglen);
 
 /* The last logout's part: a last pass (waiting up to wait_ms for a pass
- * still running), then the unmount.  0, or -errno with msg (the unmount is
- * done even when the pass fails; the next login's pass catches up). */
+ * still running; the flag file exists meanwhile), then the unmount.  0 with
+ * msg saying how the pass went (the unmount is done even when the pass
+ * fails: the local copy keeps the changes, the next login here sends them);
+ * -EBUSY when the unmount failed. */
 int roam_logout(const struct hp_config *cfg, const char *user, unsigned wait_ms, char *msg,
                 size_t msglen);
 

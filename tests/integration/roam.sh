@@ -72,12 +72,13 @@ C
 }
 conf
 check "config-check accepts it" "$HOMEPORT" config-check "$CONF"
+check "the shipped auth snippet passes the password on" grep -q "^auth optional pam_exec.so expose_authtok quiet /usr/local/sbin/homeport pam$" "$TOP/configs/pam.d/debian-common-auth"
 
 mkdir -p "$T/pam.d"
 snippet() { grep -v '^#' "$TOP/configs/pam.d/$1" | sed "s|/usr/local/sbin/homeport pam|$HOMEPORT -c $CONF pam|"; }
 {
-    echo "auth required pam_exec.so expose_authtok quiet $HOMEPORT -c $CONF pam"
     echo "auth required pam_permit.so"
+    snippet debian-common-auth
     snippet debian-common-account
     snippet debian-common-session
 } > "$T/pam.d/hp"

@@ -398,6 +398,11 @@ int main(void)
                  "sshfs_host = a;b: expected a host name or address");
     expect_error("[sync]\nsshfs_options = a b\n", 0,
                  "sshfs_options: expected opt,opt=value,... without spaces");
+    rc = load("[sync]\nsync_interval = 0\n", &cfg);
+    ok(rc == 0 && cfg.sync_interval_ms == 0, "sync_interval = 0: no passes during the session");
+    config_free(&cfg);
+    expect_error("[sync]\nsshfs_path = /srv/%x\n", 0,
+                 "sshfs_path: only %u (user) and %% are known");
     expect_error("[sync]\nlocal_dir = /home/x\n", 2,
                  "bad value for 'local_dir': '/home/x' (expected a template with %u for the user "
                  "name; %% for a literal %)");
