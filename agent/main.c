@@ -393,6 +393,26 @@ static int verb_home(int argc, char **argv, struct globals *g, bool mount)
     if (load_config(g, &cfg) < 0)
         return 2;
     log_open(cfg.log_target, verbose_level(g->verbose, LOG_LVL_WARN));
+    if (cfg.home_mode == HP_HOME_SYNC) { /* a roaming home: its last pass, then the unmount */
+        if (mount) {
+            fprintf(stderr, "homeport mount: home_mode = sync: a roaming home is mounted at its "
+                            "user's login (the server may want the user's password)\n");
+            config_free(&cfg);
+            return 2;
+        }
+        if (!roam_mounted(&cfg, argv[idx])) {
+            fprintf(stderr, "homeport umount %s: no roaming home of %s is mounted here\n",
+                    argv[idx], argv[idx]);
+            config_free(&cfg);
+            return 1;
+        }
+        rc = roam_logout(&cfg, argv[idx], cfg.pam_timeout_ms, why, sizeof why);
+        printf("%s\n", why);
+        if (rc < 0)
+            fprintf(stderr, "homeport umount %s: %s\n", argv[idx], why);
+        config_free(&cfg);
+        return rc < 0 ? 1 : 0;
+    }
     if (mount) {
         /* an admin's mount: located like a login's, without presence */
         struct hp_server srv;

@@ -208,8 +208,18 @@ check "the flag file is there while it runs, or was" bash -c "test -e '$T/var/tm
 check "the flag file goes when the pass is done" wait_for_secs 30 test ! -e "$T/var/tmp/horizon-pam_session_bob.flag"
 check "bob's files are all here" test "$(ls "$LOCAL/bob/big" | wc -l)" = 300
 check "sshd saw a key login for bob" grep -q "Accepted publickey for bob" "$T/ssh/sshd.log"
+echo "written by bob" > "$LOCAL/bob/late.txt"
+hp mount bob
+expect_rc 2 "homeport mount: not for roaming homes"
+hp umount bob
+expect_rc 0 "the admin releases bob's roaming home"
+contains "$T/out" "^Profile of bob synced: 1 to the server" "  after a last pass"
+check "  which sent bob's last file" test -f "$T/server/bob/late.txt"
+check "  and unmounted it" unstaged bob
+hp umount bob
+expect_rc 1 "a second umount: nothing to release"
 pt bob close_session
-expect_rc 0 "bob logs out"
+expect_rc 0 "bob logs out (nothing left to do)"
 check "nothing left mounted below the staging dir" bash -c "! grep -q ' $STAGE/' /proc/self/mountinfo"
 check "agent alive all along" kill -0 "$AGENT"
 lacks "$T/agent.log" "pass w0rd" "the password is in no log"
