@@ -393,6 +393,22 @@ int roam_mount(const struct hp_config *cfg, const char *user, const char *passwo
             if (config_expand(cfg->sync_key_file, user, key, sizeof key) < 0 &&
                 (size_t)snprintf(key, sizeof key, "%s", cfg->sync_key_file) >= sizeof key)
                 return -ENAMETOOLONG;
+            struct stat ks;
+            const char *bad = NULL;
+            if (lstat(key, &ks) < 0)
+                bad = strerror(errno);
+            else if (!S_ISREG(ks.st_mode))
+                bad = "not a regular file";
+            else if (ks.st_uid != 0)
+                bad = "not root's";
+            else if (ks.st_mode & 077)
+                bad = "others may read it";
+            if (bad) { /* ssh would refuse it too, but sshfs does not say why */
+                snprintf(why, whylen,
+                         "key_file %s: %s (it must be a regular file of root's, mode 0600)", key,
+                         bad);
+                return -EACCES;
+            }
             rc += snprintf(opts + rc, sizeof opts - (size_t)rc,
                            "IdentityFile=%s,IdentitiesOnly=yes,BatchMode=yes,"
                            "PasswordAuthentication=no",

@@ -201,6 +201,11 @@ wait_for grep -q "configuration reloaded" "$T/agent.log"
 mkdir -p "$T/server/bob/big"
 for i in $(seq 300); do echo "$i" > "$T/server/bob/big/f$i"; done
 chown -R bob:bob "$T/server/bob"
+chmod 644 "$SSH_KEY"
+pt bob acct_mgmt
+expect_rc 1 "a key file others may read is refused"
+contains "$T/out" "key_file $SSH_KEY: others may read it \(it must be a regular file of root's, mode 0600\)" "greeter: why"
+chmod 600 "$SSH_KEY"
 pt bob acct_mgmt open_session
 expect_rc 0 "bob logs in with the site key, sync in the background"
 contains "$T/out" "its profile is being synced" "greeter: syncing in the background"
