@@ -345,8 +345,8 @@ static bool blind(const struct eng *e, const char *path)
         for (size_t i = 0; i < e->s[s].nblind; i++) {
             const char *b = e->s[s].blind[i];
             size_t n = strlen(b);
-            if (!strncmp(path, b, n) && (path[n] == '\0' || path[n] == '/'))
-                return true;
+            if (n == 0 || (!strncmp(path, b, n) && (path[n] == '\0' || path[n] == '/')))
+                return true; /* "": the root itself could not be read */
         }
     return false;
 }
@@ -442,8 +442,6 @@ static int walk(struct eng *e, struct side *sd, int dfd, char *path, size_t plen
                          plen ? "/" : "", nm);
             continue;
         }
-        if (fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            continue; /* gone since the listing */
         if (len > STATEDB_PATH_MAX) {
             report_err(e, path, -ENAMETOOLONG, "a name below is too long to sync");
             continue;
@@ -451,6 +449,16 @@ static int walk(struct eng *e, struct side *sd, int dfd, char *path, size_t plen
         if (plen)
             path[plen] = '/';
         memcpy(path + plen + (plen ? 1 : 0), nm, nl + 1);
+        if (fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            /* gone since the listing: absent.  Anything else (EIO from a
+             * server that went away) must not look like a deletion. */
+            if (errno != ENOENT) {
+                report_err(e, path, -errno, "cannot stat it: left as it is");
+                rc = add_blind(e, sd, path);
+            }
+            path[plen] = '\0';
+            continue;
+        }
         meta_of(&st, sd->id, &node.m);
         if (e->o->exclude && exclude_match(e->o->exclude, path, S_ISDIR(st.st_mode))) {
             path[plen] = '\0';
@@ -460,6 +468,10 @@ static int walk(struct eng *e, struct side *sd, int dfd, char *path, size_t plen
             char *target = sd->chunk; /* free again: the listing is done */
             ssize_t tl = readlinkat(dfd, nm, target, DIR_CHUNK);
             if (tl < 0) {
+                if (errno != ENOENT) {
+                    report_err(e, path, -errno, "cannot read the link: left as it is");
+                    rc = add_blind(e, sd, path);
+                }
                 path[plen] = '\0';
                 continue;
             }

@@ -142,6 +142,24 @@ hp sync alice --dry-run
 expect_rc 0 "homeport sync alice --dry-run"
 contains "$T/out" "^sync \(dry run\): 0 to remote, 0 to local, .* 0 errors, [0-9]+ in step$" "  nothing left to do"
 
+# --- the server goes away during the session: nothing is taken for deleted -------
+NLOCAL=$(find "$A" -path "$A/.homeport-trash" -prune -o -print | wc -l)
+kill_sshd
+hp sync alice
+check "a pass with the server gone fails (exit $rc)" test "$rc" = 1 -o "$rc" = 2
+lacks "$T/out" "^delete-local " "  and deletes nothing here"
+check "  the local home is whole" test "$(find "$A" -path "$A/.homeport-trash" -prune -o -print | wc -l)" = "$NLOCAL"
+check "sshd comes back (same port)" start_sshd
+hp sync alice
+expect_rc 0 "the next pass works again (sshfs reconnects)"
+contains "$T/out" "^sync: 0 to remote, 0 to local, 0 deleted locally, 0 deleted remotely, 0 conflicts, 0 special, 0 errors" "  with nothing to do"
+
+# --- the agent restarts: it takes the roaming home back ----------------------------
+kill -9 "$AGENT"
+wait "$AGENT" 2> /dev/null
+check "a new agent starts" start_agent
+contains "$T/agent.log" "re-adopted the roaming home of alice: 1 session" "it re-adopts alice's roaming home"
+
 # --- a second session, then the last logout ------------------------------------
 PW='pass w0rd!' pt alice authenticate acct_mgmt open_session
 expect_rc 0 "a second session"
