@@ -828,6 +828,13 @@ int roam_login(const struct hp_config *cfg, const char *user, roam_progress_fn p
         pid_t pid = fork();
         if (pid == 0) {
             char m[1024];
+            /* not the job's pipe: the agent waits for its EOF before the
+             * user's next stage (open_session) may run */
+            enum log_target t = log_current_target();
+            enum log_level l = log_current_level();
+            log_close();
+            spawn_close_fds(NULL, 0);
+            log_open(t, l);
             pass_logged(cfg, user, NULL, NULL, 60000, m, sizeof m);
             flag_set(p.flag, false);
             _exit(0);
