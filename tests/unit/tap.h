@@ -3,7 +3,9 @@
 #ifndef HOMEPORT_TAP_H
 #define HOMEPORT_TAP_H
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int tap_n, tap_failed;
@@ -27,6 +29,17 @@ static int tap_n, tap_failed;
         if (!(g_ && w_ && strcmp(g_, w_) == 0))                                                    \
             printf("#   got '%s', want '%s'\n", g_ ? g_ : "(null)", w_ ? w_ : "(null)");           \
     } while (0)
+
+/* A fresh private directory /tmp/homeport-TAG-XXXXXX in dir (at least 64
+ * bytes); a failing check when it cannot be made. */
+static inline bool tap_tmpdir(char *dir, size_t len, const char *tag)
+{
+    snprintf(dir, len, "/tmp/homeport-%s-XXXXXX", tag);
+    if (mkdtemp(dir))
+        return true;
+    ok(0, "mkdtemp %s", dir);
+    return false;
+}
 
 static inline int tap_done(void)
 {

@@ -250,11 +250,8 @@ static void copy(const char *from, const char *to)
 /* A fresh directory for the lists list and local. */
 static bool tmp_lists(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/homeport-test-XXXXXX");
-    if (!mkdtemp(dir)) {
-        ok(0, "mkdtemp");
+    if (!tap_tmpdir(dir, sizeof dir, "exclude"))
         return false;
-    }
     snprintf(list, sizeof list, "%s/sync-exclude", dir);
     snprintf(local, sizeof local, "%s/sync-exclude.local", dir);
     return true;

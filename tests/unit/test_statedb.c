@@ -394,11 +394,8 @@ static void test_damage(void)
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* the checks before a crash show */
-    snprintf(dir, sizeof dir, "/tmp/homeport-statedb-XXXXXX");
-    if (!mkdtemp(dir)) {
-        ok(0, "mkdtemp");
+    if (!tap_tmpdir(dir, sizeof dir, "statedb"))
         return tap_done();
-    }
     snprintf(dbpath, sizeof dbpath, "%s/user.db", dir);
     test_memory();
     test_roundtrip();
