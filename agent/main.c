@@ -7,6 +7,7 @@
 #include <libnbd.h>
 #include <limits.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -499,6 +500,16 @@ static int sync_opt(int c, void *ctx)
     return -1;
 }
 
+/* Ctrl-C or SIGTERM: the pass ends after the path it is on (a copy is never
+ * left half done), what was done is recorded. */
+static volatile sig_atomic_t sync_stop;
+
+static void on_sync_signal(int sig)
+{
+    (void)sig;
+    sync_stop = 1;
+}
+
 static void sync_line(void *ctx, const char *line)
 {
     (void)ctx;
@@ -548,6 +559,8 @@ static int verb_sync(int argc, char **argv, struct globals *g)
         return 2;
     }
     log_open(LOG_TO_STDERR, verbose_level(g->verbose, LOG_LVL_WARN));
+    signal(SIGINT, on_sync_signal);
+    signal(SIGTERM, on_sync_signal);
     if (user && (a.o.local || a.o.remote || a.o.state || a.exclude || a.o.host ||
                  a.o.max_delete_percent != 50 || a.o.trash_days != 30)) {
         fprintf(stderr,
@@ -565,7 +578,7 @@ static int verb_sync(int argc, char **argv, struct globals *g)
         }
         if (load_config(g, &cfg) < 0)
             return 2;
-        rc = roam_pass(&cfg, user, flags, sync_line, NULL, &st, why, sizeof why);
+        rc = roam_pass(&cfg, user, flags, sync_line, NULL, &sync_stop, &st, why, sizeof why);
         config_free(&cfg);
     } else {
         if (!a.o.local || !a.o.remote || !a.o.state) {
@@ -590,6 +603,7 @@ static int verb_sync(int argc, char **argv, struct globals *g)
         side_owner(a.o.local, &a.o.owner[SYNC_LOCAL], &a.o.group[SYNC_LOCAL]);
         side_owner(a.o.remote, &a.o.owner[SYNC_REMOTE], &a.o.group[SYNC_REMOTE]);
         a.o.report = sync_line;
+        a.o.stop = &sync_stop;
         rc = sync_run(&a.o, &st, why, sizeof why);
         exclude_free(&ex);
     }
@@ -603,7 +617,7 @@ static int verb_sync(int argc, char **argv, struct globals *g)
            st.conflicts, st.special, st.errors, st.in_step);
     if (st.stopped)
         fprintf(stderr, "homeport sync: stopped before the end; the next pass goes on\n");
-    return st.errors ? 1 : st.guarded[0] || st.guarded[1] ? 3 : 0;
+    return st.errors || st.stopped ? 1 : st.guarded[0] || st.guarded[1] ? 3 : 0;
 }
 
 static int agent_opt(int c, void *ctx)

@@ -142,8 +142,8 @@ static void note_last(const struct roam_paths *p, time_t when, int rc, const str
 }
 
 int roam_pass(const struct hp_config *cfg, const char *user, int flags,
-              void (*report)(void *ctx, const char *line), void *ctx, struct sync_stats *st,
-              char *why, size_t whylen)
+              void (*report)(void *ctx, const char *line), void *ctx, volatile sig_atomic_t *stop,
+              struct sync_stats *st, char *why, size_t whylen)
 {
     struct roam_paths p;
     struct exclude_list ex = {0};
@@ -186,6 +186,7 @@ int roam_pass(const struct hp_config *cfg, const char *user, int flags,
     o.group[SYNC_LOCAL] = o.group[SYNC_REMOTE] = pw->pw_gid;
     o.report = report;
     o.ctx = ctx;
+    o.stop = stop;
     rc = sync_run(&o, st, why, whylen);
     exclude_free(&ex);
     if (!o.dry_run)
@@ -769,7 +770,7 @@ static int pass_logged(const struct hp_config *cfg, const char *user, roam_progr
     int rc;
 
     pc.next = clock_ms() + pc.interval;
-    while ((rc = roam_pass(cfg, user, 0, pass_line, &pc, &st, why, sizeof why)) == -EBUSY &&
+    while ((rc = roam_pass(cfg, user, 0, pass_line, &pc, NULL, &st, why, sizeof why)) == -EBUSY &&
            clock_ms() < end)
         clock_sleep_ms(200);
     if (rc < 0) {

@@ -40,13 +40,14 @@ int roam_paths(const struct hp_config *cfg, const char *user, struct roam_paths 
 
 /* One pass for user between the local home and the mounted server home
  * (which must be mounted: -ENOTCONN otherwise).  report: one line an action
- * (engine.h).  flags: ROAM_DRY_RUN, ROAM_ALLOW_DELETES.  0 or -errno with
+ * (engine.h); stop: when set, the pass ends after the current path (NULL:
+ * never).  flags: ROAM_DRY_RUN, ROAM_ALLOW_DELETES.  0 or -errno with
  * why; per-path trouble is in st. */
 #define ROAM_DRY_RUN 1
 #define ROAM_ALLOW_DELETES 2
 int roam_pass(const struct hp_config *cfg, const char *user, int flags,
-              void (*report)(void *ctx, const char *line), void *ctx, struct sync_stats *st,
-              char *why, size_t whylen);
+              void (*report)(void *ctx, const char *line), void *ctx, volatile sig_atomic_t *stop,
+              struct sync_stats *st, char *why, size_t whylen);
 
 /* Mount user's server home on the staging dir.  password: for auth =
  * password (sshfs reads it on its stdin), else NULL.  0; -EALREADY when it

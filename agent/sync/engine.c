@@ -324,11 +324,10 @@ static int push_node(struct nodes *v, const char *path, const struct sync_node *
     return 0;
 }
 
-static int add_blind(struct eng *e, struct side *sd, const char *path)
+static int add_blind(struct side *sd, const char *path)
 {
     char **g = realloc(sd->blind, (sd->nblind + 1) * sizeof *g);
 
-    (void)e;
     if (!g)
         return -ENOMEM;
     sd->blind = g;
@@ -424,7 +423,7 @@ static int walk(struct eng *e, struct side *sd, int dfd, char *path, size_t plen
         report_err(e, plen ? path : ".", rc,
                    sd->id == SYNC_LOCAL ? "cannot read the local directory"
                                         : "cannot read the remote directory");
-        return add_blind(e, sd, path);
+        return add_blind(sd, path);
     }
     if (!names)
         return 0; /* empty */
@@ -454,7 +453,7 @@ static int walk(struct eng *e, struct side *sd, int dfd, char *path, size_t plen
              * server that went away) must not look like a deletion. */
             if (errno != ENOENT) {
                 report_err(e, path, -errno, "cannot stat it: left as it is");
-                rc = add_blind(e, sd, path);
+                rc = add_blind(sd, path);
             }
             path[plen] = '\0';
             continue;
@@ -470,7 +469,7 @@ static int walk(struct eng *e, struct side *sd, int dfd, char *path, size_t plen
             if (tl < 0) {
                 if (errno != ENOENT) {
                     report_err(e, path, -errno, "cannot read the link: left as it is");
-                    rc = add_blind(e, sd, path);
+                    rc = add_blind(sd, path);
                 }
                 path[plen] = '\0';
                 continue;
@@ -485,7 +484,7 @@ static int walk(struct eng *e, struct side *sd, int dfd, char *path, size_t plen
                 report_err(e, path, -errno,
                            sd->id == SYNC_LOCAL ? "cannot open the local directory"
                                                 : "cannot open the remote directory");
-                rc = add_blind(e, sd, path);
+                rc = add_blind(sd, path);
             } else {
                 rc = walk(e, sd, sub, path, len);
                 close(sub);
@@ -1112,12 +1111,6 @@ static void dir_time(struct eng *e, const struct item *it)
 
 /* ---- the pass --------------------------------------------------------------- */
 
-static void items_free(struct item *v, size_t n)
-{
-    (void)n;
-    free(v);
-}
-
 /* Merge the two walks and the database into one decision per path. */
 static int plan(struct eng *e, struct item **out, size_t *nout)
 {
@@ -1360,7 +1353,7 @@ int sync_run(const struct sync_opts *o, struct sync_stats *st, char *why, size_t
         rc = statedb_save(&e.out, o->state, why, whylen);
 out:
     free(dirs);
-    items_free(v, n);
+    free(v);
     eng_free(&e);
     close(lockfd);
     return rc;

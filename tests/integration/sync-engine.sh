@@ -1190,4 +1190,28 @@ machine2 same "machine 2 and the remote equal after the conflict"
 converged "machine 1 after the conflict"
 machine2 converged "machine 2 after the conflict"
 
+
+# ---------------------------------------------------------------- SIGINT
+# Ctrl-C ends the pass after the path it is on: what was done is recorded,
+# the exit status is 1, and the next pass finishes the work.
+pair sigint
+for d in $(seq 40); do mkdir -p "$L/d$d"; for f in $(seq 50); do : > "$L/d$d/f$f"; done; done
+timeout 60 "$HOMEPORT" sync --local "$L" --remote "$R" --state "$DB" --host "$HOST" > "$T/out" 2> "$T/err" &
+SP=$!
+for i in $(seq 200); do grep -q '^to-remote d1/' "$T/out" 2> /dev/null && break; sleep 0.05; done
+kill -INT "$SP"
+rc=0
+wait "$SP" || rc=$?
+if grep -q '^sync: 2040 to remote' "$T/out"; then
+    skip "SIGINT stops a pass" "the pass ended before the signal"
+else
+    expect_rc 1 "SIGINT stops a pass"
+    contains "$T/err" "stopped before the end; the next pass goes on" "  and says so"
+    lacks "$T/out" "^error " "  with no error"
+    check "  leaving no temp file" bash -c "! find '$R' -name '*.homeport-tmp' | grep -q ."
+fi
+pass_ok "the next pass finishes the work"
+check "  every file is on the remote side" test "$(find "$R" -type f | wc -l)" = 2000
+converged "after a stopped pass"
+
 done_testing
