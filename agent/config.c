@@ -797,6 +797,18 @@ static bool entry_name_ok(const char *s, size_t n)
     return true;
 }
 
+/* Whether s has no control character and no '%' escape but %% and those
+ * in letters ("um": %u and %m). */
+static bool escapes_ok(const char *s, const char *letters)
+{
+    for (; *s; s++)
+        if (*s == '%' && s[1] && (s[1] == '%' || strchr(letters, s[1])))
+            s++;
+        else if (*s == '%' || iscntrl((unsigned char)*s))
+            return false;
+    return true;
+}
+
 static void check_sync(struct parser *p, struct hp_config *cfg)
 {
     bool on = cfg->home_mode == HP_HOME_SYNC;
@@ -806,23 +818,12 @@ static void check_sync(struct parser *p, struct hp_config *cfg)
     if (on && cfg->sync_mount == HP_SYNC_COMMAND && !*cfg->sync_mount_command)
         perror_at(p, "mount = command needs mount_command (such as: mount -t cifs //srv/%%u %%m "
                      "-o credentials=/etc/homeport/cifs)");
-    for (const char *c = cfg->sshfs_path; *c; c++)
-        if (*c == '%' && (c[1] == 'u' || c[1] == '%')) {
-            c++;
-        } else if (*c == '%' || iscntrl((unsigned char)*c)) {
-            perror_at(p, "sshfs_path: only %%u (user) and %%%% are known");
-            break;
-        }
-    if (*cfg->sync_key_file && config_expand(cfg->sync_key_file, "x", NULL, 0) < 0 &&
-        strchr(cfg->sync_key_file, '%'))
+    if (!escapes_ok(cfg->sshfs_path, "u"))
+        perror_at(p, "sshfs_path: only %%u (user) and %%%% are known");
+    if (!escapes_ok(cfg->sync_key_file, "u"))
         perror_at(p, "key_file: only %%u (user) and %%%% are known");
-    for (const char *c = cfg->sync_mount_command; *c; c++)
-        if (*c == '%' && (c[1] == 'u' || c[1] == 'm' || c[1] == '%')) {
-            c++;
-        } else if (*c == '%' || iscntrl((unsigned char)*c)) {
-            perror_at(p, "mount_command: only %%u (user), %%m (mount point) and %%%% are known");
-            break;
-        }
+    if (!escapes_ok(cfg->sync_mount_command, "um"))
+        perror_at(p, "mount_command: only %%u (user), %%m (mount point) and %%%% are known");
     if (cfg->sshfs_port == 0 || cfg->sshfs_port > 65535)
         perror_at(p, "sshfs_port = %u: expected 1 to 65535", cfg->sshfs_port);
     if (on && cfg->sync_auth == HP_SYNC_AUTH_KEY && cfg->sync_key_file[0] != '/')

@@ -61,6 +61,19 @@ bool roam_mounted(const struct hp_config *cfg, const char *user)
 
 /* ---- the pass ---------------------------------------------------------------- */
 
+/* The next word of a list separated by blanks ("Documents Musique"), its
+ * length in *n; *s moves past it.  NULL at the end. */
+static const char *next_word(const char **s, size_t *n)
+{
+    const char *w = *s + strspn(*s, " \t");
+
+    if (!*w)
+        return NULL;
+    *n = strcspn(w, " \t");
+    *s = w + *n;
+    return w;
+}
+
 /* "/" + name with the pattern characters escaped: that name, literally. */
 static void literal_pattern(const char *name, size_t n, char *out, size_t len)
 {
@@ -82,6 +95,7 @@ static void literal_pattern(const char *name, size_t n, char *out, size_t len)
 static int load_excludes(const struct hp_config *cfg, struct exclude_list *l, char *why, size_t len)
 {
     char pat[600];
+    size_t n;
     int rc = exclude_load(l, cfg->sync_exclude, why, len);
 
     if (rc == -ENOENT) {
@@ -91,14 +105,9 @@ static int load_excludes(const struct hp_config *cfg, struct exclude_list *l, ch
     }
     if (rc < 0)
         return rc;
-    for (const char *s = cfg->server_links; *s && rc == 0;) {
-        size_t n = strcspn(s, " \t");
-        if (n) {
-            literal_pattern(s, n, pat, sizeof pat);
-            rc = exclude_add(l, pat);
-        }
-        s += n;
-        s += strspn(s, " \t");
+    for (const char *s = cfg->server_links, *w; rc == 0 && (w = next_word(&s, &n));) {
+        literal_pattern(w, n, pat, sizeof pat);
+        rc = exclude_add(l, pat);
     }
     if (rc == 0 && *cfg->file_server_link) {
         literal_pattern(cfg->file_server_link, strlen(cfg->file_server_link), pat, sizeof pat);
@@ -356,17 +365,15 @@ int roam_mount(const struct hp_config *cfg, const char *user, const char *passwo
     }
     chmod(p.stage, 0700);
     if (cfg->sync_mount == HP_SYNC_COMMAND) {
-        const char *s = cfg->sync_mount_command;
-        while (*s && n < ARGV_MAX) {
-            size_t wl = strcspn(s, " \t");
-            if (wl && expand_word(s, wl, user, p.stage, words[n], sizeof words[n]) < 0) {
-                snprintf(why, whylen, "mount_command: cannot expand '%.*s'", (int)wl, s);
+        const char *s = cfg->sync_mount_command, *w;
+        size_t wl;
+        while (n < ARGV_MAX && (w = next_word(&s, &wl))) {
+            if (expand_word(w, wl, user, p.stage, words[n], sizeof words[n]) < 0) {
+                snprintf(why, whylen, "mount_command: cannot expand '%.*s'", (int)wl, w);
                 return -EINVAL;
             }
-            if (wl)
-                argv[n] = words[n], n++;
-            s += wl;
-            s += strspn(s, " \t");
+            argv[n] = words[n];
+            n++;
         }
         argv[n] = NULL;
         password = NULL;
@@ -507,6 +514,7 @@ int roam_prepare_local(const struct hp_config *cfg, const char *user, char *why,
     struct passwd *pw = getpwnam(user);
     char target[PATH_MAX + 300], name[256], parent[PATH_MAX];
     struct stat st;
+    size_t n;
     int fd, rc = 0;
 
     if (roam_paths(cfg, user, &p) < 0 || !pw) {
@@ -545,15 +553,10 @@ int roam_prepare_local(const struct hp_config *cfg, const char *user, char *why,
                  (unsigned)st.st_uid, user);
         return -EPERM;
     }
-    for (const char *s = cfg->server_links; *s && rc == 0;) {
-        size_t n = strcspn(s, " \t");
-        if (n) {
-            snprintf(name, sizeof name, "%.*s", (int)n, s);
-            snprintf(target, sizeof target, "%s/%s", p.stage, name);
-            rc = put_link(fd, name, target, pw->pw_uid, pw->pw_gid);
-        }
-        s += n;
-        s += strspn(s, " \t");
+    for (const char *s = cfg->server_links, *w; rc == 0 && (w = next_word(&s, &n));) {
+        snprintf(name, sizeof name, "%.*s", (int)n, w);
+        snprintf(target, sizeof target, "%s/%s", p.stage, name);
+        rc = put_link(fd, name, target, pw->pw_uid, pw->pw_gid);
     }
     if (rc == 0 && *cfg->file_server_link)
         rc = put_link(fd, cfg->file_server_link, p.stage, pw->pw_uid, pw->pw_gid);

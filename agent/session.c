@@ -279,21 +279,31 @@ static int prepare(const struct hp_config *cfg, struct session_user *u, struct n
     return home_prepare(cfg, u->name, &srv, warm, progress, ctx, msg, msglen);
 }
 
-/* Take the home away; with stop, the user's processes first. */
-static int do_close(const struct hp_config *cfg, struct session_user *u, bool stop, char *msg,
-                    size_t len)
+/* The last logout: what the user left running is stopped before the home
+ * goes (or, roaming, before its last pass: nothing writes meanwhile). */
+static void stop_user(const struct hp_config *cfg, const struct session_user *u)
 {
     struct passwd *pw = getpwnam(u->name);
     char report[256];
     int rc;
 
-    if (stop && pw) {
-        rc = session_kill_user(pw->pw_uid, cfg->kill_grace_ms, report, sizeof report);
-        if (rc > 0)
-            log_notice("%s: %s", u->name, report);
-        else if (rc < 0)
-            log_warn("%s: not stopping processes: %s", u->name, strerror(-rc));
-    }
+    if (!pw)
+        return;
+    rc = session_kill_user(pw->pw_uid, cfg->kill_grace_ms, report, sizeof report);
+    if (rc > 0)
+        log_notice("%s: %s", u->name, report);
+    else if (rc < 0)
+        log_warn("%s: not stopping processes: %s", u->name, strerror(-rc));
+}
+
+/* Take the home away; with stop, the user's processes first. */
+static int do_close(const struct hp_config *cfg, struct session_user *u, bool stop, char *msg,
+                    size_t len)
+{
+    int rc;
+
+    if (stop)
+        stop_user(cfg, u);
     rc = home_umount(cfg, u->name, msg, len);
     if (rc == -ENOENT)
         rc = 0;
@@ -330,15 +340,10 @@ static enum session_home roam_look(const struct hp_config *cfg, struct session_u
 static int roam_close(const struct hp_config *cfg, struct session_user *u, bool stop, char *msg,
                       size_t len)
 {
-    struct passwd *pw = getpwnam(u->name);
-    char report[256];
     int rc;
 
-    if (stop && pw) { /* nothing writes into the home while the last pass runs */
-        rc = session_kill_user(pw->pw_uid, cfg->kill_grace_ms, report, sizeof report);
-        if (rc > 0)
-            log_notice("%s: %s", u->name, report);
-    }
+    if (stop)
+        stop_user(cfg, u);
     rc = roam_logout(cfg, u->name, cfg->pam_timeout_ms / 2, msg, len);
     if (rc < 0)
         return rc;
