@@ -123,12 +123,11 @@ static int load_excludes(const struct hp_config *cfg, struct exclude_list *l, ch
 static void note_last(const struct roam_paths *p, time_t when, int rc, const struct sync_stats *st,
                       const char *why)
 {
-    char path[PATH_MAX + 8], tmp[PATH_MAX + 16], line[1400];
+    char path[PATH_MAX + 8], line[1400];
     const char *res = rc < 0                                                ? "failed"
                       : st->guarded[SYNC_LOCAL] || st->guarded[SYNC_REMOTE] ? "guarded"
                       : st->errors                                          ? "errors"
                                                                             : "ok";
-    FILE *f;
 
     if (rc == -EBUSY)
         return;
@@ -142,12 +141,10 @@ static void note_last(const struct roam_paths *p, time_t when, int rc, const str
                  (long long)when, res, st->to_remote, st->to_local, st->del_local, st->del_remote,
                  st->conflicts, st->errors, st->guarded[SYNC_LOCAL], st->guarded[SYNC_REMOTE]);
     snprintf(path, sizeof path, "%s.last", p->state);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (!(f = fopen(tmp, "we")))
-        return;
-    fprintf(f, "%s\n", line);
-    if (fclose(f) != 0 || rename(tmp, path) < 0)
-        unlink(tmp);
+    size_t l = strlen(line);
+    if (l + 1 < sizeof line)
+        memcpy(line + l, "\n", 2);
+    textfile_write(path, line, 0600); /* best effort: status says less */
 }
 
 int roam_pass(const struct hp_config *cfg, const char *user, int flags,
@@ -568,29 +565,6 @@ int roam_prepare_local(const struct hp_config *cfg, const char *user, char *why,
 
 /* ---- records -------------------------------------------------------------- */
 
-/* path := text, atomically (a temp file renamed over it). */
-static int write_small(const char *path, const char *text)
-{
-    char tmp[PATH_MAX];
-    size_t n = strlen(text);
-    int fd, rc = 0;
-
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
-        return -ENAMETOOLONG;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    if (write(fd, text, n) != (ssize_t)n)
-        rc = -EIO;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
-    if (rc < 0)
-        unlink(tmp);
-    return rc;
-}
-
 int roam_get_sessions(const struct hp_config *cfg, const char *user)
 {
     struct roam_paths p;
@@ -616,7 +590,7 @@ int roam_set_sessions(const struct hp_config *cfg, const char *user, int session
     if ((rc = tree_mkdirs(dir, 0700)) < 0)
         return rc;
     snprintf(buf, sizeof buf, "sessions=%d\n", sessions);
-    return write_small(p.record, buf);
+    return textfile_write(p.record, buf, 0600);
 }
 
 void roam_forget(const struct hp_config *cfg, const char *user)

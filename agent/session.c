@@ -65,21 +65,15 @@ const char *session_exempt(const struct hp_config *cfg, const char *user, const 
  * Best effort: a failure is only logged. */
 static void remember_last_user(const struct hp_config *cfg, const char *user)
 {
-    char path[4200], tmp[4300];
-    FILE *f;
+    char path[4200], line[64];
     int rc = tree_mkdirs(cfg->state_dir, 0755);
 
     snprintf(path, sizeof path, "%s/last_user", cfg->state_dir);
-    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid()); /* jobs run at once */
-    if (rc < 0 || !(f = fopen(tmp, "we"))) {
-        log_warn("cannot record the last user in %s: %s", path, strerror(rc < 0 ? -rc : errno));
-        return;
-    }
-    fprintf(f, "%s\n", user);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0 || rename(tmp, path) < 0) {
-        log_warn("cannot record the last user in %s: %s", path, strerror(errno));
-        unlink(tmp);
-    }
+    snprintf(line, sizeof line, "%s\n", user);
+    if (rc == 0)
+        rc = textfile_write(path, line, 0644); /* a name per job's pid: jobs run at once */
+    if (rc < 0)
+        log_warn("cannot record the last user in %s: %s", path, strerror(-rc));
 }
 
 const char *session_expected_user(const struct hp_config *cfg, char *buf, size_t len)

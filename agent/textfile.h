@@ -1,5 +1,5 @@
 /* textfile: read the first line of a small text file (sysfs attributes, pid
- * files, /proc/PID/comm). */
+ * files, /proc/PID/comm), and write a small file whole. */
 #ifndef HOMEPORT_TEXTFILE_H
 #define HOMEPORT_TEXTFILE_H
 
@@ -9,5 +9,10 @@
  * Never follows a symlink in the last component when nofollow is set.
  * Returns 0, -ENODATA for an empty file, or -errno. */
 int textfile_read_line(const char *path, char *buf, size_t len, int nofollow);
+
+/* Replace path with text, atomically: written to PATH.PID.tmp (mode, less
+ * the umask), fsynced, renamed over path.  A reader sees the old file or
+ * the new one.  0 or -errno (the temp file removed). */
+int textfile_write(const char *path, const char *text, unsigned mode);
 
 #endif
