@@ -16,21 +16,33 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "../log.h"
 #include "../tree.h"
+#include "arena.h"
 #include "decide.h"
 #include "statedb.h"
 
 #define COPY_BUF ((size_t)256 * 1024)
+/* A directory's listing is recorded only when its ctime is older than the
+ * pass by this much: more than the timestamp granularity of any file system
+ * keeps_ctimes accepts (1 s at worst: ext3's small inodes). */
+#define TRUST_MARGIN_NS ((int64_t)2000000000)
 #define LINE_MAX_OUT (3 * STATEDB_PATH_MAX + 512)
 
 /* What a walk found at one path on one side. */
 struct node {
     char *path;
     struct sync_node n;
+    /* A directory: its inode and ctime as the walk found them (0 when its
+     * side keeps no trustworthy ctimes); whether every name the walk found
+     * in it became a node (nothing excluded, special, unreadable or gone);
+     * whether its names and what the pass leaves in the database differ. */
+    struct statedb_listing listed;
+    bool clean, mismatch;
 };
 
 struct nodes {
@@ -54,15 +66,28 @@ struct side {
     char **blind; /* directories that could not be read: nothing below is decided */
     size_t nblind;
     struct dcache cache[2];
-    char *chunk; /* the walk's buffer: getdents64, readlink */
+    bool stamps; /* a file system whose directories' ctimes can be trusted (listings) */
+    unsigned long listed, trusted; /* directories read, and taken from the database */
+    char *chunk;                   /* the walk's buffer: getdents64, readlink */
+    struct arena mem;              /* the walk's array of nodes, then its paths */
+    struct {
+        char *b;
+        size_t len, cap;
+    } names; /* the walk's stack of directory listings (read_dir) */
+    struct {
+        struct name {
+            size_t off; /* where it starts in names */
+            size_t dbi; /* its database entry when the name came from there, or NODB */
+        } * v;
+        size_t n, cap;
+    } offs;
 };
 
 /* One path's decision. */
 struct item {
-    const char *path;              /* a walk's or the database's: they outlive the items */
-    const struct sync_node *l, *r; /* into the walks; NULL: absent */
-    struct sync_node lc, rc;       /* copies once hashed */
-    struct statedb_entry base;     /* path NULL: no base */
+    const char *path;                 /* a walk's or the database's: they outlive the items */
+    struct sync_node *l, *r;          /* into the walks (hashed there); NULL: absent */
+    const struct statedb_entry *base; /* into the database; NULL: no base */
     enum sync_action act;
     bool held; /* a deletion the guard held back */
 };
@@ -73,7 +98,12 @@ struct eng {
     struct side s[2];
     struct statedb db, out;
     bool have_db, dirty;
-    char stamp[32]; /* YYYY-MM-DD_HHMMSS */
+    bool out_real; /* else the result is db.v[0 .. kept): out_real() */
+    size_t kept;
+    struct arena mem;     /* the decisions */
+    size_t *end;          /* db.v[i]'s subtree is db.v[i + 1 .. end[i] - 1] */
+    int64_t trust_before; /* a listing is recorded only for a ctime before this */
+    char stamp[32];       /* YYYY-MM-DD_HHMMSS */
     unsigned char *buf;
 };
 
@@ -308,19 +338,42 @@ static bool is_tmp_name(const char *name)
     return name[0] == '.' && n > s && !strcmp(name + n - s, SYNC_TMP_SUFFIX);
 }
 
-static int push_node(struct nodes *v, const char *path, const struct sync_node *n)
+/* v (cap elements of size bytes) with room for need: the same or a larger
+ * copy (cap updated), NULL when out of memory (v still valid). */
+static void *grow(void *v, size_t *cap, size_t need, size_t size)
 {
+    size_t c = *cap ? *cap : 4096 / size;
+    void *g;
+
+    if (need <= *cap)
+        return v;
+    while (c < need)
+        c *= 2;
+    if (!(g = realloc(v, c * size)))
+        return NULL;
+    *cap = c;
+    return g;
+}
+
+static int push_node(struct side *sd, const char *path, size_t len, const struct sync_node *n,
+                     struct statedb_listing listed)
+{
+    struct nodes *v = &sd->walk;
+
     if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 256;
-        struct node *g = realloc(v->v, cap * sizeof *g);
+        size_t cap = v->cap ? 2 * v->cap : 1024;
+        struct node *g = arena_grow(&sd->mem, v->v, v->n * sizeof *g, cap * sizeof *g);
         if (!g)
             return -ENOMEM;
         v->v = g;
         v->cap = cap;
     }
-    if (!(v->v[v->n].path = strdup(path)))
+    if (!(v->v[v->n].path = arena_strndup(&sd->mem, path, len)))
         return -ENOMEM;
-    v->v[v->n++].n = *n;
+    v->v[v->n].n = *n;
+    v->v[v->n].listed = listed;
+    v->v[v->n].clean = v->v[v->n].mismatch = false;
+    v->n++;
     return 0;
 }
 
@@ -350,12 +403,11 @@ static bool blind(const struct eng *e, const char *path)
     return false;
 }
 
-/* Walk the directory open at dfd, whose path is path (plen bytes, "" for the
- * root), into sd->walk.  Unreadable directories go to sd->blind. */
-/* The names in the directory open at fd (not "." and ".."), packed one
- * after the other with their NULs into a malloc'ed buffer: getdents64 with a
- * large buffer, straight on fd (no DIR, no second open, no fstat: a walk
- * spends its time in system calls).  0 or -errno (nothing returned). */
+/* The names in the directory open at fd (not "." and ".."), appended with
+ * their NULs to sd->names, and where each starts to sd->offs, in the order
+ * of strcmp: getdents64 with a large buffer, straight on fd (no DIR, no
+ * second open, no fstat: a walk spends its time in system calls).  *n: how
+ * many.  0 or -errno (nothing appended). */
 struct linux_dirent64 {
     uint64_t d_ino;
     int64_t d_off;
@@ -365,58 +417,121 @@ struct linux_dirent64 {
 };
 
 #define DIR_CHUNK 32768
+#define ROOT SIZE_MAX /* walk()'s self for the root, which has no node */
+#define NODB SIZE_MAX /* a name read from the directory, not from the database */
 
-static int read_dir(int fd, char *chunk, char **names, size_t *n)
+static __thread const char *sort_base; /* the names being sorted, per walk thread */
+
+static int cmp_off(const void *a, const void *b)
 {
-    size_t len = 0, cap = 0;
-    char *buf = NULL;
+    return strcmp(sort_base + ((const struct name *)a)->off,
+                  sort_base + ((const struct name *)b)->off);
+}
+
+/* Append the name nm (nl bytes) to sd->names and sd->offs. */
+static int add_name(struct side *sd, const char *nm, size_t nl, size_t dbi)
+{
+    char *nb = grow(sd->names.b, &sd->names.cap, sd->names.len + nl + 1, 1);
+    struct name *ov = nb ? grow(sd->offs.v, &sd->offs.cap, sd->offs.n + 1, sizeof *ov) : NULL;
+
+    if (nb)
+        sd->names.b = nb;
+    if (!ov)
+        return -ENOMEM;
+    sd->offs.v = ov;
+    memcpy(sd->names.b + sd->names.len, nm, nl);
+    sd->names.b[sd->names.len + nl] = '\0';
+    sd->offs.v[sd->offs.n++] = (struct name){sd->names.len, dbi};
+    sd->names.len += nl + 1;
+    return 0;
+}
+
+static int read_dir(struct side *sd, int fd, size_t *n)
+{
+    size_t len0 = sd->names.len, n0 = sd->offs.n;
     long got;
 
-    *names = NULL;
     *n = 0;
-    while ((got = syscall(SYS_getdents64, fd, chunk, DIR_CHUNK)) != 0) {
+    while ((got = syscall(SYS_getdents64, fd, sd->chunk, DIR_CHUNK)) != 0) {
         if (got < 0) {
             int rc = -errno;
             if (errno == EINTR)
                 continue;
-            free(buf);
+            sd->names.len = len0;
+            sd->offs.n = n0;
             return rc;
         }
         for (long off = 0; off < got;) {
-            const struct linux_dirent64 *d = (const void *)(chunk + off);
+            const struct linux_dirent64 *d = (const void *)(sd->chunk + off);
             size_t nl = strlen(d->d_name);
             off += d->d_reclen;
             if (d->d_name[0] == '.' && (nl == 1 || (nl == 2 && d->d_name[1] == '.')))
                 continue;
-            if (len + nl + 1 > cap) {
-                size_t c = cap ? cap * 2 : 4096;
-                char *g;
-                while (c < len + nl + 1)
-                    c *= 2;
-                if (!(g = realloc(buf, c))) {
-                    free(buf);
-                    return -ENOMEM;
-                }
-                buf = g;
-                cap = c;
+            if (add_name(sd, d->d_name, nl, NODB) < 0) {
+                sd->names.len = len0;
+                sd->offs.n = n0;
+                return -ENOMEM;
             }
-            memcpy(buf + len, d->d_name, nl + 1);
-            len += nl + 1;
-            (*n)++;
         }
     }
-    *names = buf;
+    *n = sd->offs.n - n0;
+    if (*n > 1) {
+        sort_base = sd->names.b;
+        qsort(sd->offs.v + n0, *n, sizeof *sd->offs.v, cmp_off);
+    }
     return 0;
 }
 
-/* Walk the directory open at dfd, whose path is path (plen bytes, "" for the
- * root), into sd->walk.  Unreadable directories go to sd->blind. */
-static int walk(struct eng *e, struct side *sd, int dfd, char *path, size_t plen)
+/* The names of the directory whose node is sd->walk.v[self], from the
+ * database instead of the directory itself, when that is safe: the side
+ * keeps ctimes, and the last pass recorded a listing of it (it found the
+ * same names there as it left in the database: see stamp_listings) with
+ * the inode and ctime it has now, so nothing was added, removed or renamed
+ * in it since.  Appended as read_dir does; *n how many.  false: read the
+ * directory. */
+static bool trusted_names(struct eng *e, struct side *sd, size_t self, size_t dbi, size_t *n)
 {
-    char *names, *nm;
-    size_t n;
-    int rc = read_dir(dfd, sd->chunk, &names, &n);
+    const struct node *d = &sd->walk.v[self];
+    const struct statedb_entry *b;
+    size_t i, len0 = sd->names.len, n0 = sd->offs.n, plen;
 
+    if (!sd->stamps || !e->have_db || !d->listed.ino)
+        return false;
+    b = dbi != NODB ? &e->db.v[dbi] : statedb_get(&e->db, d->path); /* known: no search */
+    if (!b || b->listed[sd->id].ino != d->listed.ino ||
+        b->listed[sd->id].ctime_ns != d->listed.ctime_ns)
+        return false;
+    i = (size_t)(b - e->db.v);
+    plen = strlen(b->path);
+    for (size_t c = i + 1; c < e->end[i]; c = e->end[c]) {
+        const char *nm = e->db.v[c].path + plen + 1;
+        if (strchr(nm, '/') || add_name(sd, nm, strlen(nm), c) < 0) { /* a parent missing: read */
+            sd->names.len = len0;
+            sd->offs.n = n0;
+            return false;
+        }
+    }
+    *n = sd->offs.n - n0;
+    sd->trusted++;
+    return true;
+}
+
+/* Walk the directory open at dfd, whose path is path (plen bytes, "" for the
+ * root), into sd->walk, in path order (statedb_path_cmp): each directory's
+ * names sorted, each subdirectory's tree right after it.  Unreadable
+ * directories go to sd->blind. */
+static int walk(struct eng *e, struct side *sd, int dfd, char *path, size_t plen, size_t self,
+                size_t dbi)
+{
+    size_t n, len0 = sd->names.len, n0 = sd->offs.n;
+    int rc = 0;
+
+    if (self == ROOT || !trusted_names(e, sd, self, dbi, &n)) {
+        rc = read_dir(sd, dfd, &n);
+        sd->listed++;
+    }
+    if (self != ROOT)
+        sd->walk.v[self].clean = rc == 0;
     if (rc < 0) {
         if (rc == -ENOMEM)
             return rc;
@@ -425,16 +540,20 @@ static int walk(struct eng *e, struct side *sd, int dfd, char *path, size_t plen
                                         : "cannot read the remote directory");
         return add_blind(sd, path);
     }
-    if (!names)
-        return 0; /* empty */
-    nm = names;
-    for (size_t i = 0; i < n && rc == 0; i++, nm += strlen(nm) + 1) {
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        /* the buffer may move while a subdirectory is walked: by offset */
+        const char *nm = sd->names.b + sd->offs.v[n0 + i].off;
+        size_t cdbi = sd->offs.v[n0 + i].dbi; /* its database entry, when known */
         size_t nl = strlen(nm), len = plen + (plen ? 1 : 0) + nl;
         struct sync_node node = {0};
+        struct statedb_listing listed = {0, 0};
+        bool was_clean = self != ROOT && sd->walk.v[self].clean;
         struct stat st;
 
         if (plen == 0 && !strcmp(nm, SYNC_TRASH))
             continue;
+        if (self != ROOT) /* until it is a node */
+            sd->walk.v[self].clean = false;
         if (is_tmp_name(nm)) { /* a pass interrupted during a copy */
             if (!e->o->dry_run && unlinkat(dfd, nm, 0) == 0)
                 log_info("removed %s/%s%s%s, left by an interrupted pass", sd->name, path,
@@ -477,7 +596,11 @@ static int walk(struct eng *e, struct side *sd, int dfd, char *path, size_t plen
             node.m.size = (uint64_t)tl;
             sha(target, (size_t)tl, node.digest);
         }
-        rc = push_node(&sd->walk, path, &node);
+        if (S_ISDIR(st.st_mode) && sd->stamps)
+            listed = (struct statedb_listing){(uint64_t)st.st_ino, ns(st.st_ctim)};
+        rc = push_node(sd, path, len, &node, listed);
+        if (self != ROOT && rc == 0 && node.m.type != SYNC_SPECIAL)
+            sd->walk.v[self].clean = was_clean;
         if (rc == 0 && S_ISDIR(st.st_mode)) {
             int sub = openat(dfd, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (sub < 0) {
@@ -486,19 +609,15 @@ static int walk(struct eng *e, struct side *sd, int dfd, char *path, size_t plen
                                                 : "cannot open the remote directory");
                 rc = add_blind(sd, path);
             } else {
-                rc = walk(e, sd, sub, path, len);
+                rc = walk(e, sd, sub, path, len, sd->walk.n - 1, cdbi);
                 close(sub);
             }
         }
         path[plen] = '\0';
     }
-    free(names);
+    sd->names.len = len0;
+    sd->offs.n = n0;
     return rc;
-}
-
-static int cmp_node(const void *a, const void *b)
-{
-    return strcmp(((const struct node *)a)->path, ((const struct node *)b)->path);
 }
 
 struct walker {
@@ -513,20 +632,29 @@ static void *walk_side(void *v)
     char *path = malloc(STATEDB_PATH_MAX + 2);
     int fd = openat(w->sd->root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* its own offset */
 
+    size_t guess = w->e->db.n + 64; /* about as many as last time: no growth */
+    struct node *nodes = arena_alloc(&w->sd->mem, guess * sizeof *nodes);
+
+    if (nodes) {
+        w->sd->walk.v = nodes;
+        w->sd->walk.cap = guess;
+    }
     w->sd->chunk = malloc(DIR_CHUNK);
     if (!path || !w->sd->chunk || fd < 0) {
         w->rc = fd < 0 ? -errno : -ENOMEM;
     } else {
         path[0] = '\0';
-        w->rc = walk(w->e, w->sd, fd, path, 0);
-        if (w->rc == 0 && w->sd->walk.n > 1)
-            qsort(w->sd->walk.v, w->sd->walk.n, sizeof *w->sd->walk.v, cmp_node);
+        w->rc = walk(w->e, w->sd, fd, path, 0, ROOT, NODB);
     }
     if (fd >= 0)
         close(fd);
     free(path);
     free(w->sd->chunk);
     w->sd->chunk = NULL;
+    free(w->sd->names.b);
+    free(w->sd->offs.v);
+    memset(&w->sd->names, 0, sizeof w->sd->names);
+    memset(&w->sd->offs, 0, sizeof w->sd->offs);
     return NULL;
 }
 
@@ -815,6 +943,32 @@ static int copy_any(struct eng *e, struct side *a, struct side *b, const char *p
 
 /* ---- recording ------------------------------------------------------------- */
 
+/* The database the pass writes is e->db.v[0 .. kept) as long as the
+ * pass keeps the entries it read, in order, and adds none: most passes
+ * change nothing, and copying every entry would then be for nothing.  The
+ * first other change makes it real: e->out, with the entries kept so far
+ * (their paths borrowed from e->db, which outlives it). */
+static int out_real(struct eng *e)
+{
+    if (e->out_real)
+        return 0;
+    if (statedb_reserve(&e->out, e->db.n + 64) < 0)
+        return -ENOMEM;
+    if (e->kept)
+        memcpy(e->out.v, e->db.v, e->kept * sizeof *e->out.v);
+    e->out.n = e->kept;
+    e->out_real = true;
+    return 0;
+}
+
+/* The database the pass leaves (NULL: out of memory). */
+static struct statedb *result(struct eng *e)
+{
+    if (!e->out_real && e->kept == e->db.n)
+        return &e->db;
+    return out_real(e) < 0 ? NULL : &e->out;
+}
+
 /* Put path into the new database with both sides' metadata as they are now;
  * digest: known content (NULL: none; symlinks are hashed here). */
 static int record(struct eng *e, const char *path, const unsigned char *digest)
@@ -843,12 +997,20 @@ static int record(struct eng *e, const char *path, const unsigned char *digest)
         memcpy(en.digest, digest, STATEDB_DIGEST);
     }
     e->dirty = true;
-    return statedb_put(&e->out, &en);
+    return (rc = out_real(e)) < 0 ? rc : statedb_put(&e->out, &en);
 }
 
 static int keep_base(struct eng *e, const struct item *it)
 {
-    return it->base.path ? statedb_put(&e->out, &it->base) : 0;
+    int rc;
+
+    if (!it->base)
+        return 0;
+    if (!e->out_real && it->base == &e->db.v[e->kept]) {
+        e->kept++; /* still the database's own entries, in order */
+        return 0;
+    }
+    return (rc = out_real(e)) < 0 ? rc : statedb_put_borrowed(&e->out, it->base);
 }
 
 /* ---- one path ------------------------------------------------------------- */
@@ -872,25 +1034,16 @@ static int hash_side(struct eng *e, struct side *sd, const char *path, struct sy
 
 static int decide(struct eng *e, struct item *it)
 {
-    const struct statedb_entry *b = it->base.path ? &it->base : NULL;
     int rc;
 
-    it->act = sync_decide(b, it->l, it->r, e->have_db);
+    it->act = sync_decide(it->base, it->l, it->r, e->have_db);
     if (it->act != SYNC_COMPARE)
         return 0;
-    if (it->l) {
-        it->lc = *it->l;
-        if ((rc = hash_side(e, &e->s[SYNC_LOCAL], it->path, &it->lc)) < 0)
-            return rc;
-        it->l = &it->lc;
-    }
-    if (it->r) {
-        it->rc = *it->r;
-        if ((rc = hash_side(e, &e->s[SYNC_REMOTE], it->path, &it->rc)) < 0)
-            return rc;
-        it->r = &it->rc;
-    }
-    it->act = sync_decide(b, it->l, it->r, e->have_db);
+    if (it->l && (rc = hash_side(e, &e->s[SYNC_LOCAL], it->path, it->l)) < 0)
+        return rc;
+    if (it->r && (rc = hash_side(e, &e->s[SYNC_REMOTE], it->path, it->r)) < 0)
+        return rc;
+    it->act = sync_decide(it->base, it->l, it->r, e->have_db);
     return it->act == SYNC_COMPARE ? -EIO : 0;
 }
 
@@ -962,16 +1115,20 @@ static int apply(struct eng *e, struct item *it, bool *defer)
     char p[LINE_MAX_OUT / 3];
     int rc = 0;
 
+    if (it->act == SYNC_NOTHING) { /* most paths, most passes */
+        e->st->in_step++;
+        return keep_base(e, it);
+    }
     esc(p, sizeof p, it->path);
     switch (it->act) {
-    case SYNC_NOTHING: e->st->in_step++; return keep_base(e, it);
+    case SYNC_NOTHING: break;
     case SYNC_RECORD:
         e->st->in_step++;
         if (e->o->dry_run)
             return 0;
         rc = record(e, it->path,
                     it->l && known(it->l->digest) ? it->l->digest
-                    : it->base.path               ? it->base.digest
+                    : it->base                    ? it->base->digest
                                                   : NULL);
         break;
     case SYNC_COPY_TO_REMOTE:
@@ -1115,8 +1272,8 @@ static void dir_time(struct eng *e, const struct item *it)
 static int plan(struct eng *e, struct item **out, size_t *nout)
 {
     struct nodes *L = &e->s[SYNC_LOCAL].walk, *R = &e->s[SYNC_REMOTE].walk;
-    size_t i = 0, j = 0, k = 0, n = 0, cap = (L->n > R->n ? L->n : R->n) + 64;
-    struct item *v = malloc(cap * sizeof *v);
+    size_t i = 0, j = 0, k = 0, n = 0;
+    struct item *v = arena_alloc(&e->mem, (L->n + R->n + e->db.n + 1) * sizeof *v); /* at most */
 
     if (!v)
         return -ENOMEM;
@@ -1125,36 +1282,28 @@ static int plan(struct eng *e, struct item **out, size_t *nout)
         const char *bp = k < e->db.n ? e->db.v[k].path : NULL, *p = lp;
         struct item *it;
 
-        if (rp && (!p || strcmp(rp, p) < 0))
+        if (rp && (!p || statedb_path_cmp(rp, p) < 0))
             p = rp;
-        if (bp && (!p || strcmp(bp, p) < 0))
+        if (bp && (!p || statedb_path_cmp(bp, p) < 0))
             p = bp;
         if (!p)
             break;
-        if (n == cap) {
-            struct item *g = realloc(v, (cap *= 2) * sizeof *g);
-            if (!g) {
-                free(v);
-                return -ENOMEM;
-            }
-            v = g;
-        }
         it = &v[n];
         memset(it, 0, sizeof *it);
         it->path = p;
-        if (lp && !strcmp(lp, p))
+        if (lp && (lp == p || !strcmp(lp, p)))
             it->l = &L->v[i++].n;
-        if (rp && !strcmp(rp, p))
+        if (rp && (rp == p || !strcmp(rp, p)))
             it->r = &R->v[j++].n;
-        if (bp && !strcmp(bp, p))
-            it->base = e->db.v[k++];
+        if (bp && (bp == p || !strcmp(bp, p)))
+            it->base = &e->db.v[k++];
         n++;
         if (blind(e, it->path)) {
             it->act = SYNC_NOTHING; /* a side could not be read here: as it was */
             continue;
         }
-        if (!it->l && !it->r && it->base.path && e->o->exclude &&
-            exclude_match(e->o->exclude, it->path, it->base.local.type == SYNC_DIR)) {
+        if (!it->l && !it->r && it->base && e->o->exclude &&
+            exclude_match(e->o->exclude, it->path, it->base->local.type == SYNC_DIR)) {
             it->act = SYNC_FORGET; /* excluded since: dropped, never deleted */
             continue;
         }
@@ -1195,6 +1344,122 @@ static void guard(struct eng *e, struct item *v, size_t n)
             "guard %s: %lu of %lu entries would be deleted (more than %u%%): not deleted; run with "
             "--allow-deletes to confirm",
             e->s[s].name, del[s], total, e->o->max_delete_percent);
+    }
+}
+
+/* ---- listings (statedb.h: struct statedb_listing) --------------------------- */
+
+/* Whether the file system of fd sets a directory's ctime on every change to
+ * its names, from this machine's clock: the local ones.  Not FUSE (sshfs:
+ * the server's clock, whole seconds), nor NFS or CIFS (attribute caches,
+ * other clients): there every directory is read at every pass. */
+static bool keeps_ctimes(int fd)
+{
+    struct statfs f;
+
+    if (fstatfs(fd, &f) < 0)
+        return false;
+    switch ((unsigned long)f.f_type) {
+    case 0xef53:     /* ext2, ext3, ext4 */
+    case 0x58465342: /* xfs */
+    case 0x9123683e: /* btrfs */
+    case 0x01021994: /* tmpfs */
+    case 0xf2f52010: /* f2fs */ return true;
+    default: return false;
+    }
+}
+
+/* e->end: where each database entry's subtree ends (path order keeps a
+ * subtree right after its directory), so that a directory's children are
+ * found by hopping from one to the next. */
+static int subtree_ends(struct eng *e)
+{
+    size_t n = e->db.n, top = 0, *stack;
+
+    if (!(e->end = arena_alloc(&e->mem, (n + 1) * sizeof *e->end)) ||
+        !(stack = arena_alloc(&e->mem, (n + 1) * sizeof *stack)))
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = e->db.v[i].path;
+        while (top > 0) {
+            const char *d = e->db.v[stack[top - 1]].path;
+            size_t dl = strlen(d);
+            if (!strncmp(p, d, dl) && p[dl] == '/')
+                break;
+            e->end[stack[--top]] = i;
+        }
+        stack[top++] = i;
+    }
+    while (top > 0)
+        e->end[stack[--top]] = n;
+    return 0;
+}
+
+/* Mark the node of path's directory on sd: its names and the result differ. */
+static void mark_parent(struct side *sd, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[STATEDB_PATH_MAX + 1];
+    size_t lo = 0, hi = sd->walk.n;
+
+    if (!slash)
+        return; /* the root's: no listing is kept for it */
+    memcpy(dir, path, (size_t)(slash - path));
+    dir[slash - path] = '\0';
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = statedb_path_cmp(sd->walk.v[mid].path, dir);
+        if (c == 0) {
+            sd->walk.v[mid].mismatch = true;
+            return;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+}
+
+/* The listings a later pass may trust, into res (replacing those kept
+ * from the base): a directory's, on a side that keeps ctimes, when every
+ * name this walk found in it became a node (clean), those names are
+ * exactly its children in the database this pass leaves (so no name the
+ * database lacks, special, excluded, failed or held back, hides behind the
+ * listing), and its ctime was older than the pass by more than any file
+ * system's timestamp granularity (a change made after the walk read the
+ * names then always moves the ctime).  Sets e->dirty when one changed. */
+static void stamp_listings(struct eng *e, struct statedb *res)
+{
+    for (int s = 0; s < 2; s++) {
+        struct side *sd = &e->s[s];
+        struct nodes *w = &sd->walk;
+        size_t i = w->n, j = res->n;
+
+        /* Backwards: a directory's paths come after it, so whether its names
+         * and its children in res differ is known when it is reached. */
+        while (j > 0) {
+            struct statedb_entry *en = &res->v[j - 1];
+            struct statedb_listing l = {0, 0};
+            int c = !sd->stamps ? 0 : i == 0 ? -1 : statedb_path_cmp(w->v[i - 1].path, en->path);
+
+            if (c > 0) { /* the walk's only */
+                mark_parent(sd, w->v[--i].path);
+                continue;
+            }
+            if (c < 0) { /* res's only */
+                mark_parent(sd, en->path);
+            } else if (sd->stamps) {
+                const struct node *nd = &w->v[--i];
+                if (nd->n.m.type == SYNC_DIR && nd->clean && !nd->mismatch && nd->listed.ino &&
+                    nd->listed.ctime_ns < e->trust_before)
+                    l = nd->listed;
+            }
+            if (l.ino != en->listed[s].ino || l.ctime_ns != en->listed[s].ctime_ns) {
+                en->listed[s] = l;
+                e->dirty = true;
+            }
+            j--;
+        }
     }
 }
 
@@ -1251,15 +1516,14 @@ static void eng_free(struct eng *e)
         cache_drop(sd);
         if (sd->root >= 0)
             close(sd->root);
-        for (size_t i = 0; i < sd->walk.n; i++)
-            free(sd->walk.v[i].path);
-        free(sd->walk.v);
+        arena_free(&sd->mem);
         for (size_t i = 0; i < sd->nblind; i++)
             free(sd->blind[i]);
         free(sd->blind);
     }
     statedb_free(&e->db);
     statedb_free(&e->out);
+    arena_free(&e->mem);
     free(e->buf);
 }
 
@@ -1269,6 +1533,8 @@ int sync_run(const struct sync_opts *o, struct sync_stats *st, char *why, size_t
     struct item *v = NULL;
     size_t n = 0, *dirs = NULL, ndirs = 0;
     struct tm tm;
+    struct timespec now;
+    struct statedb *res = NULL;
     int rc, lockfd;
 
     memset(st, 0, sizeof *st);
@@ -1292,9 +1558,18 @@ int sync_run(const struct sync_opts *o, struct sync_stats *st, char *why, size_t
     if ((rc = e.s[SYNC_LOCAL].root = open_root(o->local, why, whylen, "local tree")) < 0 ||
         (rc = e.s[SYNC_REMOTE].root = open_root(o->remote, why, whylen, "remote tree")) < 0)
         goto out;
+    for (int s = 0; s < 2; s++)
+        e.s[s].stamps = keeps_ctimes(e.s[s].root);
+    clock_gettime(CLOCK_REALTIME, &now);
+    e.trust_before = ns(now) - TRUST_MARGIN_NS;
     rc = statedb_load(&e.db, o->state, why, whylen);
+    if (rc == 0 && (rc = subtree_ends(&e)) < 0) {
+        snprintf(why, whylen, "%s: out of memory", o->state);
+        goto out;
+    }
     if (rc == 0) {
         e.have_db = true;
+        e.dirty = e.db.version != STATEDB_VERSION; /* an older format: rewritten */
     } else if (rc == -ENOENT || rc == -EBADMSG) {
         if (rc == -EBADMSG)
             log_warn("%s: the state database is damaged: this pass is a union (nothing deleted); "
@@ -1321,7 +1596,7 @@ int sync_run(const struct sync_opts *o, struct sync_stats *st, char *why, size_t
         goto out;
     }
     guard(&e, v, n);
-    if (!(dirs = malloc((n + 1) * sizeof *dirs))) {
+    if (!(dirs = arena_alloc(&e.mem, (n + 1) * sizeof *dirs))) {
         rc = -ENOMEM;
         goto out;
     }
@@ -1349,11 +1624,26 @@ int sync_run(const struct sync_opts *o, struct sync_stats *st, char *why, size_t
     for (size_t i = n; !o->dry_run && i > 0; i--)
         dir_time(&e, &v[i - 1]);
     rc = 0;
-    if (!o->dry_run && (e.dirty || e.out.n != e.db.n))
-        rc = statedb_save(&e.out, o->state, why, whylen);
+    for (int s = 0; s < 2; s++) {
+        st->dirs_read[s] = e.s[s].listed;
+        st->dirs_trusted[s] = e.s[s].trusted;
+    }
+    log_info("directories: local %lu read, %lu unchanged since the last pass; remote %lu read, "
+             "%lu unchanged",
+             e.s[SYNC_LOCAL].listed, e.s[SYNC_LOCAL].trusted, e.s[SYNC_REMOTE].listed,
+             e.s[SYNC_REMOTE].trusted);
+    if (o->dry_run)
+        goto out;
+    if (!(res = result(&e))) {
+        rc = -ENOMEM;
+        snprintf(why, whylen, "%s: out of memory", o->state);
+        goto out;
+    }
+    stamp_listings(&e, res);
+    if (e.dirty || res != &e.db)
+        rc = statedb_save(res, o->state, why, whylen);
 out:
-    free(dirs);
-    free(v);
+
     eng_free(&e);
     close(lockfd);
     return rc;

@@ -25,6 +25,15 @@
  * symlink during the pass cannot make a pass running as root write
  * elsewhere.  Symlinks are synced as links, never followed.
  *
+ * Every entry is stat'ed on both sides at every pass, but a directory's
+ * names are read again only when they may have changed: on a side whose
+ * file system keeps directory ctimes (local ones, not sshfs), a directory
+ * whose inode and ctime are those the database recorded for its listing
+ * (statedb.h: struct statedb_listing) gets its names from the database.
+ * A listing is recorded only when the walk's names were exactly the
+ * directory's children in the database the pass leaves, and its ctime was
+ * more than 2 s old (engine.c: stamp_listings).
+ *
  * Without a database, or with a damaged one (logged), the pass is a union:
  * nothing deleted, different versions kept as conflicts.  The database is
  * saved (atomically) only when something moved.
@@ -66,11 +75,13 @@ struct sync_opts {
 
 struct sync_stats {
     unsigned long to_remote, to_local, del_local, del_remote, conflicts, special, errors;
-    unsigned long in_step;    /* paths already the same on both sides */
-    unsigned long guarded[2]; /* deletions held back, per side */
-    unsigned long entries[2]; /* what the guard counted against */
-    bool union_mode;          /* no usable database */
-    bool stopped;             /* *stop was set */
+    unsigned long in_step;         /* paths already the same on both sides */
+    unsigned long guarded[2];      /* deletions held back, per side */
+    unsigned long entries[2];      /* what the guard counted against */
+    unsigned long dirs_read[2];    /* directories whose names were read, per side */
+    unsigned long dirs_trusted[2]; /* and taken from the database (unchanged: statedb.h) */
+    bool union_mode;               /* no usable database */
+    bool stopped;                  /* *stop was set */
 };
 
 /* One pass.  0 when the pass ran (per-path failures are counted in

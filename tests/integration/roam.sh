@@ -138,6 +138,8 @@ check "the deleted mail is deleted on the server" test ! -e "$S/Maildir/new/1700
 check "  into the server's trash" bash -c "ls '$S'/.homeport-trash/*/Maildir/new/1700000000.M1.host"
 check "*.tmp excluded: not on the server" test ! -e "$S/x.tmp"
 contains "$T/agent.log" "sync alice: 1 to the server, [01] from it, 0 deleted here, 1 deleted there" "agent log: the periodic pass"
+contains "$T/agent.log" "directories: local [0-9]+ read, [0-9]+ unchanged since the last pass; remote [1-9][0-9]* read, 0 unchanged$" "  the server's directories read at each pass (sshfs: no listing trusted)"
+lacks "$T/agent.log" "remote [0-9]+ read, [1-9][0-9]* unchanged" "  never one taken from the database"
 hp sync alice --dry-run
 expect_rc 0 "homeport sync alice --dry-run"
 contains "$T/out" "^sync \(dry run\): 0 to remote, 0 to local, .* 0 errors, [0-9]+ in step$" "  nothing left to do"

@@ -4,6 +4,7 @@
 #define HOMEPORT_TAP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,18 @@ static inline bool tap_tmpdir(char *dir, size_t len, const char *tag)
         return true;
     ok(0, "mkdtemp %s", dir);
     return false;
+}
+
+/* A reproducible pseudo-random stream (xorshift32, fixed seed) for tests
+ * that need many varied inputs. */
+static inline uint32_t tap_rand(void)
+{
+    static uint32_t x = 2463534242u;
+
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return x;
 }
 
 static inline int tap_done(void)
