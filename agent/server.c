@@ -30,6 +30,7 @@
 #include "roam.h"
 #include "session.h"
 #include "spawn.h"
+#include "textfile.h"
 #include "tree.h"
 #include "warm.h"
 
@@ -828,19 +829,10 @@ static int open_socket(void)
 
 static int write_pid_file(void)
 {
-    char tmp[PATH_MAX + 8];
-    FILE *f;
+    char line[32];
 
-    snprintf(tmp, sizeof tmp, "%s.tmp", S.pid_path);
-    f = fopen(tmp, "we");
-    if (!f)
-        return -errno;
-    fprintf(f, "%d\n", (int)getpid());
-    if (fclose(f) != 0 || rename(tmp, S.pid_path) < 0) {
-        unlink(tmp);
-        return -errno;
-    }
-    return 0;
+    snprintf(line, sizeof line, "%d\n", (int)getpid());
+    return textfile_write(S.pid_path, line, 0644);
 }
 
 /* Log the boot report line by line. */

@@ -27,19 +27,42 @@ int textfile_read_line(const char *path, char *buf, size_t len, int nofollow)
     return n == 0 ? -ENODATA : 0;
 }
 
-int textfile_write(const char *path, const char *text, unsigned mode)
+/* fsync the directory path is in. */
+static int sync_dir(const char *path)
 {
-    char tmp[4400];
-    size_t n = strlen(text), off = 0;
+    char dir[4400];
+    const char *slash = strrchr(path, '/');
     int fd, rc = 0;
 
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid()) >= sizeof tmp)
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if ((size_t)snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path) >= sizeof dir)
         return -ENAMETOOLONG;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+    fd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) < 0)
+        rc = -errno;
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+int textfile_replace(const char *path, const void *data, size_t len, unsigned mode, int flags)
+{
+    char tmp[4400];
+    const char *p = data;
+    size_t off = 0;
+    int fd, rc = 0;
+
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= sizeof tmp)
+        return -ENAMETOOLONG;
+    fd = open(tmp,
+              O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
+                  (flags & TEXTFILE_EXCL ? O_EXCL : O_TRUNC),
+              mode);
     if (fd < 0)
-        return -errno;
-    while (rc == 0 && off < n) {
-        ssize_t w = write(fd, text + off, n - off);
+        return -errno; /* with TEXTFILE_EXCL, an EEXIST temp file is someone else's */
+    while (rc == 0 && off < len) {
+        ssize_t w = write(fd, p + off, len - off);
         if (w < 0 && errno != EINTR)
             rc = -errno;
         else if (w > 0)
@@ -51,7 +74,14 @@ int textfile_write(const char *path, const char *text, unsigned mode)
         rc = -errno;
     if (rc == 0 && rename(tmp, path) < 0)
         rc = -errno;
-    if (rc < 0)
+    if (rc < 0) {
         unlink(tmp);
-    return rc;
+        return rc;
+    }
+    return flags & TEXTFILE_SYNC_DIR ? sync_dir(path) : 0;
+}
+
+int textfile_write(const char *path, const char *text, unsigned mode)
+{
+    return textfile_replace(path, text, strlen(text), mode, 0);
 }

@@ -10,9 +10,15 @@
  * Returns 0, -ENODATA for an empty file, or -errno. */
 int textfile_read_line(const char *path, char *buf, size_t len, int nofollow);
 
-/* Replace path with text, atomically: written to PATH.PID.tmp (mode, less
- * the umask), fsynced, renamed over path.  A reader sees the old file or
- * the new one.  0 or -errno (the temp file removed). */
+/* Replace path with the len bytes at data, atomically: written to
+ * PATH.tmp.PID (mode, less the umask), fsynced, renamed over path.  A reader
+ * sees the old file or the new one.  0 or -errno (the temp file removed;
+ * path untouched unless only the directory's fsync failed). */
+#define TEXTFILE_EXCL 1     /* a temp file already there: -EEXIST, left alone */
+#define TEXTFILE_SYNC_DIR 2 /* fsync the directory after the rename: the rename is durable */
+int textfile_replace(const char *path, const void *data, size_t len, unsigned mode, int flags);
+
+/* textfile_replace of the string text, no flags. */
 int textfile_write(const char *path, const char *text, unsigned mode);
 
 #endif

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <mbedtls/sha256.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../textfile.h"
 #include "crc64.h"
 
 bool statedb_path_ok(const char *path, size_t len)
@@ -377,35 +377,6 @@ int statedb_load(struct statedb *db, const char *path, char *why, size_t whylen)
 
 /* ---- save ---------------------------------------------------------------- */
 
-static int write_all(int fd, const unsigned char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        p += n, len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int fsync_dir(const char *path)
-{
-    char *copy = strdup(path);
-    int fd, rc = 0;
-
-    if (!copy)
-        return -ENOMEM;
-    fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) < 0)
-        rc = -errno;
-    if (fd >= 0)
-        close(fd);
-    free(copy);
-    return rc;
-}
-
 /* The whole file in memory.  NULL: -EINVAL (bad or unsorted paths, bad
  * types or listings) or
  * -ENOMEM in *rc. */
@@ -440,42 +411,20 @@ static unsigned char *serialize(const struct statedb *db, size_t *len, int *rc)
 
 int statedb_save(const struct statedb *db, const char *path, char *why, size_t whylen)
 {
-    char tmp[STATEDB_PATH_MAX + 32];
     unsigned char *buf;
     size_t len = 0;
-    int fd, rc;
+    int rc;
 
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
-        snprintf(why, whylen, "%s: path too long", path);
-        return -ENAMETOOLONG;
-    }
     if (!(buf = serialize(db, &len, &rc))) {
         snprintf(why, whylen, "%s: %s", path,
                  rc == -EINVAL ? "entries with bad or unsorted paths, types or listings"
                                : strerror(-rc));
         return rc;
     }
-    fd = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = -errno;
-        snprintf(why, whylen, "%s: %s", tmp, strerror(-rc));
-        free(buf);
-        return rc;
-    }
-    rc = write_all(fd, buf, len);
-    if (rc == 0 && fsync(fd) < 0)
-        rc = -errno;
-    if (close(fd) < 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) < 0)
-        rc = -errno;
+    /* a temp file already there is another pass's (the lock failed?): left */
+    rc = textfile_replace(path, buf, len, 0600, TEXTFILE_EXCL | TEXTFILE_SYNC_DIR);
     free(buf);
-    if (rc < 0) {
-        snprintf(why, whylen, "%s: %s", tmp, strerror(-rc));
-        unlink(tmp);
-        return rc;
-    }
-    if ((rc = fsync_dir(path)) < 0)
-        snprintf(why, whylen, "%s: fsync of its directory: %s", path, strerror(-rc));
+    if (rc < 0)
+        snprintf(why, whylen, "%s: %s", path, strerror(-rc));
     return rc;
 }
