@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <mbedtls/sha256.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -67,9 +68,9 @@ struct side {
     size_t nblind;
     struct dcache cache[2];
     bool stamps; /* a file system whose directories' ctimes can be trusted (listings) */
-    unsigned long listed, trusted; /* directories read, and taken from the database */
-    char *chunk;                   /* the walk's buffer: getdents64, readlink */
-    struct arena mem;              /* the walk's array of nodes, then its paths */
+    unsigned long dirs_read, dirs_trusted; /* directories read, names taken from the database */
+    char *chunk;                           /* the walk's buffer: getdents64, readlink */
+    struct arena mem;                      /* the walk's array of nodes, then its paths */
     struct {
         char *b;
         size_t len, cap;
@@ -512,7 +513,7 @@ static bool trusted_names(struct eng *e, struct side *sd, size_t self, size_t db
         }
     }
     *n = sd->offs.n - n0;
-    sd->trusted++;
+    sd->dirs_trusted++;
     return true;
 }
 
@@ -528,7 +529,7 @@ static int walk(struct eng *e, struct side *sd, int dfd, char *path, size_t plen
 
     if (self == ROOT || !trusted_names(e, sd, self, dbi, &n)) {
         rc = read_dir(sd, dfd, &n);
-        sd->listed++;
+        sd->dirs_read++;
     }
     if (self != ROOT)
         sd->walk.v[self].clean = rc == 0;
@@ -1360,11 +1361,11 @@ static bool keeps_ctimes(int fd)
     if (fstatfs(fd, &f) < 0)
         return false;
     switch ((unsigned long)f.f_type) {
-    case 0xef53:     /* ext2, ext3, ext4 */
-    case 0x58465342: /* xfs */
-    case 0x9123683e: /* btrfs */
-    case 0x01021994: /* tmpfs */
-    case 0xf2f52010: /* f2fs */ return true;
+    case EXT4_SUPER_MAGIC: /* ext2 and ext3 too */
+    case XFS_SUPER_MAGIC:
+    case BTRFS_SUPER_MAGIC:
+    case TMPFS_MAGIC:
+    case F2FS_SUPER_MAGIC: return true;
     default: return false;
     }
 }
@@ -1624,14 +1625,10 @@ int sync_run(const struct sync_opts *o, struct sync_stats *st, char *why, size_t
     for (size_t i = n; !o->dry_run && i > 0; i--)
         dir_time(&e, &v[i - 1]);
     rc = 0;
-    for (int s = 0; s < 2; s++) {
-        st->dirs_read[s] = e.s[s].listed;
-        st->dirs_trusted[s] = e.s[s].trusted;
-    }
     log_info("directories: local %lu read, %lu unchanged since the last pass; remote %lu read, "
              "%lu unchanged",
-             e.s[SYNC_LOCAL].listed, e.s[SYNC_LOCAL].trusted, e.s[SYNC_REMOTE].listed,
-             e.s[SYNC_REMOTE].trusted);
+             e.s[SYNC_LOCAL].dirs_read, e.s[SYNC_LOCAL].dirs_trusted, e.s[SYNC_REMOTE].dirs_read,
+             e.s[SYNC_REMOTE].dirs_trusted);
     if (o->dry_run)
         goto out;
     if (!(res = result(&e))) {

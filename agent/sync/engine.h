@@ -75,13 +75,11 @@ struct sync_opts {
 
 struct sync_stats {
     unsigned long to_remote, to_local, del_local, del_remote, conflicts, special, errors;
-    unsigned long in_step;         /* paths already the same on both sides */
-    unsigned long guarded[2];      /* deletions held back, per side */
-    unsigned long entries[2];      /* what the guard counted against */
-    unsigned long dirs_read[2];    /* directories whose names were read, per side */
-    unsigned long dirs_trusted[2]; /* and taken from the database (unchanged: statedb.h) */
-    bool union_mode;               /* no usable database */
-    bool stopped;                  /* *stop was set */
+    unsigned long in_step;    /* paths already the same on both sides */
+    unsigned long guarded[2]; /* deletions held back, per side */
+    unsigned long entries[2]; /* what the guard counted against */
+    bool union_mode;          /* no usable database */
+    bool stopped;             /* *stop was set */
 };
 
 /* One pass.  0 when the pass ran (per-path failures are counted in

@@ -73,7 +73,7 @@ static void test_alloc(void)
         zero &= blocks[i] && all_zero(blocks[i], sizes[i]);
         if (blocks[i])
             fill(blocks[i], sizes[i], i);
-        arena_strndup(&a, "xxxxxxx", i % 8); /* to put the next one off alignment */
+        arena_strndup(&a, "1234567", i % 8); /* 0 to 7 bytes: the next block off alignment */
     }
     ok(align, "600 blocks of 1..3000 bytes between strings of 0..7: each 16-aligned");
     ok(zero, "each reads as zero (a fresh arena)");

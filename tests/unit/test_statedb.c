@@ -521,7 +521,7 @@ static void test_many(void)
     ok(rc == 0 && statedb_del(&db, names[3]), "put over one, del another");
     for (unsigned i = 0; i < MANY; i += 2) { /* the memory of the gone ones is not reused */
         char name[48];
-        snprintf(name, sizeof name, "%.23s-xxxxxxxxxxxxxxx", names[i]);
+        snprintf(name, sizeof name, "%.23s-a-longer-new-one", names[i]);
         e = entry(name, i);
         rc |= statedb_put(&db, &e);
     }
