@@ -55,6 +55,44 @@ pid_t boot_running_agent(const char *run_dir)
     return strcmp(buf, "homeport") == 0 ? (pid_t)pid : 0;
 }
 
+/* Whether the hex signal mask on line "Name:\t..." of /proc/PID/status has
+ * SIGKILL. */
+static bool kill_pending(const char *status, const char *name)
+{
+    const char *l = strstr(status, name);
+    unsigned long long mask;
+
+    return l && sscanf(l + strlen(name), " %llx", &mask) == 1 && (mask >> (SIGKILL - 1)) & 1;
+}
+
+bool boot_process_exiting(pid_t pid)
+{
+    char path[64], buf[2048];
+    unsigned long flags = 0;
+    char state = 0;
+    const char *p;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (textfile_read_line(path, buf, sizeof buf, 0) < 0)
+        return true;
+    /* pid (comm) state ppid pgrp session tty tpgid flags ...; comm may
+     * hold blanks and parentheses: skip to the last ')' */
+    p = strrchr(buf, ')');
+    if (!p || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %lu", &state, &flags) != 2)
+        return true;
+    if (state == 'Z' || state == 'X' || (flags & 0x4 /* PF_EXITING */))
+        return true;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    if (!(f = fopen(path, "re")))
+        return true;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return kill_pending(buf, "\nShdPnd:") || kill_pending(buf, "\nSigPnd:");
+}
+
 static int add_mount(struct boot_report *r, const struct hp_mount *m, enum mount_health h,
                      const char *detail, bool below_staging)
 {

@@ -100,4 +100,9 @@ void boot_print_json(FILE *f, const struct boot_report *r);
 /* The pid of a running agent according to run_dir/agent.pid, or 0. */
 pid_t boot_running_agent(const char *run_dir);
 
+/* Whether process pid is on its way out: killed (SIGKILL pending), in its
+ * exit (PF_EXITING), a zombie, or gone.  Such a process may still hold its
+ * files (the agent lock) for a moment. */
+bool boot_process_exiting(pid_t pid);
+
 #endif

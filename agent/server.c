@@ -39,6 +39,7 @@
 #define MAX_CLIENTS 1000
 #define RETRY_MS 10000    /* an unmount that failed at logout is retried this often */
 #define HANDOVER_MS 10000 /* agent --replace waits this long for the old one */
+#define EXITING_MS 3000   /* a start waits this long for a dying agent's lock */
 
 struct job;
 
@@ -893,6 +894,24 @@ static void say_goodbye(void)
     }
 }
 
+/* Take the agent lock at once, or refuse.  A predecessor that was just
+ * killed (SIGKILL, a crash) holds the lock for as long as its exit takes,
+ * and an init system or a script that restarts it may come sooner than
+ * that: a lock held by an agent on its way out, or by one the pid file
+ * does not name, is waited for, EXITING_MS at most.  *other: the running
+ * agent by its pid file, or 0. */
+static int take_lock(pid_t *other)
+{
+    for (int waited = 0;; waited += 10) {
+        if (flock(S.lockfd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        *other = boot_running_agent(S.cfg.run_dir);
+        if ((*other && !boot_process_exiting(*other)) || waited >= EXITING_MS)
+            return -EWOULDBLOCK;
+        clock_sleep_ms(10);
+    }
+}
+
 /* Ask the running agent to hand over (SIGUSR2: it exits at once, leaving
  * its homes to be re-adopted) and wait for its lock. */
 static int take_over(pid_t other)
@@ -956,8 +975,8 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
     S.lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (S.lockfd < 0)
         return start_failed("cannot open %s: %s", path, strerror(errno));
-    if (flock(S.lockfd, LOCK_EX | LOCK_NB) < 0) {
-        pid_t other = boot_running_agent(S.cfg.run_dir);
+    pid_t other = 0;
+    if (take_lock(&other) < 0) {
         if (!o->replace && other)
             return start_failed("another homeport agent is running (pid %d)", (int)other);
         if (!o->replace)
