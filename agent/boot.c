@@ -46,8 +46,9 @@ pid_t boot_running_agent(const char *run_dir)
     pid = strtol(buf, &end, 10);
     if (errno || pid <= 1 || pid > INT_MAX || *end)
         return 0;
-    if (kill((pid_t)pid, 0) < 0 && errno != EPERM)
-        return 0;
+    if (pid == getpid() || (kill((pid_t)pid, 0) < 0 && errno != EPERM) ||
+        boot_process_exiting((pid_t)pid))
+        return 0; /* ourselves, or one that is gone or on its way out */
     /* The pid may have been reused by an unrelated process. */
     snprintf(path, sizeof path, "/proc/%ld/comm", pid);
     if (textfile_read_line(path, buf, sizeof buf, 0) < 0)

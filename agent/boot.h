@@ -97,7 +97,8 @@ void boot_report_free(struct boot_report *r);
 void boot_print_text(FILE *f, const struct boot_report *r);
 void boot_print_json(FILE *f, const struct boot_report *r);
 
-/* The pid of a running agent according to run_dir/agent.pid, or 0. */
+/* The pid of a running agent according to run_dir/agent.pid, or 0 (also
+ * when that is this process, or one on its way out). */
 pid_t boot_running_agent(const char *run_dir);
 
 /* Whether process pid is on its way out: killed (SIGKILL pending), in its

@@ -899,14 +899,15 @@ static void say_goodbye(void)
  * and an init system or a script that restarts it may come sooner than
  * that: a lock held by an agent on its way out, or by one the pid file
  * does not name, is waited for, EXITING_MS at most.  *other: the running
- * agent by its pid file, or 0. */
+ * agent by its pid file (boot_running_agent: not one that is exiting), or
+ * 0. */
 static int take_lock(pid_t *other)
 {
     for (int waited = 0;; waited += 10) {
         if (flock(S.lockfd, LOCK_EX | LOCK_NB) == 0)
             return 0;
         *other = boot_running_agent(S.cfg.run_dir);
-        if ((*other && !boot_process_exiting(*other)) || waited >= EXITING_MS)
+        if (*other || waited >= EXITING_MS) /* a live agent, or too long */
             return -EWOULDBLOCK;
         clock_sleep_ms(10);
     }
