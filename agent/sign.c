@@ -1,13 +1,12 @@
 #include "sign.h"
 
+#include "textfile.h"
+
 #include <errno.h>
-#include <fcntl.h>
 #include <mbedtls/md.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define SECRET_MAX 4096
 
@@ -42,50 +41,18 @@ int sign_request(const void *key, size_t keylen, const char *data, long long ts,
 
 int sign_secret_load(const char *path, char **key, size_t *len, char *why, size_t whylen)
 {
-    struct stat st;
-    char *buf;
-    ssize_t n;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), e;
+    char *buf = malloc(SECRET_MAX + 1);
+    size_t n;
+    int rc;
 
     *key = NULL;
     *len = 0;
-    if (fd < 0) {
-        e = errno;
-        snprintf(why, whylen, "cannot read the secret %s: %s", path, strerror(e));
-        return -e;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        snprintf(why, whylen, "secret %s: not a regular file", path);
-        return -EINVAL;
-    }
-    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-        close(fd);
-        snprintf(why, whylen,
-                 "secret %s has mode %04o: group and others must not have access "
-                 "(chmod 600 %s)",
-                 path, (unsigned)(st.st_mode & 07777), path);
-        return -EPERM;
-    }
-    if (st.st_uid != geteuid()) {
-        close(fd);
-        snprintf(why, whylen, "secret %s belongs to uid %u, not to uid %u that runs homeport", path,
-                 (unsigned)st.st_uid, (unsigned)geteuid());
-        return -EPERM;
-    }
-    buf = malloc(SECRET_MAX + 1);
-    if (!buf) {
-        close(fd);
+    if (!buf)
         return -ENOMEM;
-    }
-    n = read(fd, buf, SECRET_MAX + 1);
-    e = errno;
-    close(fd);
-    if (n < 0 || n > SECRET_MAX) {
+    rc = textfile_read_private(path, "secret", buf, SECRET_MAX + 1, &n, why, whylen);
+    if (rc < 0) {
         sign_secret_free(buf, SECRET_MAX + 1);
-        snprintf(why, whylen, "secret %s: %s", path,
-                 n < 0 ? strerror(e) : "longer than 4096 bytes");
-        return n < 0 ? -e : -EFBIG;
+        return rc;
     }
     if (n > 0 && buf[n - 1] == '\n')
         n--;
@@ -95,7 +62,7 @@ int sign_secret_load(const char *path, char **key, size_t *len, char *why, size_
         return -EINVAL;
     }
     *key = buf;
-    *len = (size_t)n;
+    *len = n;
     return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int textfile_read_line(const char *path, char *buf, size_t len, int nofollow)
@@ -25,6 +26,61 @@ int textfile_read_line(const char *path, char *buf, size_t len, int nofollow)
     buf[n] = '\0';
     buf[strcspn(buf, "\n")] = '\0';
     return n == 0 ? -ENODATA : 0;
+}
+
+int textfile_read_private(const char *path, const char *what, char *buf, size_t cap, size_t *n,
+                          char *why, size_t whylen)
+{
+    struct stat st;
+    size_t got = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY), e;
+
+    *n = 0;
+    if (fd < 0) {
+        e = errno;
+        snprintf(why, whylen, "cannot read the %s %s: %s", what, path, strerror(e));
+        return -e;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        snprintf(why, whylen, "%s %s: not a regular file", what, path);
+        return -EINVAL;
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        close(fd);
+        snprintf(why, whylen,
+                 "%s %s has mode %04o: group and others must not have access (chmod 600 %s)", what,
+                 path, (unsigned)(st.st_mode & 07777), path);
+        return -EPERM;
+    }
+    if (st.st_uid != geteuid()) {
+        close(fd);
+        snprintf(why, whylen, "%s %s belongs to uid %u, not to uid %u that runs homeport", what,
+                 path, (unsigned)st.st_uid, (unsigned)geteuid());
+        return -EPERM;
+    }
+    for (;;) {
+        ssize_t r = read(fd, buf + got, cap - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            e = errno;
+            close(fd);
+            snprintf(why, whylen, "%s %s: %s", what, path, strerror(e));
+            return -e;
+        }
+        got += (size_t)r;
+        if (r == 0 || got == cap)
+            break;
+    }
+    close(fd);
+    if (got == cap) {
+        snprintf(why, whylen, "%s %s: longer than %zu bytes", what, path, cap - 1);
+        return -EFBIG;
+    }
+    buf[got] = '\0';
+    *n = got;
+    return 0;
 }
 
 /* fsync the directory path is in. */

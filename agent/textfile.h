@@ -1,5 +1,6 @@
 /* textfile: read the first line of a small text file (sysfs attributes, pid
- * files, /proc/PID/comm), and write a small file whole. */
+ * files, /proc/PID/comm), read a private file (a secret, a key), and write
+ * a small file whole. */
 #ifndef HOMEPORT_TEXTFILE_H
 #define HOMEPORT_TEXTFILE_H
 
@@ -9,6 +10,14 @@
  * Never follows a symlink in the last component when nofollow is set.
  * Returns 0, -ENODATA for an empty file, or -errno. */
 int textfile_read_line(const char *path, char *buf, size_t len, int nofollow);
+
+/* Read a file only root may read (what: "secret", "TLS key", ... for the
+ * messages): a regular file, not a symlink, owned by the effective uid,
+ * without any group or other permission bit, at most cap-1 bytes.  buf
+ * (cap bytes) receives it NUL-terminated, *n its length.  0 or -errno with
+ * the reason and the fix in why (-EPERM: mode or owner, -EFBIG). */
+int textfile_read_private(const char *path, const char *what, char *buf, size_t cap, size_t *n,
+                          char *why, size_t whylen);
 
 /* Replace path with the len bytes at data, atomically: written to
  * PATH.tmp.PID (mode, less the umask), fsynced, renamed over path.  A reader
