@@ -14,6 +14,7 @@
 #include "json.h"
 #include "log.h"
 #include "textfile.h"
+#include "tls.h"
 #include "tree.h"
 
 const struct boot_env boot_env_default = {
@@ -503,9 +504,15 @@ void boot_print_text(FILE *f, const struct boot_report *r)
             fprintf(f, "FAILED during %s: %s\n", p->phase, p->message);
             continue;
         }
-        fprintf(f, "%s, %s, connect %.2f ms, handshake %.2f ms, rtt %.2f ms",
-                p->probe_err ? "PROBE FAILED" : "ok", p->protocol, p->connect_ms, p->handshake_ms,
-                p->rtt_ms);
+        fprintf(f, "%s, %s, ", p->probe_err ? "PROBE FAILED" : "ok", p->protocol);
+        if (p->connect_ms >= 0)
+            fprintf(f, "connect %.2f ms, ", p->connect_ms);
+        fprintf(f, "handshake %.2f ms, rtt %.2f ms", p->handshake_ms, p->rtt_ms);
+        if (p->tls == 1)
+            fprintf(f, ", TLS (%s)%s%s", tls_describe(p->server->tls, buf, sizeof buf),
+                    p->tls_info[0] ? ": " : "", p->tls_info);
+        else if (p->server->tls)
+            fprintf(f, ", in clear: the server does not offer TLS (tls = on)");
         if (p->list_err)
             fprintf(f, ", export list refused (%s)", strerror(-p->list_err));
         else {
@@ -654,8 +661,24 @@ void boot_print_json(FILE *f, const struct boot_report *r)
         json_str(f, p->err ? p->phase : "done");
         fprintf(f, ", \"protocol\": ");
         json_str(f, p->protocol);
-        fprintf(f, ", \"connect_ms\": %.3f, \"handshake_ms\": %.3f, \"rtt_ms\": %.3f",
-                p->connect_ms, p->handshake_ms, p->rtt_ms);
+        fprintf(f, ", \"connect_ms\": ");
+        if (p->connect_ms >= 0)
+            fprintf(f, "%.3f", p->connect_ms);
+        else
+            fputs("null", f);
+        fprintf(f, ", \"handshake_ms\": %.3f, \"rtt_ms\": %.3f", p->handshake_ms, p->rtt_ms);
+        fprintf(f, ", \"tls\": %s, \"tls_info\": ",
+                p->tls == 1   ? "true"
+                : p->tls == 0 ? "false"
+                              : "null");
+        if (p->tls == 1) {
+            char kind[64], info[300];
+            snprintf(info, sizeof info, "%s%s%s", tls_describe(p->server->tls, kind, sizeof kind),
+                     p->tls_info[0] ? ": " : "", p->tls_info);
+            json_str(f, info);
+        } else {
+            fputs("null", f);
+        }
         fprintf(f, ", \"exports\": ");
         if (p->err || p->list_err)
             fputs("null", f);

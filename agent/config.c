@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 
 #define MAX_LINE 4096
 #define MAX_ERRORS 50
@@ -53,6 +54,7 @@ static const char *const home_modes[] = {"nbd", "sync", NULL};
 static const char *const sync_mounts[] = {"sshfs", "command", NULL};
 static const char *const sync_auths[] = {"password", "key", NULL};
 static const char *const login_syncs[] = {"blocking", "background", NULL};
+static const char *const tls_modes[] = {"auto", "off", "on", "require", NULL};
 
 static const struct key_def keys[] = {
     {"agent", "run_dir", K_PATH, F(run_dir), "/run/homeport"},
@@ -70,6 +72,13 @@ static const struct key_def keys[] = {
     {"nbd", "warm_connections", K_UINT, F(warm_connections), "2"},
     {"nbd", "expected_user", K_STRING, F(expected_user), "last"},
     {"nbd", "cache_size", K_SIZE, F(cache_size), "16M"},
+    {"nbd", "tls", K_CHOICE, F(tls_mode), "auto", tls_modes},
+    {"nbd", "tls_ca_file", K_STRING, F(tls_ca_file), ""},
+    {"nbd", "tls_cert_file", K_STRING, F(tls_cert_file), ""},
+    {"nbd", "tls_key_file", K_STRING, F(tls_key_file), ""},
+    {"nbd", "tls_psk_file", K_STRING, F(tls_psk_file), ""},
+    {"nbd", "tls_psk_identity", K_STRING, F(tls_psk_identity), ""},
+    {"nbd", "tls_exempt", K_STRING, F(tls_exempt), ""},
     {"home", "server", K_SERVER, F(home_server), ""},
     {"home", "export", K_TEMPLATE, F(export_template), "%u"},
     {"home", "attach", K_ATTACH, F(attach), "auto"},
@@ -695,6 +704,10 @@ void config_free(struct hp_config *cfg)
             keys[i].type == K_NAMES || keys[i].type == K_URL)
             free(*(char **)field);
     }
+    if (cfg->tls) {
+        free(cfg->tls->psk_identity);
+        free(cfg->tls);
+    }
     free(cfg->servers);
     free(cfg->source);
     memset(cfg, 0, sizeof *cfg);
@@ -855,6 +868,112 @@ static void check_sync(struct parser *p, struct hp_config *cfg)
         }
 }
 
+static bool tls_exempted(const struct hp_config *cfg, const struct hp_server *srv)
+{
+    const char *s = cfg->tls_exempt;
+
+    while (*s) {
+        size_t n = strcspn(s, " \t,");
+        char word[400];
+        struct hp_server e;
+        if (n && n < sizeof word) {
+            memcpy(word, s, n);
+            word[n] = '\0';
+            if (config_parse_server(word, &e) == 0 && strcmp(e.label, srv->label) == 0)
+                return true;
+        }
+        s += n;
+        s += strspn(s, " \t,");
+    }
+    return false;
+}
+
+void config_server_tls(const struct hp_config *cfg, struct hp_server *srv)
+{
+    srv->tls = cfg->tls && !tls_exempted(cfg, srv) ? cfg->tls : NULL;
+}
+
+static void check_tls_server(struct parser *p, const struct hp_config *cfg,
+                             const struct hp_server *srv)
+{
+    if (srv->tls && srv->kind == HP_SRV_UNIX && !*cfg->tls_psk_file)
+        perror_at(p,
+                  "server %s: TLS with certificates needs a TCP server (the server's "
+                  "certificate is checked against its host name); use tls_psk_file, or list "
+                  "it in tls_exempt",
+                  srv->label);
+}
+
+/* [nbd] tls and its files: the mode in force, and each server's share. */
+static void check_tls(struct parser *p, struct hp_config *cfg)
+{
+    const char *files[] = {cfg->tls_ca_file, cfg->tls_cert_file, cfg->tls_key_file,
+                           cfg->tls_psk_file};
+    const char *names[] = {"tls_ca_file", "tls_cert_file", "tls_key_file", "tls_psk_file"};
+    bool any = false;
+    unsigned mode = cfg->tls_mode;
+
+    for (size_t i = 0; i < 4; i++) {
+        any |= *files[i] != '\0';
+        if (*files[i] && files[i][0] != '/')
+            perror_at(p, "%s = %s: expected an absolute path", names[i], files[i]);
+    }
+    for (const char *s = cfg->tls_exempt; *s;) {
+        size_t n = strcspn(s, " \t,");
+        char word[400];
+        struct hp_server e;
+        if (n >= sizeof word ||
+            (memcpy(word, s, n), word[n] = '\0', config_parse_server(word, &e) < 0))
+            perror_at(p, "tls_exempt: '%.*s' is not a server address", (int)n, s);
+        s += n;
+        s += strspn(s, " \t,");
+    }
+    if (mode == HP_TLS_AUTO)
+        mode = any ? HP_TLS_REQUIRE : HP_TLS_OFF;
+    if (mode == HP_TLS_OFF)
+        return;
+    if (!*cfg->tls_ca_file && !*cfg->tls_psk_file)
+        perror_at(p,
+                  "tls = %s needs tls_ca_file (X.509 certificates) or tls_psk_file (a "
+                  "pre-shared key)",
+                  tls_modes[mode]);
+    if (*cfg->tls_ca_file && *cfg->tls_psk_file)
+        perror_at(p, "tls_ca_file and tls_psk_file: set one of them (X.509 or PSK), not both");
+    if (!*cfg->tls_cert_file != !*cfg->tls_key_file)
+        perror_at(p, "tls_cert_file and tls_key_file go together (this machine's certificate "
+                     "and its key)");
+    if (*cfg->tls_cert_file && !*cfg->tls_ca_file)
+        perror_at(p, "tls_cert_file needs tls_ca_file (the CA that signed the servers' "
+                     "certificates)");
+    if (*cfg->tls_psk_identity &&
+        (strchr(cfg->tls_psk_identity, ':') ||
+         strcspn(cfg->tls_psk_identity, " \t") != strlen(cfg->tls_psk_identity)))
+        perror_at(p, "tls_psk_identity = %s: no ':' or blanks", cfg->tls_psk_identity);
+    if (!(cfg->tls = calloc(1, sizeof *cfg->tls)))
+        return;
+    cfg->tls->mode = mode;
+    cfg->tls->ca_file = cfg->tls_ca_file;
+    cfg->tls->cert_file = cfg->tls_cert_file;
+    cfg->tls->key_file = cfg->tls_key_file;
+    cfg->tls->psk_file = cfg->tls_psk_file;
+    if (*cfg->tls_psk_identity) {
+        cfg->tls->psk_identity = strdup(cfg->tls_psk_identity);
+    } else {
+        struct utsname u;
+        cfg->tls->psk_identity = strdup(*cfg->hostname   ? cfg->hostname
+                                        : uname(&u) == 0 ? u.nodename
+                                                         : "localhost");
+    }
+    for (size_t i = 0; i < cfg->nservers; i++) {
+        config_server_tls(cfg, &cfg->servers[i]);
+        check_tls_server(p, cfg, &cfg->servers[i]);
+    }
+    if (cfg->home_server.label[0]) {
+        config_server_tls(cfg, &cfg->home_server);
+        check_tls_server(p, cfg, &cfg->home_server);
+    }
+}
+
 /* Values that are fine one by one but dangerous together. */
 static void check_semantics(struct parser *p, struct hp_config *cfg)
 {
@@ -896,6 +1015,7 @@ static void check_semantics(struct parser *p, struct hp_config *cfg)
     if (!cfg->progress_interval_ms)
         perror_at(p, "progress_interval must not be 0");
     check_sync(p, cfg);
+    check_tls(p, cfg);
 }
 
 static int parse_stream(FILE *f, struct parser *p, struct hp_config *cfg)

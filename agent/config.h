@@ -21,6 +21,23 @@
 #define HP_DEFAULT_CONFIG "/etc/homeport.conf"
 #define HP_NBD_DEFAULT_PORT "10809"
 
+/* [nbd] tls: auto = require when a TLS key is set, else off; on = TLS
+ * when the server offers it; require = TLS or no connection. */
+enum hp_tls_mode { HP_TLS_AUTO, HP_TLS_OFF, HP_TLS_ON, HP_TLS_REQUIRE };
+
+/* The machine's TLS identity for NBD ([nbd] tls_*): X.509 (a CA to check
+ * servers with, optionally a certificate and key of this machine) or a
+ * pre-shared key.  One per configuration, shared by its servers. */
+struct hp_tls {
+    unsigned mode;   /* enum hp_tls_mode, never AUTO once loaded */
+    char *ca_file;   /* X.509: checks the server's certificate */
+    char *cert_file; /* X.509: this machine's certificate ("": none) */
+    char *key_file;  /* its key: root's, mode 0600 */
+    char *psk_file;  /* PSK: "identity:hexkey" lines, root's, mode 0600 */
+    char *psk_identity;
+    char cert_dir[4200]; /* run_dir/tls: the files under libnbd's names (tls_setup) */
+};
+
 /* An NBD server address as written in `servers =`. */
 struct hp_server {
     enum { HP_SRV_TCP, HP_SRV_UNIX } kind;
@@ -28,6 +45,10 @@ struct hp_server {
     char port[6];    /* TCP: 1..65535 */
     char path[108];  /* unix: absolute socket path (sun_path size) */
     char label[300]; /* for messages: "host:port" or "unix:/path" */
+    /* TLS for this server: the configuration's, or NULL for clear text
+     * (tls = off, or the server is in tls_exempt).  Set by config_load and
+     * config_server_tls; it points into the configuration's heap. */
+    const struct hp_tls *tls;
 };
 
 /* How an export becomes a block device: nbd.ko, or FUSE + loop; auto =
@@ -72,6 +93,10 @@ struct hp_config {
     unsigned warm_connections;   /* per server, held by the agent (warm.h) */
     char *expected_user;         /* "": none; "last": the last user here; or a name */
     uint64_t cache_size;         /* NBD_CMD_CACHE this much of the expected user's export */
+    unsigned tls_mode;           /* enum hp_tls_mode, as written */
+    char *tls_ca_file, *tls_cert_file, *tls_key_file, *tls_psk_file, *tls_psk_identity;
+    char *tls_exempt;   /* "a b": servers (labels) reached in clear text */
+    struct hp_tls *tls; /* NULL when TLS is off for every server */
 
     /* [home]: how a user's home is found, attached and mounted */
     struct hp_server home_server; /* kind/label empty: the first of servers */
@@ -156,8 +181,12 @@ int config_load(struct hp_config *cfg, const char *path, bool must_exist, config
 void config_free(struct hp_config *cfg);
 
 /* Parse one server address ("host:port", "[v6]:port", "host",
- * "unix:/path").  Returns 0 or -EINVAL. */
+ * "unix:/path").  Returns 0 or -EINVAL.  out->tls is NULL. */
 int config_parse_server(const char *text, struct hp_server *out);
+
+/* Give srv (one the configuration does not list: an HFS answer) the TLS
+ * settings of cfg. */
+void config_server_tls(const struct hp_config *cfg, struct hp_server *srv);
 
 /* Expand a template: %u = user, %% = %.  With out == NULL only checks.
  * Returns the length, -EINVAL for another escape, -ENAMETOOLONG. */

@@ -32,6 +32,7 @@
 #include "server.h"
 #include "sync/engine.h"
 #include "sync/exclude.h"
+#include "tls.h"
 #include "user.h"
 
 #include "version.h" /* generated: build/version.h */
@@ -92,7 +93,8 @@ static int print_version(void)
     printf("homeport %s\n", HOMEPORT_VERSION);
     printf("libmount %s\n", LIBMOUNT_VERSION);
     struct nbd_handle *h = nbd_create();
-    printf("libnbd %s\n", h ? nbd_get_version(h) : "?");
+    printf("libnbd %s (%s)\n", h ? nbd_get_version(h) : "?",
+           h && nbd_supports_tls(h) == 1 ? "TLS for NBD" : "no TLS for NBD");
     if (h)
         nbd_close(h);
     printf("libcurl %s\n", curl_version_info(CURLVERSION_NOW)->version);
@@ -209,6 +211,12 @@ static int verb_boot(int argc, char **argv, struct globals *g)
     if (g->verbose == 0 && log_current_target() == LOG_TO_STDERR && isatty(STDOUT_FILENO))
         log_open(LOG_TO_STDERR, LOG_LVL_ERR);
 
+    char why[600];
+    if (tls_setup(&cfg, why, sizeof why) < 0) {
+        fprintf(stderr, "homeport boot: %s\n", why);
+        config_free(&cfg);
+        return BOOT_CONFIG;
+    }
     boot_run(&cfg, &boot_env_default, &r);
     if (json)
         boot_print_json(stdout, &r);
@@ -240,10 +248,13 @@ static int verb_config_check(int argc, char **argv, struct globals *g)
     g->config_given = true; /* checking a file that does not exist is an error */
     if (load_config(g, &cfg) < 0)
         return 2;
-    /* what the agent would refuse at start: the secret of the services */
+    /* what the agent would refuse at start: the secret of the services,
+     * the TLS files */
     char why[600];
     int rc = remote_setup(&cfg, why, sizeof why);
     remote_cleanup();
+    if (rc == 0)
+        rc = tls_check(&cfg, why, sizeof why);
     config_free(&cfg);
     if (rc < 0) {
         fprintf(stderr, "%s: %s\n", g->config_path, why);
@@ -422,6 +433,8 @@ static int verb_home(int argc, char **argv, struct globals *g, bool mount)
             snprintf(why, sizeof why, "cannot initialize libcurl");
         else
             rc = remote_setup(&cfg, why, sizeof why);
+        if (rc == 0)
+            rc = tls_setup(&cfg, why, sizeof why);
         if (rc == 0)
             rc = remote_locate(&cfg, argv[idx], &srv, print_progress, NULL, why, sizeof why);
         if (rc == 0)

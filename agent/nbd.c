@@ -1,5 +1,7 @@
 #include "nbd.h"
 
+#include "tls.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libnbd.h>
@@ -49,10 +51,19 @@ static void fail(struct probe *p, int err, const char *msg)
     p->phase = P_DONE;
 }
 
+/* A libnbd failure; under TLS with what to check first. */
 static void fail_nbd(struct probe *p)
 {
     int e = nbd_get_errno();
-    fail(p, e ? e : EPROTO, nbd_get_error());
+    bool closed = p->h && nbd_aio_is_closed(p->h);
+    const char *msg = nbd_get_error(), *hint = tls_hint(p->out->server->tls, msg, closed);
+    char buf[sizeof p->out->message];
+
+    if (*hint) {
+        snprintf(buf, sizeof buf, "%s (%s)", hint, msg ? msg : "closed");
+        msg = buf;
+    }
+    fail(p, closed ? EPROTO : e ? e : EPROTO, msg);
 }
 
 static int list_cb(void *user, const char *name, const char *description)
@@ -105,6 +116,7 @@ static bool start_connect(struct probe *p)
             socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
         if (p->sock < 0)
             continue;
+        nbd_tune_socket(p->sock);
         if (connect(p->sock, a->ai_addr, a->ai_addrlen) == 0 || errno == EINPROGRESS)
             return true;
         if (!p->next_ai) {
@@ -115,17 +127,88 @@ static bool start_connect(struct probe *p)
     return false;
 }
 
+void nbd_tune_socket(int fd)
+{
+    int on = 1, idle = 10, intvl = 5, cnt = 3;
+
+    /* Requests and replies are small writes that must go out at once:
+     * without TCP_NODELAY, Nagle's algorithm holds one back for the
+     * server's delayed ACK (40 ms) */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+}
+
+int nbd_connect_tls(struct nbd_handle *h, const struct hp_server *srv)
+{
+    int rc;
+
+    if (tls_apply(h, srv->tls) < 0)
+        return -1;
+    rc = srv->kind == HP_SRV_TCP ? nbd_aio_connect_tcp(h, srv->host, srv->port)
+                                 : nbd_aio_connect_unix(h, srv->path);
+    if (rc == 0 && srv->kind == HP_SRV_TCP && nbd_aio_get_fd(h) >= 0)
+        nbd_tune_socket(nbd_aio_get_fd(h));
+    return rc < 0 ? -1 : 0;
+}
+
 static void step(struct probe *p);
 
-static void connected(struct probe *p)
+/* libnbd says what TLS it negotiated in a debug message only. */
+static int debug_cb(void *user, const char *context, const char *msg)
 {
-    p->out->connect_ms = now_ms() - p->t0;
-    p->h = nbd_create();
+    static const char mark[] = "connection is using TLS: ";
+    struct nbd_probe *o = user;
+
+    (void)context;
+    if (strncmp(msg, mark, sizeof mark - 1) == 0)
+        snprintf(o->tls_info, sizeof o->tls_info, "%s", msg + sizeof mark - 1);
+    return 0;
+}
+
+static struct nbd_handle *probe_handle(struct probe *p)
+{
+    struct nbd_handle *h = nbd_create();
+
+    if (h && (nbd_set_opt_mode(h, true) < 0 ||
+              (p->out->server->tls &&
+               (nbd_set_debug_callback(
+                    h, (nbd_debug_callback){.callback = debug_cb, .user_data = p->out}) < 0 ||
+                nbd_set_debug(h, true) < 0)))) {
+        nbd_close(h);
+        h = NULL;
+    }
+    return h;
+}
+
+/* Under TLS libnbd connects (tls.h): the probe starts in the handshake. */
+static void start_tls_probe(struct probe *p)
+{
+    p->out->connect_ms = -1; /* inside libnbd's handshake */
+    p->h = probe_handle(p);
     if (!p->h) {
         fail_nbd(p);
         return;
     }
-    nbd_set_opt_mode(p->h, true);
+    /* on loopback the connect call may run the whole TLS handshake */
+    p->phase = P_HANDSHAKE;
+    if (nbd_connect_tls(p->h, p->out->server) < 0) {
+        fail_nbd(p);
+        return;
+    }
+    step(p);
+}
+
+static void connected(struct probe *p)
+{
+    p->out->connect_ms = now_ms() - p->t0;
+    p->h = probe_handle(p);
+    if (!p->h) {
+        fail_nbd(p);
+        return;
+    }
     if (nbd_aio_connect_socket(p->h, p->sock) < 0) {
         fail_nbd(p);
         return;
@@ -156,12 +239,15 @@ static void advance(struct probe *p)
 {
     struct nbd_probe *o = p->out;
 
-    if (p->phase >= P_HANDSHAKE && p->phase < P_ABORT && nbd_aio_is_dead(p->h)) {
+    if (p->phase >= P_HANDSHAKE && p->phase < P_ABORT &&
+        (nbd_aio_is_dead(p->h) || nbd_aio_is_closed(p->h))) {
         fail_nbd(p);
         return;
     }
     switch (p->phase) {
     case P_HANDSHAKE:
+        if (nbd_aio_is_ready(p->h) || nbd_aio_is_negotiating(p->h))
+            o->tls = o->server->tls ? nbd_get_tls_negotiated(p->h) == 1 : 0;
         if (nbd_aio_is_ready(p->h)) {
             /* Oldstyle server: no options, one export. */
             o->handshake_ms = now_ms() - p->t0;
@@ -237,6 +323,7 @@ size_t nbd_probe_servers(const struct hp_server *servers, size_t n, const char *
     for (size_t i = 0; i < n; i++) {
         out[i].server = &servers[i];
         out[i].probe_size = -1;
+        out[i].tls = -1;
     }
     if (!ps || !pfd) {
         for (size_t i = 0; i < n; i++) {
@@ -255,6 +342,10 @@ size_t nbd_probe_servers(const struct hp_server *servers, size_t n, const char *
         p->export = probe_export ? probe_export : "";
         p->sock = -1;
         p->t0 = now_ms();
+        if (servers[i].tls) {
+            start_tls_probe(p);
+            continue;
+        }
         if (servers[i].kind == HP_SRV_TCP) {
             struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
             int rc = getaddrinfo(servers[i].host, servers[i].port, &hints, &p->ai);
@@ -405,14 +496,8 @@ static int connect_deadline(const struct hp_server *srv, double deadline, int *o
             socklen_t len = sizeof err;
             int r = left > 0 ? poll(&p, 1, left) : 0;
             if (r == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) {
-                if (fam != AF_UNIX) {
-                    int on = 1, idle = 10, intvl = 5, cnt = 3;
-                    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
-                    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-                    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-                    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
-                    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-                }
+                if (fam != AF_UNIX)
+                    nbd_tune_socket(fd);
                 *out = fd;
                 if (ai)
                     freeaddrinfo(ai);
@@ -460,6 +545,19 @@ static int drive_until_ready(struct nbd_handle *h, double deadline)
     return 0;
 }
 
+/* libnbd's reason; under TLS with what to check first. */
+static void export_error(const struct hp_server *srv, struct nbd_handle *h, const char *name,
+                         char *why, size_t whylen)
+{
+    const char *e = nbd_get_error();
+    const char *hint = tls_hint(srv->tls, e, nbd_aio_is_closed(h) == 1);
+
+    if (*hint)
+        snprintf(why, whylen, "%s: export '%s': %s (%s)", srv->label, name, hint, e ? e : "closed");
+    else
+        snprintf(why, whylen, "%s: export '%s': %s", srv->label, name, e ? e : "unknown error");
+}
+
 static void fill_export(struct nbd_handle *h, struct nbd_export *ex)
 {
     ex->h = h;
@@ -476,22 +574,23 @@ int nbd_export_open(const struct hp_server *srv, const char *name, unsigned time
     struct nbd_handle *h;
 
     memset(ex, 0, sizeof *ex);
-    rc = connect_deadline(srv, deadline, &fd);
-    if (rc < 0) {
+    if (!srv->tls && (rc = connect_deadline(srv, deadline, &fd)) < 0) {
         snprintf(why, whylen, "cannot connect to %s: %s", srv->label,
                  rc == -ETIMEDOUT ? "timed out" : strerror(-rc));
         return rc;
     }
     h = nbd_create();
     if (!h) {
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         snprintf(why, whylen, "%s", nbd_get_error());
         return -ENOMEM;
     }
     /* Simple replies only: nbd.ko cannot parse structured ones, and the
      * same negotiation must serve a kernel handoff. */
-    if (nbd_set_request_structured_replies(h, false) < 0 || nbd_set_export_name(h, name) < 0 ||
-        nbd_aio_connect_socket(h, fd) < 0)
+    if (nbd_set_request_structured_replies(h, false) < 0 || nbd_set_export_name(h, name) < 0)
+        goto nbd_err;
+    if (srv->tls ? nbd_connect_tls(h, srv) < 0 : nbd_aio_connect_socket(h, fd) < 0)
         goto nbd_err;
     rc = drive_until_ready(h, deadline);
     if (rc == -ETIMEDOUT) {
@@ -506,7 +605,7 @@ int nbd_export_open(const struct hp_server *srv, const char *name, unsigned time
 
 nbd_err:
     rc = nbd_get_errno() ? -nbd_get_errno() : -EPROTO;
-    snprintf(why, whylen, "%s: export '%s': %s", srv->label, name, nbd_get_error());
+    export_error(srv, h, name, why, whylen);
     nbd_close(h);
     return rc;
 }
@@ -541,7 +640,7 @@ int nbd_export_open_warm(struct nbd_handle *h, const struct hp_server *srv, cons
      * Dead: the connection went away while it waited (or now). */
     rc = nbd_aio_is_negotiating(h) ? (nbd_get_errno() ? -nbd_get_errno() : -ENOENT) : -ENOTCONN;
 fail:
-    snprintf(why, whylen, "%s: export '%s': %s", srv->label, name, nbd_get_error());
+    export_error(srv, h, name, why, whylen);
     nbd_close(h);
     return rc;
 }

@@ -7,6 +7,10 @@
  * probe export, then a polite NBD_OPT_ABORT.
  *
  * And the connection to a user's export, for the attach paths.
+ *
+ * A server with TLS (srv->tls) is connected by libnbd itself, which does
+ * the STARTTLS and the handshake; one in clear by our own socket, which
+ * can then be handed to nbd.ko.
  */
 #ifndef HOMEPORT_NBD_H
 #define HOMEPORT_NBD_H
@@ -25,7 +29,7 @@ struct nbd_probe {
     const char *phase;   /* where it ended: "resolve", "connect", "handshake", ... */
     char message[256];   /* why, for people */
     char protocol[32];   /* "newstyle-fixed", ... */
-    double connect_ms;   /* socket connected */
+    double connect_ms;   /* socket connected; -1: not measured (TLS: libnbd connects) */
     double handshake_ms; /* from start until the server's options phase */
     double rtt_ms;       /* one option round trip (NBD_OPT_LIST) */
     int list_err;        /* 0 = listed; else the server's refusal as -errno */
@@ -34,6 +38,8 @@ struct nbd_probe {
     int64_t probe_size; /* -1 unless the probe export was found */
     int probe_err;      /* -errno when the probe export failed; 0 otherwise */
     char probe_msg[256];
+    int tls;            /* 1: TLS negotiated; 0: in clear; -1: not that far */
+    char tls_info[160]; /* libnbd's words on it: cipher, key exchange, mac */
 };
 
 /* Probe n servers within timeout_ms (total, all of them in parallel).
@@ -42,6 +48,15 @@ struct nbd_probe {
 size_t nbd_probe_servers(const struct hp_server *servers, size_t n, const char *probe_export,
                          unsigned timeout_ms, struct nbd_probe *out);
 void nbd_probe_free(struct nbd_probe *p, size_t n);
+
+/* TCP_NODELAY and keepalive (10 s idle, 3 probes 5 s apart) on a TCP
+ * socket of ours. */
+void nbd_tune_socket(int fd);
+
+/* Start h's connection to srv under srv->tls (tls.h): libnbd connects by
+ * host name, so that it checks the server's certificate.  0, or -1 with
+ * libnbd's error. */
+int nbd_connect_tls(struct nbd_handle *h, const struct hp_server *srv);
 
 /* An export, negotiated and ready for I/O. */
 struct nbd_export {

@@ -233,6 +233,7 @@ int remote_locate(const struct hp_config *cfg, const char *user, struct hp_serve
     snprintf(srv->port, sizeof srv->port, "%hu", (unsigned short)port);
     snprintf(srv->label, sizeof srv->label, strchr(srv->host, ':') ? "[%s]:%s" : "%s:%s", srv->host,
              srv->port);
+    config_server_tls(cfg, srv);
     return 0;
 }
 

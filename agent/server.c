@@ -31,6 +31,7 @@
 #include "session.h"
 #include "spawn.h"
 #include "textfile.h"
+#include "tls.h"
 #include "tree.h"
 #include "warm.h"
 
@@ -741,7 +742,7 @@ static void reload(void)
         }
     }
     char why[600];
-    if (remote_setup(&n, why, sizeof why) < 0) {
+    if (remote_setup(&n, why, sizeof why) < 0 || tls_setup(&n, why, sizeof why) < 0) {
         log_err("reload: %s; keeping the running configuration", why);
         config_free(&n);
         return;
@@ -995,7 +996,7 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
     char why[600];
     if (http_global_init() < 0)
         return start_failed("cannot initialize libcurl");
-    if (remote_setup(&S.cfg, why, sizeof why) < 0)
+    if (remote_setup(&S.cfg, why, sizeof why) < 0 || tls_setup(&S.cfg, why, sizeof why) < 0)
         return start_failed("%s", why);
 
     /* Signals before anything slow: a SIGHUP or SIGTERM during the boot

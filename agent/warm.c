@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "nbd.h"
+#include "tls.h"
 
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 60000
@@ -58,11 +60,45 @@ static void drop(struct slot *s, int64_t now, bool failed, const char *why)
     s->due = now + s->backoff_ms;
 }
 
+/* The handshake failed: drop with libnbd's reason (under TLS, with what
+ * to check first). */
+static void drop_failed(struct slot *s, int64_t now)
+{
+    const char *e = nbd_get_error(), *hint;
+    char why[600];
+
+    hint = tls_hint(s->srv->tls, e, s->h && nbd_aio_is_closed(s->h) == 1);
+    snprintf(why, sizeof why, "%s%s%s%s", hint, *hint ? " (" : "", e ? e : "handshake failed",
+             *hint ? ")" : "");
+    drop(s, now, true, why);
+}
+
+static struct nbd_handle *warm_handle(void)
+{
+    struct nbd_handle *h = nbd_create();
+
+    if (h && (nbd_set_opt_mode(h, true) < 0 || nbd_set_request_structured_replies(h, false) < 0)) {
+        nbd_close(h);
+        h = NULL;
+    }
+    return h;
+}
+
 static void start(struct slot *s, int64_t now, unsigned timeout_ms)
 {
     const struct hp_server *srv = s->srv;
     int fd = -1, rc = 0;
 
+    if (srv->tls) { /* libnbd connects (tls.h), and does the TLS handshake */
+        s->h = warm_handle();
+        if (!s->h || nbd_connect_tls(s->h, srv) < 0) {
+            drop(s, now, true, s->h ? nbd_get_error() : "out of memory");
+            return;
+        }
+        s->state = W_HANDSHAKE;
+        s->due = now + timeout_ms;
+        return;
+    }
     if (srv->kind == HP_SRV_UNIX) {
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         memcpy(sa.sun_path, srv->path, sizeof sa.sun_path);
@@ -102,18 +138,10 @@ static void connected(struct slot *s, int64_t now)
         drop(s, now, true, strerror(err ? err : errno));
         return;
     }
-    if (s->srv->kind == HP_SRV_TCP) {
-        int on = 1, idle = 10, intvl = 5, cnt = 3;
-        setsockopt(s->fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
-        setsockopt(s->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-        setsockopt(s->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-        setsockopt(s->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
-        setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-    }
-    s->h = nbd_create();
-    if (!s->h || nbd_set_opt_mode(s->h, true) < 0 ||
-        nbd_set_request_structured_replies(s->h, false) < 0 ||
-        nbd_aio_connect_socket(s->h, s->fd) < 0) {
+    if (s->srv->kind == HP_SRV_TCP)
+        nbd_tune_socket(s->fd);
+    s->h = warm_handle();
+    if (!s->h || nbd_aio_connect_socket(s->h, s->fd) < 0) {
         drop(s, now, true, s->h ? nbd_get_error() : "out of memory");
         return;
     }
@@ -216,7 +244,7 @@ void warm_events(struct warm_pool *p, const struct pollfd *fds, size_t n, int64_
             if (!bad && (rev & POLLOUT))
                 bad = nbd_aio_notify_write(s->h) < 0;
             if (bad)
-                drop(s, now, true, nbd_get_error());
+                drop_failed(s, now);
         }
         if (s->state == W_HANDSHAKE) {
             if (nbd_aio_is_negotiating(s->h)) {
@@ -224,7 +252,7 @@ void warm_events(struct warm_pool *p, const struct pollfd *fds, size_t n, int64_
                 s->idle_since = now;
                 log_debug("warm connection to %s ready", s->srv->label);
             } else if (nbd_aio_is_dead(s->h) || nbd_aio_is_closed(s->h)) {
-                drop(s, now, true, nbd_get_error() ? nbd_get_error() : "handshake failed");
+                drop_failed(s, now);
             }
         }
         if ((s->state == W_CONNECT || s->state == W_HANDSHAKE) && now >= s->due)

@@ -204,3 +204,38 @@ add_users() {
         echo "$name:x:$uid:" >> "$T/group"
     done
 }
+
+# pam_snippet FILE [CONF]: a shipped configs/pam.d snippet, calling the
+# binary under test with CONF (default $CONF).
+pam_snippet() { grep -v '^#' "$TOP/configs/pam.d/$1" | sed "s|/usr/local/sbin/homeport pam|$HOMEPORT -c ${2:-$CONF} pam|"; }
+
+# pam_service: the PAM service "hp" in this namespace's /etc/pam.d:
+# pam_permit for auth, then the shipped account and session lines.
+pam_service() {
+    mkdir -p "$T/pam.d"
+    { echo "auth required pam_permit.so"; pam_snippet debian-common-account; pam_snippet debian-common-session; } > "$T/pam.d/hp"
+    mount --bind "$T/pam.d" /etc/pam.d
+}
+
+# pt USER OPS…: pamtester on the service hp; output in $T/out, exit in $rc.
+pt() {
+    rc=0
+    timeout 90 pamtester -v hp "$@" > "$T/out" 2>&1 || rc=$?
+}
+
+# start_agent_fg: the agent under test in the foreground, as a child (its
+# log in $T/agent.log); sets AGENT once its pid file names it.
+start_agent_fg() {
+    "$HOMEPORT" -c "$CONF" -v agent -f 2>> "$T/agent.log" &
+    AGENT=$!
+    track "$AGENT"
+    wait_for bash -c "test \"\$(cat '$T/run/homeport/agent.pid' 2>/dev/null)\" = $AGENT"
+}
+
+# requires CMD…: skip the whole test (with the reason) when one is missing.
+requires() {
+    local c
+    for c in "$@"; do
+        command -v "$c" > /dev/null || { echo "1..0 # SKIP $c is not installed (tests/install-deps.sh)"; exit 0; }
+    done
+}

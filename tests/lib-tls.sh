@@ -1,0 +1,68 @@
+# tests/lib-tls.sh: sourced after lib.sh by the TLS tests.  A throw-away
+# PKI made with certtool (gnutls-bin) in $T/pki, ECDSA keys (fast):
+#
+#   $T/pki/ca-cert.pem                     the site's CA
+#   $T/pki/server/                         nbdkit --tls-certificates=: the
+#       ca-cert.pem server-cert.pem        CA, and a server certificate for
+#       server-key.pem                     localhost and 127.0.0.1
+#   $T/pki/machine-cert.pem, -key.pem      a thin client's certificate (CA-signed)
+#   $T/pki/rogue/                          another CA and a server certificate
+#                                          for localhost signed by it
+#   $T/pki/stranger-cert.pem, -key.pem     a client certificate of the rogue CA
+#   $T/pki/psk                             nbdkit --tls-psk=: thin01:<hex key>
+#   $T/pki/psk-wrong                       thin01 with another key
+#
+# Keys the client uses are root's with mode 0600, as homeport requires.
+
+_cert() { # NAME TEMPLATE-LINES… — key NAME-key.pem, certificate request info
+    local name=$1; shift
+    certtool --generate-privkey --key-type=ecdsa --outfile "$name-key.pem" > /dev/null 2>&1 || return 1
+    printf '%s\n' "$@" "expiration_days = 2" > "$name.info"
+}
+
+# make_pki: the files above.  Returns non-zero when certtool fails.
+make_pki() {
+    local P=$T/pki
+    mkdir -p "$P/server" "$P/rogue/server"
+    (
+        set -e
+        cd "$P"
+        for ca in . rogue; do
+            _cert "$ca/ca" 'cn = "homeport test CA '"$ca"'"' ca cert_signing_key
+            certtool --generate-self-signed --load-privkey "$ca/ca-key.pem" \
+                --template "$ca/ca.info" --outfile "$ca/ca-cert.pem" > /dev/null 2>&1
+            _cert "$ca/server/server" 'cn = localhost' 'dns_name = localhost' \
+                'ip_address = 127.0.0.1' tls_www_server encryption_key signing_key
+            certtool --generate-certificate --load-privkey "$ca/server/server-key.pem" \
+                --load-ca-certificate "$ca/ca-cert.pem" --load-ca-privkey "$ca/ca-key.pem" \
+                --template "$ca/server/server.info" --outfile "$ca/server/server-cert.pem" > /dev/null 2>&1
+            cp "$ca/ca-cert.pem" "$ca/server/ca-cert.pem"
+        done
+        for c in machine:. stranger:rogue; do
+            _cert "${c%%:*}" 'cn = thin01' tls_www_client encryption_key signing_key
+            certtool --generate-certificate --load-privkey "${c%%:*}-key.pem" \
+                --load-ca-certificate "${c#*:}/ca-cert.pem" --load-ca-privkey "${c#*:}/ca-key.pem" \
+                --template "${c%%:*}.info" --outfile "${c%%:*}-cert.pem" > /dev/null 2>&1
+        done
+        chmod 600 ./*-key.pem
+        echo "thin01:$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > psk
+        echo "thin01:$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > psk-wrong
+        chmod 600 psk psk-wrong
+    )
+}
+
+# tls_x509_conf / tls_psk_conf: [nbd] lines for write_conf's NBD_CONF.
+tls_x509_conf() {
+    printf 'tls_ca_file = %s\ntls_cert_file = %s\ntls_key_file = %s\n' \
+        "$T/pki/ca-cert.pem" "$T/pki/machine-cert.pem" "$T/pki/machine-key.pem"
+}
+tls_psk_conf() {
+    printf 'tls_psk_file = %s\ntls_psk_identity = thin01\n' "${1:-$T/pki/psk}"
+}
+
+# requires_tls: skip the whole test when the binary under test has no TLS
+# for NBD; certtool makes the PKI.
+requires_tls() {
+    "$HOMEPORT" version | grep -qF "(TLS for NBD)" || { echo "1..0 # SKIP this binary's libnbd has no TLS"; exit 0; }
+    requires certtool "$@"
+}
