@@ -6,7 +6,11 @@
 #
 #   mbedtls (2.28.x)      -> libmbedtls.a libmbedx509.a libmbedcrypto.a
 #   util-linux (2.38.x)   -> libmount.a libblkid.a            (libraries only)
-#   libnbd (1.14.x)       -> libnbd.a                         (C library only)
+#   nettle (3.8.x)        -> libnettle.a libhogweed.a         (mini-gmp inside, no GMP)
+#   libtasn1-6 (4.19.x)   -> libtasn1.a                       (library only)
+#   gnutls28 (3.7.x)      -> libgnutls.a   (minimal: no p11-kit, idn, tpm,
+#                            compression, dane, tools; no built-in trust store)
+#   libnbd (1.14.x)       -> libnbd.a      (C library only, TLS via gnutls)
 #   curl (7.88.x)         -> libcurl.a     (HTTP/HTTPS only, TLS via mbedtls)
 #   fuse3 (3.14.x)        -> libfuse3.a
 #
@@ -51,11 +55,14 @@ JOBS=$(nproc)
 declare -A EXPECT=(
     [mbedtls]=2.28.
     [util-linux]=2.38.
+    [nettle]=3.8.
+    [libtasn1-6]=4.19.
+    [gnutls28]=3.7.
     [libnbd]=1.14.
     [curl]=7.88.
     [fuse3]=3.14.
 )
-PACKAGES=(mbedtls util-linux libnbd curl fuse3)
+PACKAGES=(mbedtls util-linux nettle libtasn1-6 gnutls28 libnbd curl fuse3)
 
 # --------------------------------------------------------------------------
 # helpers
@@ -103,7 +110,7 @@ need_tools() {
 mkdir -p "$APTDIR" "$SRCDIR" "$BUILDDIR" "$STAMPS" "$LOGDIR" "$PREFIX/include" "$PREFIX/lib/pkgconfig"
 
 need_tools dash apt-get dpkg-source musl-gcc gcc make pkg-config meson ninja python3 \
-           perl patch ar ranlib file xz
+           perl patch ar ranlib file xz m4
 
 # --------------------------------------------------------------------------
 # Build environment.  Static only, musl, no host (glibc) libraries may leak in:
@@ -114,8 +121,9 @@ export CC=musl-gcc
 export AR=ar RANLIB=ranlib
 export CFLAGS="$CFLAGS_BASE -isystem $KHEADERS"
 export CPPFLAGS="-isystem $KHEADERS"
-# No -I/-L for PREFIX here: only curl uses another library from PREFIX (via
-# --with-mbedtls), and the other configure scripts must not see whatever the
+# No -I/-L for PREFIX here: the libraries that use another one from PREFIX
+# are told so explicitly (curl --with-mbedtls, gnutls and libnbd through
+# pkg-config), and the other configure scripts must not see whatever the
 # parallel chain is installing there.
 export LDFLAGS=""
 export PKG_CONFIG=pkg-config
@@ -314,16 +322,115 @@ build_util_linux() {
     rm -f "$PREFIX"/lib/libblkid.la "$PREFIX"/lib/libmount.la
 }
 
+# mini-gmp instead of GNU GMP: the stripped homeport is 196 kB smaller
+# (GMP's share of it was 220 kB, mini-gmp's is 26 kB), and there is one
+# source package (and 100 s of build) less.  The price, in nettle's manual's
+# words "more likely to leak side-channel information": RSA private-key
+# operations (signing with an RSA client key) use mini-gmp's mpz_powm
+# instead of mpn_sec_powm, with blinding; nettle's ECC code (ECDHE, ECDSA,
+# Ed25519) is its own constant-time code either way.
+build_nettle() {
+    unpack nettle
+    cd "$SRC"
+    # Fat build (the default): the AES-NI/SHA-NI/PCLMUL code paths are picked
+    # at run time, so the binary still runs on processors without them.
+    run_logged nettle ./configure \
+        --prefix="$PREFIX" --libdir="$PREFIX/lib" \
+        --disable-shared --enable-static \
+        --enable-mini-gmp \
+        --disable-documentation --disable-openssl \
+        --disable-dependency-tracking
+    grep -q '^#define WITH_HOGWEED 1' config.h || die "nettle: no hogweed (public-key half)"
+    grep -q '^#define NETTLE_USE_MINI_GMP 1' version.h || die "nettle: not built with mini-gmp"
+    # configure appends -ggdb3 to CFLAGS (none of the other libraries has
+    # debug information; it only makes the unstripped binary larger).
+    sed -i 's/ -ggdb3//' config.make
+    # Libraries only (no tools, testsuite, examples).
+    run_logged nettle make -j"$JOBS" all-here
+    run_logged nettle make install-headers install-static install-pkgconfig
+}
+
+build_libtasn1() {
+    unpack libtasn1-6
+    cd "$SRC"
+    touch_autotools_outputs "$SRC"
+    run_logged libtasn1-6 ./configure \
+        --prefix="$PREFIX" --libdir="$PREFIX/lib" \
+        --disable-shared --enable-static \
+        --disable-doc --disable-valgrind-tests \
+        --disable-dependency-tracking
+    # Library only (no asn1Parser & co, no tests).
+    run_logged libtasn1-6 make -C lib -j"$JOBS"
+    run_logged libtasn1-6 make -C lib install
+    rm -f "$PREFIX/lib/libtasn1.la"
+}
+
+# The configure flags of GnuTLS (part of its build stamp through
+# build_gnutls's text).  What libnbd needs: TLS 1.2/1.3 client with X.509
+# and PSK; everything else is left out.
+build_gnutls() {
+    unpack gnutls28
+    cd "$SRC"
+    # Debian's patch 51 adds gnulib's linkedhash-list module (used by its
+    # patch 50 in lib/x509/verify-high.c) to gl/Makefile.am; Debian then runs
+    # autoreconf.  Add its two objects to the generated gl/Makefile.in.
+    touch_autotools_outputs "$SRC"
+    if [ ! -f gl/gl_linkedhash_list.c ] || [ ! -f gl/gl_list.c ]; then
+        die "gnutls: gnulib list files missing"
+    fi
+    if ! grep -q 'gl_list\.lo' gl/Makefile.in; then
+        sed -i 's|^am_libgnu_la_OBJECTS = |&gl_linkedhash_list.lo gl_list.lo |' gl/Makefile.in
+        grep -q '^am_libgnu_la_OBJECTS = gl_linkedhash_list.lo gl_list.lo ' gl/Makefile.in ||
+            die "gnutls: could not add the gnulib list objects to gl/Makefile.in"
+    fi
+    # gl_cv_have_weak=no: gnulib's locks otherwise call pthread through weak
+    # references and take "is pthread_mutexattr_gettype linked?" to mean
+    # "is the program multi-threaded?"; in a static link nothing pulls that
+    # function in, so every GnuTLS lock would silently be a no-op.
+    # Left out as unused by libnbd (a TLS 1.2/1.3 client with X.509 or PSK):
+    # GOST, SRP, anonymous auth, OCSP, DTLS-SRTP, ALPN, heartbeat, SSLv2
+    # client hello, the non-Suite-B curves (secp192r1, secp224r1).
+    run_logged gnutls28 ./configure \
+        --prefix="$PREFIX" --libdir="$PREFIX/lib" \
+        --disable-shared --enable-static \
+        --with-nettle-mini gl_cv_have_weak=no \
+        --without-p11-kit --without-idn --with-included-unistring \
+        --without-tpm --without-tpm2 --disable-libdane \
+        --without-zlib --without-brotli --without-zstd \
+        --disable-doc --disable-manpages --disable-tools --disable-tests \
+        --disable-cxx --disable-guile --disable-nls --disable-rpath \
+        --disable-openssl-compatibility --disable-ssl3-support \
+        --disable-gost --disable-srp-authentication --disable-anon-authentication \
+        --disable-ocsp --disable-dtls-srtp-support --disable-alpn-support \
+        --disable-heartbeat-support --disable-ssl2-support --disable-non-suiteb-curves \
+        --with-default-trust-store-file= --with-default-trust-store-dir= \
+        --disable-dependency-tracking
+    ! grep -q '^#define USE_POSIX_THREADS_WEAK' config.h ||
+        die "gnutls: gnulib would use weak pthread references (no-op locks when static)"
+    grep -q '^#define USE_POSIX_THREADS 1' config.h || die "gnutls: built without thread support"
+    run_logged gnutls28 make -C gl -j"$JOBS"
+    run_logged gnutls28 make -C lib -j"$JOBS"
+    run_logged gnutls28 make -C lib install
+    rm -f "$PREFIX/lib/libgnutls.la"
+}
+
 build_libnbd() {
     unpack libnbd
     cd "$SRC"
     touch_autotools_outputs "$SRC"
+    # pkg-config --static: configure's link tests (gnutls_session_set_verify_cert,
+    # without which nbd_set_tls_verify_peer is ignored) need gnutls's private
+    # libraries (hogweed, nettle, tasn1) too.
     run_logged libnbd ./configure \
         --prefix="$PREFIX" --libdir="$PREFIX/lib" \
         --disable-shared --enable-static \
-        --without-gnutls --without-libxml2 \
+        PKG_CONFIG="pkg-config --static" \
+        --with-gnutls --without-libxml2 \
         --disable-ocaml --disable-python --disable-golang --disable-fuse \
         --disable-dependency-tracking
+    grep -q '^#define HAVE_GNUTLS 1' config.h || die "libnbd: configure did not find gnutls"
+    grep -q '^#define HAVE_GNUTLS_SESSION_SET_VERIFY_CERT 1' config.h ||
+        die "libnbd: gnutls_session_set_verify_cert not found (static link test failed?)"
     # The generated C sources are in the tarball; build only what the library
     # needs (no generator/OCaml, no docs, no tools).
     local d
@@ -342,6 +449,10 @@ build_libnbd() {
         sed -i "1i includedir=$PREFIX/include" "$PREFIX/lib/pkgconfig/libnbd.pc"
     grep -q '^libdir=' "$PREFIX/lib/pkgconfig/libnbd.pc" ||
         sed -i "1i libdir=$PREFIX/lib" "$PREFIX/lib/pkgconfig/libnbd.pc"
+    # ... and no Requires.private, which a static link needs.
+    sed -i 's|^Requires:.*|&\nRequires.private: gnutls|' "$PREFIX/lib/pkgconfig/libnbd.pc"
+    pkg-config --static --libs libnbd | grep -q -- '-lgnutls' ||
+        die "libnbd: libnbd.pc does not pull in gnutls"
 }
 
 build_curl() {
@@ -411,12 +522,13 @@ write_outputs() {
     } >"$PREFIX/versions.txt.new"
     mv "$PREFIX/versions.txt.new" "$PREFIX/versions.txt"
     # Order matters for a static link: a library before the ones it uses.
-    # libmount needs libblkid; libcurl needs mbedtls (tls -> x509 -> crypto).
+    # libmount needs libblkid; libcurl needs mbedtls (tls -> x509 -> crypto);
+    # libnbd needs gnutls, which needs hogweed -> nettle and libtasn1.
     # musl keeps pthread/dl/rt in libc; -lpthread is kept for portability.
     # Include dirs from the .pc files (libmount/blkid/fuse3 headers live in
     # subdirectories: code includes <libmount.h>, <blkid.h>, <fuse_lowlevel.h>).
     local pc_cflags
-    pc_cflags=$(pkg-config --cflags mount blkid libnbd libcurl fuse3 mbedtls) ||
+    pc_cflags=$(pkg-config --cflags mount blkid libnbd gnutls libcurl fuse3 mbedtls) ||
         die "pkg-config cannot read the .pc files in $PREFIX/lib/pkgconfig"
     pc_cflags=${pc_cflags%"${pc_cflags##*[! ]}"}   # drop trailing blanks
     cat >"$PREFIX/link.mk.new" <<EOF
@@ -427,22 +539,31 @@ DEPS_KHEADERS = $KHEADERS
 STATIC_CFLAGS = -isystem $KHEADERS $pc_cflags
 # --gc-sections drops the unused parts (libraries use -ffunction-sections).
 STATIC_LDFLAGS = -static -Wl,--gc-sections
-STATIC_LIBS   = -L$PREFIX/lib -lmount -lblkid -lnbd -lcurl -lmbedtls -lmbedx509 -lmbedcrypto -lfuse3 -lpthread
+STATIC_LIBS   = -L$PREFIX/lib -lmount -lblkid -lnbd -lgnutls -lhogweed -lnettle -ltasn1 -lcurl -lmbedtls -lmbedx509 -lmbedcrypto -lfuse3 -lpthread
 EOF
     mv "$PREFIX/link.mk.new" "$PREFIX/link.mk"
 }
 
-chain_tls() {
+# The two chains that run side by side.  Neither builds anything the other
+# one's configure scripts look for.
+chain_curl_fuse() {
     build_if_needed mbedtls build_mbedtls lib/libmbedtls.a lib/libmbedx509.a lib/libmbedcrypto.a
     # curl is rebuilt whenever mbedtls is.
     DEPKEY=$(cat "$STAMPS/build-mbedtls") \
     build_if_needed curl build_curl lib/libcurl.a include/curl/curl.h
+    build_if_needed util-linux build_util_linux lib/libmount.a lib/libblkid.a lib/pkgconfig/mount.pc
+    build_if_needed fuse3 build_fuse3 lib/libfuse3.a include/fuse3/fuse_lowlevel.h
 }
 
-chain_block() {
-    build_if_needed util-linux build_util_linux lib/libmount.a lib/libblkid.a lib/pkgconfig/mount.pc
+chain_nbd() {
+    # Each library is rebuilt whenever one it is built against is; the stamps
+    # chain, so libnbd's key covers gnutls, nettle and libtasn1.
+    build_if_needed nettle build_nettle lib/libnettle.a lib/libhogweed.a lib/pkgconfig/hogweed.pc
+    build_if_needed libtasn1-6 build_libtasn1 lib/libtasn1.a lib/pkgconfig/libtasn1.pc
+    DEPKEY=$(cat "$STAMPS/build-nettle" "$STAMPS/build-libtasn1-6") \
+    build_if_needed gnutls28 build_gnutls lib/libgnutls.a lib/pkgconfig/gnutls.pc
+    DEPKEY=$(cat "$STAMPS/build-gnutls28") \
     build_if_needed libnbd build_libnbd lib/libnbd.a include/libnbd.h
-    build_if_needed fuse3 build_fuse3 lib/libfuse3.a include/fuse3/fuse_lowlevel.h
 }
 
 # --------------------------------------------------------------------------
@@ -459,16 +580,16 @@ main() {
     # single-threaded ./configure runs, so one chain configures while the
     # other compiles.  (DEPS_SERIAL=1 runs them one after the other.)
     if [ "${DEPS_SERIAL:-0}" = 1 ]; then
-        chain_tls
-        chain_block
+        chain_nbd
+        chain_curl_fuse
     else
-        local pid_tls pid_block rc_tls=0 rc_block=0
-        chain_tls & pid_tls=$!
-        chain_block & pid_block=$!
-        wait "$pid_tls" || rc_tls=$?
-        wait "$pid_block" || rc_block=$?
-        [ $rc_tls = 0 ] || die "mbedtls/curl chain failed (see messages above)"
-        [ $rc_block = 0 ] || die "util-linux/libnbd/fuse3 chain failed (see messages above)"
+        local pid_nbd pid_cf rc_nbd=0 rc_cf=0
+        chain_nbd & pid_nbd=$!
+        chain_curl_fuse & pid_cf=$!
+        wait "$pid_nbd" || rc_nbd=$?
+        wait "$pid_cf" || rc_cf=$?
+        [ $rc_nbd = 0 ] || die "nettle/libtasn1/gnutls/libnbd chain failed (see messages above)"
+        [ $rc_cf = 0 ] || die "mbedtls/curl/util-linux/fuse3 chain failed (see messages above)"
     fi
 
     write_outputs
