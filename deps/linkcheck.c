@@ -8,6 +8,7 @@
 #include <blkid.h>
 #include <curl/curl.h>
 #include <fuse_lowlevel.h>
+#include <gnutls/gnutls.h>
 #include <libmount.h>
 #include <libnbd.h>
 #include <mbedtls/md.h>
@@ -52,8 +53,15 @@ int main(void)
         const char *v = nbd_get_version(nbd);
         check(v != NULL, "nbd_get_version");
         printf("       libnbd version %s\n", v ? v : "?");
+        /* 1 only when libnbd was built with GnuTLS. */
+        check(nbd_supports_tls(nbd) == 1, "nbd_supports_tls");
         nbd_close(nbd);
     }
+
+    /* gnutls (libnbd's TLS): the library that was linked in */
+    const char *gv = gnutls_check_version(NULL);
+    printf("       gnutls %s\n", gv ? gv : "?");
+    check(gnutls_check_version("3.7.0") != NULL, "gnutls_check_version >= 3.7.0");
 
     /* curl + mbedtls backend */
     check(curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK, "curl_global_init");
