@@ -18,6 +18,10 @@
 #         PREFIX/link.mk (STATIC_LIBS / STATIC_CFLAGS for the main Makefile),
 #         PREFIX/versions.txt (exact Debian source versions built).
 #
+# Then deps/linkcheck.sh links and runs a static program against all of them,
+# and deps/tlscheck.sh has libnbd talk TLS (PSK and X.509) to a captive
+# nbdkit on a Unix socket.
+#
 # Host packages needed: deps/apt-packages.txt.
 #
 # Idempotent: every step leaves a stamp in WORKDIR/stamps.  A library's stamp
@@ -595,6 +599,8 @@ main() {
     write_outputs
     CURRENT_STEP="link check"
     "$SCRIPT_DIR/linkcheck.sh" "$PREFIX"
+    CURRENT_STEP="TLS check"
+    "$SCRIPT_DIR/tlscheck.sh" "$PREFIX"
     CURRENT_STEP="done"
     msg "all done"
 }
