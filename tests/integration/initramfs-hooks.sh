@@ -44,7 +44,10 @@ mount --bind "$T/modules.d" /usr/lib/dracut/modules.d
 mkdir -p "$T/etc/homeport"
 echo "not-a-real-secret" > "$T/etc/homeport/secret"
 chmod 600 "$T/etc/homeport/secret"
-printf '[nbd]\nservers = 10.0.2.100:10809\n[remote]\nsecret_file = %s\n' "$T/etc/homeport/secret" > "$T/client.conf"
+printf -- '-----BEGIN PRIVATE KEY-----\n' > "$T/etc/homeport/psk"
+chmod 600 "$T/etc/homeport/psk"
+printf '[nbd]\nservers = 10.0.2.100:10809\ntls = off\ntls_psk_file = %s\n[remote]\nsecret_file = %s\n' \
+    "$T/etc/homeport/psk" "$T/etc/homeport/secret" > "$T/client.conf"
 
 t0=$(date +%s%N)
 rc=0
@@ -63,6 +66,7 @@ contains "$T/contents" '^homeport$' "image: module homeport included"
 contains "$T/contents" ' usr/sbin/homeport$' "image: the homeport binary"
 contains "$T/contents" ' etc/homeport\.conf$' "image: the config"
 contains "$T/contents" "^-rw------- .* ${T#/}/etc/homeport/secret\$" "image: the secret, mode 0600"
+contains "$T/contents" "^-rw------- .* ${T#/}/etc/homeport/psk\$" "image: the TLS PSK file, mode 0600"
 contains "$T/contents" '/nbd\.ko' "image: nbd.ko"
 contains "$T/contents" '/ext4\.ko' "image: ext4.ko"
 contains "$T/contents" 'hooks/pre-mount/50-homeport-start\.sh$' "image: the pre-mount hook"

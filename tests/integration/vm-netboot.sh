@@ -66,6 +66,11 @@ cp "$HOOKS/scripts/init-premount/homeport" "$C/scripts/init-premount/"
 mkdir -p "$T/etc/homeport"
 echo "not-a-real-secret" > "$T/etc/homeport/secret"
 chmod 600 "$T/etc/homeport/secret"
+# TLS files the hook must carry (tls = off: this guest's server is in clear)
+printf -- '-----BEGIN CERTIFICATE-----\n' > "$T/etc/homeport/ca-cert.pem"
+printf -- '-----BEGIN PRIVATE KEY-----\n' > "$T/etc/homeport/machine-key.pem"
+cp "$T/etc/homeport/ca-cert.pem" "$T/etc/homeport/machine-cert.pem"
+chmod 600 "$T/etc/homeport/machine-key.pem"
 cat > "$T/client.conf" <<CONF
 [agent]
 log = kmsg
@@ -73,6 +78,10 @@ log_level = debug
 [nbd]
 servers = 10.0.2.100:10809
 connect_timeout = 20s
+tls = off
+tls_ca_file = $T/etc/homeport/ca-cert.pem
+tls_cert_file = $T/etc/homeport/machine-cert.pem
+tls_key_file = $T/etc/homeport/machine-key.pem
 [home]
 attach = kernel
 kernel_api = netlink
@@ -97,6 +106,9 @@ lsinitramfs -l "$IMG" > "$T/contents" 2>&1
 contains "$T/contents" ' usr/sbin/homeport$' "image: the homeport binary"
 contains "$T/contents" ' etc/homeport\.conf$' "image: the config at /etc/homeport.conf"
 contains "$T/contents" "^-rw------- .* ${T#/}/etc/homeport/secret\$" "image: the secret, mode 0600"
+contains "$T/contents" "^-rw------- .* ${T#/}/etc/homeport/machine-key.pem\$" "image: the TLS key, mode 0600"
+contains "$T/contents" " ${T#/}/etc/homeport/machine-cert.pem\$" "image: the machine's certificate"
+contains "$T/contents" " ${T#/}/etc/homeport/ca-cert.pem\$" "image: the CA certificate"
 contains "$T/contents" "/nbd\.ko" "image: nbd.ko"
 contains "$T/contents" "/ext4\.ko" "image: ext4.ko"
 contains "$T/contents" ' scripts/init-premount/homeport$' "image: the init-premount script"

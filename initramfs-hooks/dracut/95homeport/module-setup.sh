@@ -1,7 +1,8 @@
 #!/bin/bash
 # dracut module: homeport in the initramfs (the same as the initramfs-tools
 # hook, see ../../README.md): the static binary, its configuration, the
-# [remote] secret (mode kept, 0600) when there is one, e2fsck, the nbd and
+# [remote] secret and the [nbd] TLS files (key and PSK file 0600) when
+# set, e2fsck, the nbd and
 # ext4 modules, and a pre-mount hook that runs the boot phase and starts the
 # agent once the network is up.
 #
@@ -58,6 +59,24 @@ install() {
         # inst_simple keeps the mode; make sure it is root-only
         chmod 0600 "${initdir}${secret}"
     fi
+    # the machine's TLS files for NBD ([nbd] tls_*); key and PSK root-only
+    local key f
+    for key in tls_ca_file tls_cert_file tls_key_file tls_psk_file; do
+        f=$(_homeport_conf_get nbd "$key" "$conf")
+        [[ $f ]] || continue
+        if [[ ! -f $f ]]; then
+            dwarn "homeport: $key $f does not exist: homeport will refuse to start"
+            continue
+        fi
+        inst_simple "$f" "$f"
+        case $key in
+        tls_key_file | tls_psk_file)
+            [[ $(stat -c %a "$f") == 600 || $(stat -c %a "$f") == 400 ]] ||
+                dwarn "homeport: $f has mode $(stat -c %a "$f"), not 0600: homeport will refuse it"
+            chmod 0600 "${initdir}${f}"
+            ;;
+        esac
+    done
     inst_multiple -o e2fsck modprobe
     inst_hook pre-mount 50 "$moddir/homeport-start.sh"
 }
