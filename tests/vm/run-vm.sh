@@ -106,7 +106,11 @@ fi
 [ -z "$fwd" ] || netdev="$netdev,guestfwd=tcp:10.0.2.100:10809-cmd:$(qesc "$fwd")"
 [ -z "${HP_VM_NETDEV_EXTRA:-}" ] || netdev="$netdev,${HP_VM_NETDEV_EXTRA}"
 
-append="console=ttyS0 panic=-1 mitigations=off"
+# printk.devkmsg=on: the guests' agents log to /dev/kmsg (log = kmsg) and
+# the checks read those lines back from dmesg; by default the kernel drops
+# a writer's lines past a burst of 10 in 5 s ("N output lines suppressed
+# due to ratelimiting"), which a login at log_level = debug exceeds.
+append="console=ttyS0 panic=-1 mitigations=off printk.devkmsg=on"
 [ "${HP_VM_VERBOSE:-0}" = 1 ] || append="$append quiet loglevel=3"
 [ -z "${HP_VM_APPEND:-}" ] || append="$append $HP_VM_APPEND"
 
