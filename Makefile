@@ -73,7 +73,8 @@ $(B)/obj/%.o: agent/%.c $(HDRS)
 	@echo "  CC [$(FLAVOR)] $<"
 	$(Q)$(CC) $(BASE_CFLAGS) $(FLAVOR_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(B)/homeport: $(OBJS)
+# The static flavour relinks when a library in the sysroot is rebuilt.
+$(B)/homeport: $(OBJS) $(if $(filter static,$(FLAVOR)),$(wildcard $(SYSROOT)/lib/*.a))
 	@echo "  LD [$(FLAVOR)] $@"
 	$(Q)$(CC) $(FLAVOR_LDFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(FLAVOR_LIBS)
 
