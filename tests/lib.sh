@@ -192,12 +192,25 @@ json_get() {
 
 is_mounted() { grep -qF " $1 " /proc/self/mountinfo; }
 
+# private_etc: this namespace's /etc becomes an overlay of the real one
+# (upper layer in $T), before any file below it is bind-mounted.  A bind
+# mount on the real /etc/passwd does not last: when a package install or
+# useradd outside replaces that file (a rename), the kernel detaches every
+# mount on it in every namespace, and the test's users vanish mid-test
+# ("user 'bob' is unknown on this machine").  On the overlay's own files
+# nothing outside can do that.
+private_etc() {
+    [ -d "$T/etc-upper" ] && return 0
+    mkdir -p "$T/etc-upper" "$T/etc-work" &&
+        mount -t overlay homeport-etc -o "lowerdir=/etc,upperdir=$T/etc-upper,workdir=$T/etc-work" /etc
+}
+
 # add_users NAME:UID… — users visible to this namespace only: a private
 # copy of /etc/passwd and /etc/group is bind-mounted over the real ones.
 add_users() {
     local spec name uid
-    [ -f "$T/passwd" ] || { cp /etc/passwd "$T/passwd"; cp /etc/group "$T/group"
-        mount --bind "$T/passwd" /etc/passwd; mount --bind "$T/group" /etc/group; }
+    [ -f "$T/passwd" ] || { private_etc && cp /etc/passwd "$T/passwd" && cp /etc/group "$T/group" &&
+        mount --bind "$T/passwd" /etc/passwd && mount --bind "$T/group" /etc/group; } || return 1
     for spec in "$@"; do
         name=${spec%%:*} uid=${spec#*:}
         echo "$name:x:$uid:$uid::/home/$name:/bin/sh" >> "$T/passwd"

@@ -358,6 +358,7 @@ check "the retry unmounts it once the holder is gone" wait_for_long bash -c "! g
 check "and releases it" wait_for test ! -e "$R/homes/bob"
 
 # --- 50 users at once ------------------------------------------------------------
+check "the test's users are still known (the namespace's /etc holds)" bash -c "getent passwd w01 bob > /dev/null"
 BASE_FDS=$(agent_fds)
 s=$(date +%s%N)
 pids=()
