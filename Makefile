@@ -47,7 +47,7 @@ ifeq ($(FLAVOR),static)
 include $(SYSROOT)/link.mk
 CC := musl-gcc
 FLAVOR_CFLAGS := $(STATIC_CFLAGS) -ffunction-sections -fdata-sections
-FLAVOR_LDFLAGS := -static -Wl,--gc-sections
+FLAVOR_LDFLAGS := -static -Wl,--gc-sections -Wl,-Map=build/static/homeport.map
 FLAVOR_LIBS := $(STATIC_LIBS)
 else ifneq ($(FLAVOR),)
 PKGS := mount blkid libnbd libcurl fuse3
@@ -106,6 +106,8 @@ size: build/homeport
 	@strip -o build/homeport.stripped build/homeport
 	@file build/homeport | sed 's/, BuildID[^,]*//'
 	@printf 'stripped size: %s bytes\n' "$$(stat -c %s build/homeport.stripped)"
+	@echo "what each library costs (bytes in the binary, from the link map):"
+	@deps/sizes.sh build/static/homeport.map
 
 # `make check` is what CI runs: both the static and the sanitizer binary.
 check:

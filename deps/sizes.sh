@@ -1,0 +1,40 @@
+#!/bin/sh
+# deps/sizes.sh MAP: what each library costs in the static binary, from
+# the GNU ld link map (-Wl,-Map): the bytes of the input sections each
+# archive (or homeport's own objects) put in the binary's loaded,
+# file-backed sections (.text, .rodata, .data, .eh_frame, ...; not .bss,
+# not debug sections), largest first, with the share of the whole.
+set -eu
+[ $# -eq 1 ] || { echo "usage: $0 MAP" >&2; exit 2; }
+awk '
+/^Linker script and memory map/ { m = 1; next }
+!m { next }
+function hex(h,   i, n, c) {
+    n = 0; h = tolower(substr(h, 3))
+    for (i = 1; i <= length(h); i++) n = n * 16 + index("0123456789abcdef", substr(h, i, 1)) - 1
+    return n
+}
+function add(name, size, file,   lib) {
+    if (name !~ /^\.(text|rodata|data|eh_frame|gcc_except_table|init_array|fini_array|tdata|got)/) return
+    if (size == 0) return
+    lib = file
+    if (lib ~ /\.a\(/) { sub(/\(.*/, "", lib); sub(/.*\//, "", lib) }
+    else if (lib ~ /build\/static\/obj\//) lib = "homeport"
+    else if (lib ~ /musl|crt[1in]|Scrt/) lib = "libc.a"
+    else { sub(/.*\//, "", lib) }
+    if (lib ~ /^libc\.a$/ || lib ~ /musl/) lib = "libc.a"
+    bytes[lib] += size; total += size
+}
+pending != "" {
+    if (NF == 3 && $1 ~ /^0x/) add(pending, hex($2), $3)
+    pending = ""
+}
+/^ \.[a-zA-Z_]/ {
+    if (NF == 4 && $2 ~ /^0x/) add($1, hex($3), $4)
+    else if (NF == 1) pending = $1
+}
+END {
+    for (l in bytes) printf "%10d %5.1f%%  %s\n", bytes[l], 100 * bytes[l] / total, l | "sort -rn"
+    close("sort -rn")
+    printf "%10d 100.0%%  in all (loaded sections; the stripped file adds headers and alignment)\n", total
+}' "$1"
