@@ -600,17 +600,8 @@ int home_prepare(const struct hp_config *cfg, const char *user, const struct hp_
         log_warn("stale record of %s's home (worker %d gone): cleaning it up", user, (int)s.worker);
         discard(cfg, &s);
     }
-    /* nbd.ko reads and writes its socket in clear: a home under TLS is
-     * served through FUSE, where libnbd does the TLS */
-    bool kernel = cfg->attach == HP_ATTACH_KERNEL ||
-                  (cfg->attach == HP_ATTACH_AUTO && !srv->tls && nbdkernel_available());
-    if (kernel && srv->tls) {
-        snprintf(why, whylen,
-                 "attach = kernel cannot carry TLS to %s (nbd.ko reads the socket in clear): "
-                 "use attach = fuse or auto",
-                 srv->label);
-        return -EPROTONOSUPPORT;
-    }
+    bool kernel =
+        cfg->attach == HP_ATTACH_KERNEL || (cfg->attach == HP_ATTACH_AUTO && nbdkernel_available());
     if (cfg->attach == HP_ATTACH_KERNEL && !nbdkernel_available()) {
         snprintf(why, whylen, "attach = kernel, but nbd.ko is not loaded and cannot be loaded");
         return -ENODEV;

@@ -15,6 +15,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "relay.h"
 #include "spawn.h"
 
 struct msg {
@@ -233,18 +234,19 @@ static uint64_t server_flags(struct nbd_handle *h)
 }
 
 /* Take the socket out of libnbd: a dup that stays open after nbd_close,
- * which closes libnbd's own descriptor without a disconnect request. */
+ * which closes libnbd's own descriptor without a disconnect request.
+ * Under TLS the kernel gets a relay's socket instead (relay.h). */
 static int take_socket(struct nbd_export *ex, uint64_t *flags)
 {
-    int s = fcntl(nbd_aio_get_fd(ex->h), F_DUPFD_CLOEXEC, 3);
+    int s;
 
-    if (s < 0)
-        return -errno;
     *flags = server_flags(ex->h);
-    if (nbd_aio_in_flight(ex->h) != 0) {
-        close(s);
+    if (nbd_aio_in_flight(ex->h) != 0)
         return -EBUSY;
-    }
+    if (nbd_get_tls_negotiated(ex->h) == 1)
+        return relay_start(ex);
+    if ((s = fcntl(nbd_aio_get_fd(ex->h), F_DUPFD_CLOEXEC, 3)) < 0)
+        return -errno;
     nbd_close(ex->h); /* never nbd_shutdown: it would shut the shared socket */
     ex->h = NULL;
     fcntl(s, F_SETFL, fcntl(s, F_GETFL) & ~O_NONBLOCK);

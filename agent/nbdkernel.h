@@ -2,8 +2,10 @@
  * generic netlink (family "nbd"), and take it back.
  *
  * The socket must have been negotiated for the kernel: simple replies only
- * (nbd.ko cannot parse structured replies), no TLS.  The kernel keeps its
- * own reference to the socket; the caller closes its copy.  With a dead
+ * (nbd.ko cannot parse structured replies).  Under TLS, which nbd.ko
+ * cannot do, the kernel gets the socket of a relay thread instead
+ * (relay.h).  The kernel keeps its own reference to the socket; the caller
+ * closes its copy.  With a dead
  * connection timeout the kernel holds I/O when the link dies and announces
  * it (NBD_CMD_LINK_DEAD on the "nbd_mc_group" multicast group) so that a
  * watcher can give it a new socket (NBD_CMD_RECONFIGURE).

@@ -13,7 +13,7 @@
  * therefore always made by libnbd (nbd.c), and X.509 needs TCP servers
  * (the configuration refuses a unix socket without PSK).  A connection
  * under TLS cannot be handed to nbd.ko, which reads and writes the socket
- * in clear.
+ * in clear: the kernel attach relays it (relay.h).
  */
 #ifndef HOMEPORT_TLS_H
 #define HOMEPORT_TLS_H

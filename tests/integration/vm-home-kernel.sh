@@ -8,7 +8,9 @@
 # the guest's files back from the image; last, the server goes away for
 # good: after dead_timeout I/O fails cleanly, status says so, the home still
 # unmounts.  Then the same (without the reconnect, the agent and the server
-# going away) through the old ioctl interface.
+# going away) through the old ioctl interface.  Last, the netlink run again
+# against a server that requires TLS (PSK): nbd.ko gets the worker's relay,
+# and the reconnect hands it a new one.
 . "$(dirname "$0")/../lib.sh"
 if ! file -L "$HOMEPORT" | grep -q 'statically linked'; then
     echo "ok 1 - kernel nbd home in a VM # SKIP the guest runs only the static binary: covered by the static run"
@@ -27,14 +29,25 @@ rc=0
 bash "$TOP/tests/vm/build-image.sh" "$OUT" "$HOMEPORT" > "$T/build.log" 2>&1 || rc=$?
 if [ "$rc" = 0 ]; then ok "VM image built"; else not_ok "VM image built (exit $rc)"; tail -20 "$T/build.log" | sed 's/^/#   /'; fi
 
-# run_guest API: one VM run with kernel_api = API against a fresh image.
+# run_guest API [tls]: one VM run with kernel_api = API against a fresh
+# image; with tls, the server requires TLS (PSK) and the kernel is given
+# the worker's relay (agent/relay.h), reconnects included.
 run_guest() {
-    local api=$1 img=$T/srv/alice
+    local api=$1 img=$T/srv/alice label=$1${2:++$2} fwd=
     rm -f "$img"
     hp mkhome alice --uid 1001 --gid 1001 --no-skel --size 64M
-    expect_rc 0 "[$api] image for alice"
-    { echo "API=$api"; cat "$TOP/tests/vm/home-kernel-guest.sh"; } > "$T/guest-$api.sh"
-    HP_VM_TIMEOUT=200 bash "$TOP/tests/vm/run-vm.sh" "$OUT" "$T/guest-$api.sh" "$img" > "$T/vm.log" 2>&1 &
+    expect_rc 0 "[$label] image for alice"
+    { echo "API=$api"; [ "${2:-}" = tls ] && echo "TLS=1"; cat "$TOP/tests/vm/home-kernel-guest.sh"; } > "$T/guest-$label.sh"
+    if [ "${2:-}" = tls ]; then
+        mkdir -p "$T/extra/etc/homeport"
+        echo "thin01:$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" > "$T/extra/etc/homeport/psk"
+        chmod 600 "$T/extra/etc/homeport/psk"
+        fwd="nbdkit -s --tls=require --tls-psk=$T/extra/etc/homeport/psk file $img"
+    fi
+    local api_shown=$api
+    api=$label
+    HP_VM_GUESTFWD_CMD=$fwd HP_VM_EXTRA_DIR=${fwd:+$T/extra} HP_VM_TIMEOUT=200 \
+        bash "$TOP/tests/vm/run-vm.sh" "$OUT" "$T/guest-$label.sh" "$img" > "$T/vm.log" 2>&1 &
     local vm=$!
     track "$vm"
     # netlink: kill the guest's server process when it says so (bounded)
@@ -52,7 +65,7 @@ run_guest() {
     done
     # netlink: the server goes away for good when the guest says so (the
     # image hidden, so no reconnect can succeed), and comes back after
-    if [ "$api" = netlink ]; then
+    if [ "$api_shown" = netlink ]; then
         for i in $(seq 1500); do
             if grep -q HOMEPORT-READY-FOR-DEATH "$T/vm.log"; then
                 mv "$img" "$img.away"
@@ -73,7 +86,7 @@ run_guest() {
     fi
     wait "$vm"
     local vmrc=$?
-    [ "$api" = netlink ] && check "[$api] the host killed the server mid-session" test "$killed" = yes
+    [ "$api_shown" = netlink ] && check "[$api] the host killed the server mid-session" test "$killed" = yes
     while read -r _ name result detail; do
         if [ "$result" = ok ]; then ok "[$api] guest: $name: $detail"; else not_ok "[$api] guest: $name: $detail"; fi
     done < <(grep '^VMHOME ' "$T/vm.log" | tr -d '\r')
@@ -83,7 +96,7 @@ run_guest() {
     check "[$api] image clean after the VM's umount" e2fsck -fn "$img"
     check "[$api] hello.txt read back on the host" test "$(debugfs -R 'cat /hello.txt' "$img" 2> /dev/null)" = "written in the guest"
     check "[$api] after.txt read back" test "$(debugfs -R 'cat /after.txt' "$img" 2> /dev/null)" = "after the reconnect"
-    [ "$api" = netlink ] && check "[$api] pam.txt (written in the PAM session) read back" test "$(debugfs -R 'cat /pam.txt' "$img" 2> /dev/null)" = "written through PAM"
+    [ "$api_shown" = netlink ] && check "[$api] pam.txt (written in the PAM session) read back" test "$(debugfs -R 'cat /pam.txt' "$img" 2> /dev/null)" = "written through PAM"
     debugfs -R "dump /big $T/big" "$img" > /dev/null 2>&1
     local want
     want=$(sed -n 's/^VMHOME-SUM \([0-9a-f]*\).*/\1/p' "$T/vm.log" | head -1)
@@ -92,4 +105,5 @@ run_guest() {
 }
 run_guest netlink
 run_guest ioctl
+run_guest netlink tls
 done_testing

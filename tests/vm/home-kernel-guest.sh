@@ -5,6 +5,9 @@
 # API=ioctl (set by the host in front of this script): the old ioctl
 # interface, which cannot reconnect, so that part is skipped.
 API=${API:-netlink}
+# TLS=1: the server requires TLS with a pre-shared key (the host put the
+# key file in /etc/homeport/psk): the kernel gets the relay's socket
+TLS=${TLS:-0}
 failed=0
 res() {
     n=$1; r=$2; shift 2
@@ -27,6 +30,9 @@ kernel_api = $API
 mount_dir = /home/%u
 dead_timeout = 60s
 CONF
+if [ "$TLS" = 1 ]; then
+    sed -i 's|^\[nbd\]$|[nbd]\ntls_psk_file = /etc/homeport/psk\ntls_psk_identity = thin01|' /etc/homeport.conf
+fi
 HP="homeport -c /etc/homeport.conf"
 
 t0=$(date +%s)
