@@ -868,23 +868,36 @@ static void check_sync(struct parser *p, struct hp_config *cfg)
         }
 }
 
+/* The next entry of a server list ("a b,c") at *s: 1 with *out parsed, 0
+ * at the end, -EINVAL for one that is not a server address (*word and
+ * *wlen say which). */
+static int next_server(const char **s, struct hp_server *out, const char **word, size_t *wlen)
+{
+    char buf[400];
+
+    *s += strspn(*s, " \t,");
+    if (!**s)
+        return 0;
+    *word = *s;
+    *wlen = strcspn(*s, " \t,");
+    *s += *wlen;
+    if (*wlen >= sizeof buf)
+        return -EINVAL;
+    memcpy(buf, *word, *wlen);
+    buf[*wlen] = '\0';
+    return config_parse_server(buf, out) == 0 ? 1 : -EINVAL;
+}
+
 static bool tls_exempted(const struct hp_config *cfg, const struct hp_server *srv)
 {
-    const char *s = cfg->tls_exempt;
+    const char *s = cfg->tls_exempt, *w;
+    struct hp_server e;
+    size_t n;
+    int rc;
 
-    while (*s) {
-        size_t n = strcspn(s, " \t,");
-        char word[400];
-        struct hp_server e;
-        if (n && n < sizeof word) {
-            memcpy(word, s, n);
-            word[n] = '\0';
-            if (config_parse_server(word, &e) == 0 && strcmp(e.label, srv->label) == 0)
-                return true;
-        }
-        s += n;
-        s += strspn(s, " \t,");
-    }
+    while ((rc = next_server(&s, &e, &w, &n)) != 0)
+        if (rc > 0 && strcmp(e.label, srv->label) == 0)
+            return true;
     return false;
 }
 
@@ -918,16 +931,13 @@ static void check_tls(struct parser *p, struct hp_config *cfg)
         if (*files[i] && files[i][0] != '/')
             perror_at(p, "%s = %s: expected an absolute path", names[i], files[i]);
     }
-    for (const char *s = cfg->tls_exempt; *s;) {
-        size_t n = strcspn(s, " \t,");
-        char word[400];
-        struct hp_server e;
-        if (n >= sizeof word ||
-            (memcpy(word, s, n), word[n] = '\0', config_parse_server(word, &e) < 0))
-            perror_at(p, "tls_exempt: '%.*s' is not a server address", (int)n, s);
-        s += n;
-        s += strspn(s, " \t,");
-    }
+    const char *s = cfg->tls_exempt, *w;
+    struct hp_server e;
+    size_t n;
+    int rc;
+    while ((rc = next_server(&s, &e, &w, &n)) != 0)
+        if (rc < 0)
+            perror_at(p, "tls_exempt: '%.*s' is not a server address", (int)n, w);
     if (mode == HP_TLS_AUTO)
         mode = any ? HP_TLS_REQUIRE : HP_TLS_OFF;
     if (mode == HP_TLS_OFF)

@@ -588,8 +588,11 @@ int nbd_export_open(const struct hp_server *srv, const char *name, unsigned time
     }
     /* Simple replies only: nbd.ko cannot parse structured ones, and the
      * same negotiation must serve a kernel handoff. */
-    if (nbd_set_request_structured_replies(h, false) < 0 || nbd_set_export_name(h, name) < 0)
+    if (nbd_set_request_structured_replies(h, false) < 0 || nbd_set_export_name(h, name) < 0) {
+        if (fd >= 0)
+            close(fd); /* not the handle's yet */
         goto nbd_err;
+    }
     if (srv->tls ? nbd_connect_tls(h, srv) < 0 : nbd_aio_connect_socket(h, fd) < 0)
         goto nbd_err;
     rc = drive_until_ready(h, deadline);
