@@ -529,7 +529,7 @@ void boot_print_text(FILE *f, const struct boot_report *r)
         if (c->probe_export[0]) {
             fprintf(f, ", probe export '");
             put_safe(f, c->probe_export);
-            if (p->probe_err)
+            if (p->probe_err || p->probe_size < 0)
                 fprintf(f, "': %s", p->probe_msg);
             else
                 fprintf(f, "' %lld bytes", (long long)p->probe_size);
@@ -702,6 +702,11 @@ void boot_print_json(FILE *f, const struct boot_report *r)
             fputs("null", f);
         fprintf(f, ", \"probe_error\": ");
         if (p->probe_err)
+            json_str(f, p->probe_msg);
+        else
+            fputs("null", f);
+        fprintf(f, ", \"probe_note\": ");
+        if (!p->probe_err && p->probe_size < 0 && p->probe_msg[0])
             json_str(f, p->probe_msg);
         else
             fputs("null", f);

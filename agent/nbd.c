@@ -284,8 +284,11 @@ static void advance(struct probe *p)
             o->probe_err = -p->cmd_err;
             snprintf(o->probe_msg, sizeof o->probe_msg, "%s",
                      p->cmd_err == ENOENT ? "no such export" : strerror(p->cmd_err));
-        } else {
-            o->probe_size = nbd_get_size(p->h);
+        } else if ((o->probe_size = nbd_get_size(p->h)) == 0) {
+            /* nbd-server answers NBD_OPT_INFO with a size of 0: not a size */
+            o->probe_size = -1;
+            snprintf(o->probe_msg, sizeof o->probe_msg,
+                     "size unknown (the server's NBD_OPT_INFO reply says 0 bytes)");
         }
         p->phase = P_ABORT;
         return;

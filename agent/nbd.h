@@ -35,11 +35,11 @@ struct nbd_probe {
     int list_err;        /* 0 = listed; else the server's refusal as -errno */
     char **exports;
     size_t nexports;
-    int64_t probe_size; /* -1 unless the probe export was found */
-    int probe_err;      /* -errno when the probe export failed; 0 otherwise */
-    char probe_msg[256];
-    int tls;            /* 1: TLS negotiated; 0: in clear; -1: not that far */
-    char tls_info[160]; /* libnbd's words on it: cipher, key exchange, mac */
+    int64_t probe_size;  /* -1 unless the probe export was found with a size */
+    int probe_err;       /* -errno when the probe export failed; 0 otherwise */
+    char probe_msg[256]; /* why it failed; or, size -1 without an error, why no size */
+    int tls;             /* 1: TLS negotiated; 0: in clear; -1: not that far */
+    char tls_info[160];  /* libnbd's words on it: cipher, key exchange, mac */
 };
 
 /* Probe n servers within timeout_ms (total, all of them in parallel).
