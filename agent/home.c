@@ -252,20 +252,34 @@ static void worker_detach(const struct hp_config *cfg, int keep, struct nbd_hand
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* A warm connection gets this long to answer NBD_OPT_GO (one round trip)
+ * before the login gives up on it and connects afresh: one held by a
+ * server process that no longer serves (nbd-server's children after its
+ * main process was killed) never answers. */
+#define WARM_GO_MS 2000
+
 /* Connect to the export: on the warm connection when there is one (one
- * round trip), else afresh (also when the warm one turns out dead). */
+ * round trip), else afresh (also when the warm one turns out dead or does
+ * not answer within WARM_GO_MS). */
 static int open_export(const struct hp_config *cfg, const struct hp_server *srv, const char *export,
                        struct nbd_handle *warm, struct nbd_export *ex, char *why, size_t whylen)
 {
     if (warm) {
-        int rc = nbd_export_open_warm(warm, srv, export, cfg->connect_timeout_ms, ex, why, whylen);
-        if (rc != -ENOTCONN) {
+        unsigned bound =
+            cfg->connect_timeout_ms < WARM_GO_MS ? cfg->connect_timeout_ms : WARM_GO_MS;
+        int rc = nbd_export_open_warm(warm, srv, export, bound, ex, why, whylen);
+        if (rc != -ENOTCONN && rc != -ETIMEDOUT) {
             if (rc == 0)
                 log_debug("%s: on a warm connection to %s", export, srv->label);
             return rc;
         }
-        log_info("%s: the warm connection to %s was gone (%s): connecting afresh", export,
-                 srv->label, why);
+        if (rc == -ETIMEDOUT)
+            log_warn("%s: the warm connection to %s did not answer within %u ms: connecting "
+                     "afresh",
+                     export, srv->label, bound);
+        else
+            log_info("%s: the warm connection to %s was gone (%s): connecting afresh", export,
+                     srv->label, why);
     }
     return nbd_export_open(srv, export, cfg->connect_timeout_ms, ex, why, whylen);
 }
