@@ -46,7 +46,8 @@ build/version.h: FORCE
 ifeq ($(FLAVOR),static)
 include $(SYSROOT)/link.mk
 CC := musl-gcc
-FLAVOR_CFLAGS := $(STATIC_CFLAGS) -ffunction-sections -fdata-sections
+FLAVOR_CFLAGS := $(STATIC_CFLAGS) -ffunction-sections -fdata-sections \
+                 -fno-asynchronous-unwind-tables -fno-unwind-tables
 FLAVOR_LDFLAGS := -static -Wl,--gc-sections -Wl,-Map=build/static/homeport.map
 FLAVOR_LIBS := $(STATIC_LIBS)
 else ifneq ($(FLAVOR),)
