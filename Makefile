@@ -48,7 +48,9 @@ include $(SYSROOT)/link.mk
 CC := musl-gcc
 FLAVOR_CFLAGS := $(STATIC_CFLAGS) -ffunction-sections -fdata-sections \
                  -fno-asynchronous-unwind-tables -fno-unwind-tables
-FLAVOR_LDFLAGS := -static -Wl,--gc-sections -Wl,-Map=build/static/homeport.map
+FLAVOR_LDFLAGS := -static -Wl,--gc-sections
+# The link map of homeport itself (not of the unit tests): make size reads it.
+BIN_LDFLAGS := -Wl,-Map=build/static/homeport.map
 FLAVOR_LIBS := $(STATIC_LIBS)
 else ifneq ($(FLAVOR),)
 PKGS := mount blkid libnbd libcurl fuse3
@@ -77,7 +79,7 @@ $(B)/obj/%.o: agent/%.c $(HDRS)
 # The static flavour relinks when a library in the sysroot is rebuilt.
 $(B)/homeport: $(OBJS) $(if $(filter static,$(FLAVOR)),$(wildcard $(SYSROOT)/lib/*.a))
 	@echo "  LD [$(FLAVOR)] $@"
-	$(Q)$(CC) $(FLAVOR_LDFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(FLAVOR_LIBS)
+	$(Q)$(CC) $(FLAVOR_LDFLAGS) $(BIN_LDFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(FLAVOR_LIBS)
 
 $(B)/tests/%: tests/unit/%.c $(LIB_OBJS) $(HDRS)
 	@mkdir -p $(dir $@)
