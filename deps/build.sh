@@ -481,6 +481,10 @@ build_curl() {
     grep -q 'libcurl\.la' lib/Makefile.am || die "curl: reversing the gnutls/nss patches did not restore libcurl.la"
     # curl uses AM_MAINTAINER_MODE (off by default), so the Makefile.am and
     # configure.ac edits made by Debian's patches never trigger autotools.
+    # homeport only POSTs to its own services over HTTP(S) (http.c): no
+    # proxy (it sets none, homeport.conf(5)), cookies, MIME, netrc, HSTS,
+    # alt-svc, DoH, HTTP authentication schemes, unix sockets, websockets,
+    # verbose texts (CURLOPT_ERRORBUFFER's messages stay).
     run_logged curl ./configure \
         --prefix="$PREFIX" --libdir="$PREFIX/lib" \
         --disable-shared --enable-static \
@@ -489,6 +493,12 @@ build_curl() {
         --disable-rtsp --disable-dict --disable-telnet --disable-tftp \
         --disable-pop3 --disable-imap --disable-smb --disable-smtp \
         --disable-gopher --disable-mqtt --disable-ntlm-wb --disable-manual \
+        --disable-proxy --disable-cookies --disable-mime --disable-netrc \
+        --disable-alt-svc --disable-hsts --disable-doh --disable-http-auth \
+        --disable-crypto-auth --disable-ntlm --disable-tls-srp \
+        --disable-get-easy-options --disable-headers-api --disable-dateparse \
+        --disable-progress-meter --disable-dnsshuffle --disable-websockets \
+        --disable-verbose --disable-unix-sockets --disable-libcurl-option \
         --without-libpsl --without-brotli --without-zstd --without-zlib \
         --without-nghttp2 --without-ngtcp2 --without-nghttp3 --without-quiche \
         --without-msh3 --without-hyper --without-libidn2 --without-libssh2 \
