@@ -90,7 +90,7 @@ $(B)/tests/%: tests/unit/%.c $(LIB_OBJS) $(HDRS)
 flavor: $(B)/homeport $(UNIT_BINS)
 
 # ---- top-level targets ----------------------------------------------------
-$(SYSROOT)/link.mk: deps/build.sh
+$(SYSROOT)/link.mk: deps/build.sh $(wildcard deps/patches/*.patch)
 	deps/build.sh $(DEPS_WORK) $(SYSROOT)
 
 deps: $(SYSROOT)/link.mk

@@ -672,7 +672,7 @@ void boot_print_json(FILE *f, const struct boot_report *r)
                 : p->tls == 0 ? "false"
                               : "null");
         if (p->tls == 1) {
-            char kind[64], info[300];
+            char kind[64], info[sizeof p->tls_info + 80];
             snprintf(info, sizeof info, "%s%s%s", tls_describe(p->server->tls, kind, sizeof kind),
                      p->tls_info[0] ? ": " : "", p->tls_info);
             json_str(f, info);

@@ -39,7 +39,7 @@ struct nbd_probe {
     int probe_err;       /* -errno when the probe export failed; 0 otherwise */
     char probe_msg[256]; /* why it failed; or, size -1 without an error, why no size */
     int tls;             /* 1: TLS negotiated; 0: in clear; -1: not that far */
-    char tls_info[160];  /* libnbd's words on it: cipher, key exchange, mac */
+    char tls_info[400];  /* libnbd's words: version, cipher, kx, mac, server certificate */
 };
 
 /* Probe n servers within timeout_ms (total, all of them in parallel).

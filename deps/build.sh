@@ -256,7 +256,7 @@ kernel_headers() {
 build_if_needed() {
     local pkg=$1 fn=$2; shift 2
     local key o ok=1
-    key=$( { declare -f "$fn"; echo "$ENV_KEY ${VERSION[$pkg]} ${DEPKEY:-}"; } | sha256sum | cut -d' ' -f1)
+    key=$( { declare -f "$fn"; cat "$SCRIPT_DIR/patches/$pkg"-*.patch 2> /dev/null; echo "$ENV_KEY ${VERSION[$pkg]} ${DEPKEY:-}"; } | sha256sum | cut -d' ' -f1)
     for o in "$@"; do [ -e "$PREFIX/$o" ] || ok=0; done
     if [ $ok = 1 ] && stamp_ok "build-$pkg" "$key"; then
         msg "$pkg ${VERSION[$pkg]}: up to date"
@@ -431,6 +431,9 @@ build_gnutls() {
 build_libnbd() {
     unpack libnbd
     cd "$SRC"
+    # The boot report's TLS line: libnbd's debug message on a TLS connection
+    # gains the protocol version and the server certificate's subject.
+    run_logged libnbd patch -p1 --no-backup-if-mismatch -i "$SCRIPT_DIR/patches/libnbd-tls-report.patch"
     touch_autotools_outputs "$SRC"
     # pkg-config --static: configure's link tests (gnutls_session_set_verify_cert,
     # without which nbd_set_tls_verify_peer is ignored) need gnutls's private
