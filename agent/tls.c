@@ -210,11 +210,17 @@ const char *tls_describe(const struct hp_tls *t, char *buf, size_t len)
 
 const char *tls_hint(const struct hp_tls *t, const char *e, bool closed)
 {
-    if (!t)
-        return "";
+    if (!t || t->mode == HP_TLS_OFF)
+        return e && strstr(e, "requires TLS")
+                   ? "the server requires TLS: set the tls_* keys of [nbd] (homeport.conf(5))"
+                   : "";
     if (closed || (e && strstr(e, "server refused TLS")))
         return t->mode == HP_TLS_REQUIRE ? "the server does not offer TLS, and tls = require" : "";
-    if (!e || (!strstr(e, "gnutls") && !strstr(e, "TLS")))
+    /* A server that refuses the machine in the handshake closes the
+     * connection: libnbd says so in GnuTLS's words or, when the close
+     * comes first, as a plain disconnect. */
+    if (!e || (!strstr(e, "gnutls") && !strstr(e, "TLS") &&
+               !strstr(e, "server disconnected unexpectedly")))
         return "";
     if (strstr(e, "certificate verification") || strstr(e, "certificate is"))
         return "the server's certificate is not signed by tls_ca_file's CA, or not for that "

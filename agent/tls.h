@@ -41,10 +41,10 @@ int tls_setup(const struct hp_config *cfg, char *why, size_t whylen);
  * Returns 0, or -1 with libnbd's error (nbd_get_error). */
 int tls_apply(struct nbd_handle *h, const struct hp_tls *t);
 
-/* What to check, for people, when a connection under t failed with
- * libnbd's error e (closed: libnbd closed the connection during the
- * handshake, which it does when the server refuses STARTTLS and TLS is
- * required).  "" when e does not look like TLS. */
+/* What to check, for people, when a connection under t (NULL: no TLS)
+ * failed with libnbd's error e (closed: libnbd closed the connection
+ * during the handshake, which it does when the server refuses STARTTLS
+ * and TLS is required).  "" when e does not look like TLS. */
 const char *tls_hint(const struct hp_tls *t, const char *e, bool closed);
 
 /* "X.509", "X.509 with this machine's certificate", "PSK as IDENTITY"
