@@ -20,6 +20,8 @@
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 60000
 #define YOUNG_MS 5000 /* an idle connection closed sooner than this counts as a failure */
+/* After a take: the login that took it (both stages) is done by then. */
+#define REFILL_DELAY_MS 100
 
 enum slot_state { W_WAIT, W_CONNECT, W_HANDSHAKE, W_IDLE };
 
@@ -271,8 +273,11 @@ struct nbd_handle *warm_take(struct warm_pool *p, const struct hp_server *srv, i
             s->h = NULL;
             s->fd = -1;
             s->backoff_ms = 0;
-            s->state = W_WAIT; /* replaced at the next turn of the loop */
-            s->due = now;
+            /* Replaced a little later: the login that takes it runs now,
+             * and a new connection's handshake (under TLS some ms of CPU
+             * at both ends) would compete with it. */
+            s->state = W_WAIT;
+            s->due = now + REFILL_DELAY_MS;
             return h;
         }
     }

@@ -7,10 +7,11 @@
  * connection can also be handed to nbd.ko.
  *
  * The pool lives in the agent's event loop: warm_poll() says what to wait
- * for, warm_events() reacts.  A connection taken is replaced at once, in
- * the background.  A server that closes an idle connection is noticed (the
- * socket turns readable) and reconnected, with a backoff (1 s doubling up
- * to 60 s) while connections keep dying young or failing.
+ * for, warm_events() reacts.  A connection taken is replaced 100 ms later
+ * (after the login that took it), in the background.  A server that
+ * closes an idle connection is noticed (the socket turns readable) and
+ * reconnected, with a backoff (1 s doubling up to 60 s) while connections
+ * keep dying young or failing.
  */
 #ifndef HOMEPORT_WARM_H
 #define HOMEPORT_WARM_H
