@@ -431,9 +431,15 @@ build_gnutls() {
 build_libnbd() {
     unpack libnbd
     cd "$SRC"
-    # The boot report's TLS line: libnbd's debug message on a TLS connection
-    # gains the protocol version and the server certificate's subject.
-    run_logged libnbd patch -p1 --no-backup-if-mismatch -i "$SCRIPT_DIR/patches/libnbd-tls-report.patch"
+    # homeport's patches, in order: 1, the boot report's TLS line (libnbd's
+    # debug message on a TLS connection gains the protocol version and the
+    # server certificate's subject); 2, TCP_QUICKACK after each read from a
+    # TCP socket (a server that writes without TCP_NODELAY, as nbd-server
+    # does, otherwise stalls each reply 40 ms on this side's delayed ACK).
+    local p
+    for p in "$SCRIPT_DIR"/patches/libnbd-*.patch; do
+        run_logged libnbd patch -p1 --no-backup-if-mismatch -i "$p"
+    done
     touch_autotools_outputs "$SRC"
     # PERFORMANCE, not NORMAL: the same ciphers, AES-128-GCM first, and
     # ChaCha20-Poly1305 first on a processor without AES instructions

@@ -46,8 +46,12 @@ contains "$T/out" "^nbd 127\.0\.0\.1:$PORT: ok, newstyle-fixed, .*1 export \(nsu
 contains "$T/out" "probe export 'nsuser': size unknown \(the server's NBD_OPT_INFO reply says 0 bytes\)" "nbd-server's 0 is not reported as a size"
 lacks "$T/out" "probe export 'nsuser' 0 bytes" "  never as 0 bytes"
 # nbd-server writes a reply's header and payload apart with Nagle on: the
-# payload often waits for our delayed ACK (about 40 ms, issue 20)
+# payload waited for this side's delayed ACK, 40 ms, on every reply until
+# libnbd was patched to ask for quick ACKs (deps/patches).  Not a speed
+# target (bench/attach has the figures): a stall of 40 ms is what it finds.
 diag "$(sed -n 's/.*\(handshake [0-9.]* ms, rtt [0-9.]* ms\).*/nbd-server: \1/p' "$T/out")"
+rtt=$(sed -n 's/.*, rtt \([0-9]*\)\.[0-9]* ms.*/\1/p' "$T/out")
+check "no delayed-ACK stall in the round trip (rtt ${rtt:-?} ms, under 20)" test "${rtt:-99}" -lt 20
 
 hp mount nsuser
 expect_rc 0 "homeport mount from nbd-server"
