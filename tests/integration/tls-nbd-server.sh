@@ -11,7 +11,6 @@
 . "$TOP/tests/lib-tls.sh"
 enter_namespace "$@"
 setup_root
-R=$T/run/homeport
 requires_tls nbd-server
 stop_server() {
     [ -s "$T/nbd-server.pid" ] && pkill -9 -P "$(cat "$T/nbd-server.pid")" 2> /dev/null
