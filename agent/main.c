@@ -82,7 +82,8 @@ static void usage(FILE *f)
                "3 staging dir not cleaned (live mounts or a running agent), 4 NBD check failed.\n"
                "Exit codes of sync: 0 done, 1 some paths failed, 2 nothing done (usage,\n"
                "configuration, a tree or the database), 3 deletions held back by the guard.\n"
-               "See homeport(8) and homeport.conf(5).\n");
+               "See homeport(8) and homeport.conf(5); TLS for the NBD homes (the certificates,\n"
+               "pre-shared keys, the servers' setup): homeport(8), SECURING HOMES.\n");
 }
 
 static int print_version(void)
