@@ -223,6 +223,16 @@ unpack() {
     CURRENT_STEP="build $pkg (log: $LOGDIR/$pkg.log)"
 }
 
+# apply_patches PKG: homeport's own patches, deps/patches/PKG-N-*.patch in
+# order, on the tree in $SRC (they are part of PKG's build key).
+apply_patches() {
+    local p
+    for p in "$SCRIPT_DIR/patches/$1"-*.patch; do
+        [ -e "$p" ] || continue
+        run_logged "$1" patch -p1 --no-backup-if-mismatch -i "$p"
+    done
+}
+
 # Debian patches edit some autotools inputs (configure.ac, Makefile.am) after
 # the tarball's generated files were made, so `make` would try to re-run
 # aclocal/autoconf/automake.  None of those edits matter for what we build, so
@@ -431,15 +441,12 @@ build_gnutls() {
 build_libnbd() {
     unpack libnbd
     cd "$SRC"
-    # homeport's patches, in order: 1, the boot report's TLS line (libnbd's
-    # debug message on a TLS connection gains the protocol version and the
-    # server certificate's subject); 2, TCP_QUICKACK after each read from a
-    # TCP socket (a server that writes without TCP_NODELAY, as nbd-server
-    # does, otherwise stalls each reply 40 ms on this side's delayed ACK).
-    local p
-    for p in "$SCRIPT_DIR"/patches/libnbd-*.patch; do
-        run_logged libnbd patch -p1 --no-backup-if-mismatch -i "$p"
-    done
+    # homeport's patches: 1, the boot report's TLS line (libnbd's debug
+    # message on a TLS connection gains the protocol version and the server
+    # certificate's subject); 2, TCP_QUICKACK after each read from a TCP
+    # socket (a server that writes without TCP_NODELAY, as nbd-server does,
+    # otherwise stalls each reply 40 ms on this side's delayed ACK).
+    apply_patches libnbd
     touch_autotools_outputs "$SRC"
     # PERFORMANCE, not NORMAL: the same ciphers, AES-128-GCM first, and
     # ChaCha20-Poly1305 first on a processor without AES instructions
