@@ -252,3 +252,10 @@ requires() {
         command -v "$c" > /dev/null || { echo "1..0 # SKIP $c is not installed (tests/install-deps.sh)"; exit 0; }
     done
 }
+
+# own_libnbd: 0 when $HOMEPORT carries the libnbd that deps/ builds, with
+# homeport's patches (deps/patches: the TLS line of the boot report, quick
+# ACKs, GnuTLS's PERFORMANCE order).  The dev and asan flavours link
+# Debian's libnbd instead; checks of what the patches do are skipped there.
+OWN_LIBNBD_WHY="this flavour links Debian's libnbd, without deps/patches: the static run checks it"
+own_libnbd() { file -L "$HOMEPORT" | grep -q 'statically linked'; }

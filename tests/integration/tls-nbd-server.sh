@@ -62,8 +62,13 @@ check "nbd-server with force_tls on 127.0.0.1:$PORT (exit $rc)" wait_for bash -c
 
 hp boot
 expect_rc 0 "the boot probe passes over TLS"
-contains "$T/out" "^nbd localhost:$PORT: ok, newstyle-fixed, .*TLS \(X\.509 with this machine's certificate\): TLS1\.[23] cipher [A-Z0-9-]+" "the report says TLS, its version and cipher"
-contains "$T/out" "server certificate CN=localhost" "  and the server's certificate"
+contains "$T/out" "^nbd localhost:$PORT: ok, newstyle-fixed, .*TLS \(X\.509 with this machine's certificate\): (TLS1\.[23] )?cipher [A-Z0-9-]+" "the report says TLS and its cipher"
+if own_libnbd; then
+    contains "$T/out" "certificate\): TLS1\.[23] cipher" "  its version"
+    contains "$T/out" "server certificate CN=localhost" "  and the server's certificate"
+else
+    skip "the TLS version and the server certificate in the report" "$OWN_LIBNBD_WHY"
+fi
 
 hp mount nsuser
 expect_rc 0 "homeport mount from nbd-server over TLS"
