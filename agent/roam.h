@@ -1,4 +1,5 @@
-/* roam: home_mode = sync, the roaming profile (seed 003's model).
+/* roam: home_mode = sync, the roaming profile (the home mounted with sshfs
+ * and kept in step with a local copy by the sync engine).
  *
  * The user's home on the server is mounted (sshfs, or the site's mount
  * command) on the staging dir, STAGING/USER, and synced both ways with a
