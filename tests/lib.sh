@@ -259,3 +259,15 @@ requires() {
 # Debian's libnbd instead; checks of what the patches do are skipped there.
 OWN_LIBNBD_WHY="this flavour links Debian's libnbd, without deps/patches: the static run checks it"
 own_libnbd() { file -L "$HOMEPORT" | grep -q 'statically linked'; }
+
+# start_nbd_server CONFIG PORT: Debian's nbd-server (-C CONFIG) on
+# 127.0.0.1:PORT, its pid in $T/nbd-server.pid, its log in
+# $T/nbd-server.log; returns once the port answers.  stop_nbd_server kills
+# it and every child it forked for a client, also those whose parent was
+# killed before (they keep the port).
+start_nbd_server() {
+    rm -f "$T/nbd-server.pid"
+    timeout 10 nbd-server -C "$1" -p "$T/nbd-server.pid" "127.0.0.1@$2" >> "$T/nbd-server.log" 2>&1 &&
+        wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$2" 2> /dev/null
+}
+stop_nbd_server() { pkill -9 -f "nbd-server -C $T/" 2> /dev/null; }

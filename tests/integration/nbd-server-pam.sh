@@ -10,16 +10,11 @@
 . "$(dirname "$0")/../lib.sh"
 enter_namespace "$@"
 setup_root
-stop_server() {
-    [ -s "$T/nbd-server.pid" ] && pkill -9 -P "$(cat "$T/nbd-server.pid")" 2> /dev/null
-    [ -s "$T/nbd-server.pid" ] && kill -9 "$(cat "$T/nbd-server.pid")" 2> /dev/null
-    pkill -9 -f "nbd-server -C $T/" 2> /dev/null
-}
 stop_all() {
     [ -n "${AGENT:-}" ] && kill -9 "$AGENT" 2> /dev/null
     [ -n "${DD:-}" ] && kill -9 "$DD" 2> /dev/null
     stop_homes
-    stop_server
+    stop_nbd_server
 }
 CLEANUP_HOOK=stop_all
 requires nbd-server pamtester
@@ -42,11 +37,7 @@ C
 hp mkhome nsuser
 expect_rc 0 "an image made by mkhome"
 printf '[generic]\nallowlist = true\n[nsuser]\nexportname = %s\n' "$T/srv/nsuser" > "$T/ns-server.cfg"
-server() { # nbd-server on PORT, waited for
-    rm -f "$T/nbd-server.pid"
-    timeout 10 nbd-server -C "$T/ns-server.cfg" -p "$T/nbd-server.pid" "127.0.0.1@$PORT" >> "$T/nbd-server.log" 2>&1 &&
-        wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2> /dev/null
-}
+server() { start_nbd_server "$T/ns-server.cfg" "$PORT"; }
 # the main process and its children (one a connection), by their parent
 ns_children() { pgrep -P "$(cat "$T/nbd-server.pid")" | wc -l; }
 export -f ns_children; export T
@@ -99,7 +90,7 @@ head -c 24M /dev/urandom > "$T/data"
 ) &
 DD=$!
 sleep 0.5
-stop_server
+stop_nbd_server
 sleep 1
 check "nbd-server killed in the middle of the write, started again" server
 check "the write finishes" wait_for_secs 60 bash -c "! kill -0 $DD 2> /dev/null"

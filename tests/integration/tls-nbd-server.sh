@@ -13,8 +13,7 @@ enter_namespace "$@"
 setup_root
 requires_tls nbd-server
 stop_server() {
-    [ -s "$T/nbd-server.pid" ] && pkill -9 -P "$(cat "$T/nbd-server.pid")" 2> /dev/null
-    [ -s "$T/nbd-server.pid" ] && kill -9 "$(cat "$T/nbd-server.pid")" 2> /dev/null
+    stop_nbd_server
     stop_homes
 }
 CLEANUP_HOOK=stop_server
@@ -56,9 +55,7 @@ authfile = $T/allow-here
 exportname = $T/srv/nsother
 authfile = $T/allow-nobody
 C
-rc=0
-timeout 10 nbd-server -C "$T/nbd-server.conf" -p "$T/nbd-server.pid" "127.0.0.1@$PORT" > "$T/nbd-server.log" 2>&1 || rc=$?
-check "nbd-server with force_tls on 127.0.0.1:$PORT (exit $rc)" wait_for bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2> /dev/null
+check "nbd-server with force_tls on 127.0.0.1:$PORT" start_nbd_server "$T/nbd-server.conf" "$PORT"
 
 hp boot
 expect_rc 0 "the boot probe passes over TLS"
