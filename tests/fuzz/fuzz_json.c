@@ -58,7 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* json_get_uint: the text is the body, the key what follows its first NUL */
     char *text = fz_str(data + 2, blen);
-    const char *nul = memchr(text, '\0', blen), *key = nul && nul + 1 < text + blen ? nul + 1 : "port";
+    const char *nul = memchr(text, '\0', blen),
+               *key = nul && nul + 1 < text + blen ? nul + 1 : "port";
     unsigned long max = data[0] & 1 ? 65535 : ~0UL;
     if (json_get_uint(text, key, max, &v) == 0) {
         FZ_CHECK(v <= max, "%lu above max %lu", v, max);
@@ -77,7 +78,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cut = cut < blen ? cut : blen;
     http_body_add(&r, &len, body, cut);
     http_body_add(&r, &len, body + cut, blen - cut);
-    FZ_CHECK(len == (blen < sizeof r.body ? blen : sizeof r.body - 1), "kept %zu of %zu", len, blen);
+    FZ_CHECK(len == (blen < sizeof r.body ? blen : sizeof r.body - 1), "kept %zu of %zu", len,
+             blen);
     http_body_tidy(&r);
     FZ_CHECK(strlen(r.body) <= len && !strpbrk(r.body, "\n\r\t"), "body not one line");
 
@@ -101,8 +103,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int rc = remote_presence_answer(&cfg, (enum presence_op)op, "alice",
                                         "http://presence:20132/login", &r, why, sizeof why);
         FZ_CHECK(rc == 0 || rc == -EACCES || rc == -EPERM || rc == -EREMOTEIO, "rc %d", rc);
-        FZ_CHECK(rc == 0 ? r.status == 200 || (open && why[0]) : why[0] != '\0',
-                 "rc %d, why '%s'", rc, why);
+        FZ_CHECK(rc == 0 ? r.status == 200 || (open && why[0]) : why[0] != '\0', "rc %d, why '%s'",
+                 rc, why);
     }
     return 0;
 }

@@ -41,8 +41,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* the agent side: whatever the text, the reply is one clean datagram */
     char *s = fz_str(data, size);
     for (int k = PR_PROGRESS; k <= PR_ERROR; k++) {
-        size_t n = proto_format_reply((enum proto_reply)k, size > 0 ? data[0] : 0, s, out,
-                                      sizeof out);
+        size_t n =
+            proto_format_reply((enum proto_reply)k, size > 0 ? data[0] : 0, s, out, sizeof out);
         FZ_CHECK(n < sizeof out && strlen(out) == n, "reply length %zu", n);
         rc = proto_parse_reply(out, n, &kind2, &err2, &text2);
         FZ_CHECK(rc == 0 && (int)kind2 == k, "a formatted reply does not parse: '%s'", out);
