@@ -138,9 +138,10 @@ static inline bool fz_json_string(struct fz_json *j)
             p++;
             continue;
         }
-        int n = *p >= 0xc2 && *p <= 0xdf ? 2 : *p >= 0xe0 && *p <= 0xef ? 3
-                                           : *p >= 0xf0 && *p <= 0xf4   ? 4
-                                                                        : 0;
+        int n = *p >= 0xc2 && *p <= 0xdf   ? 2
+                : *p >= 0xe0 && *p <= 0xef ? 3
+                : *p >= 0xf0 && *p <= 0xf4 ? 4
+                                           : 0;
         if (n == 0 || end - p < n)
             return false;
         for (int i = 1; i < n; i++)
