@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "json.h"
 #include "sign.h"
 #include "tap.h"
@@ -124,5 +125,23 @@ int main(void)
         is_str(out, strs[i].out, "json_str: %s", strs[i].what);
         free(out);
     }
+
+    /* an answer's body: 1023 bytes are kept, in as many pieces as curl likes */
+    struct http_reply r;
+    size_t blen = 0;
+    char piece[700];
+    memset(piece, 'b', sizeof piece);
+    r.body[0] = '\0';
+    http_body_add(&r, &blen, "x\r\n", 3);
+    http_body_add(&r, &blen, piece, sizeof piece);
+    http_body_add(&r, &blen, piece, sizeof piece);
+    ok(blen == sizeof r.body - 1 && strlen(r.body) == blen && r.body[0] == 'x',
+       "a body of 1403 bytes keeps its first 1023");
+    http_body_tidy(&r);
+    ok(!strncmp(r.body, "x  b", 4), "newlines become spaces");
+    blen = 0;
+    http_body_add(&r, &blen, "{\"port\": 1}\n\t \n", 16);
+    http_body_tidy(&r);
+    is_str(r.body, "{\"port\": 1}", "trailing blanks dropped");
     return tap_done();
 }
