@@ -115,6 +115,10 @@ int main(void)
     ok(roam_get_sessions(&cfg, "alice") == 3, "sessions read");
     put("run/roam/alice", "sessions=-1\n");
     ok(roam_get_sessions(&cfg, "alice") == -ENOENT, "negative sessions: no record");
+    put("run/roam/alice", "sessions=99999999999\n");
+    ok(roam_get_sessions(&cfg, "alice") == -ENOENT, "sessions past INT_MAX: no record");
+    put("run/roam/alice", "sessions=\n");
+    ok(roam_get_sessions(&cfg, "alice") == -ENOENT, "no number: no record");
     put("run/roam/alice", "garbage\n");
     ok(roam_get_sessions(&cfg, "alice") == -ENOENT, "garbage: no record");
     ok(roam_get_sessions(&cfg, "../x") == -EINVAL, "a bad user name");
