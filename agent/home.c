@@ -347,15 +347,20 @@ static void worker_detach(const struct hp_config *cfg, int keep, struct nbd_hand
 static void write_kernel_stats(const char *path, bool connected, unsigned long long reconnects,
                                const char *err)
 {
-    char tmp[PATH_MAX + 8];
+    char tmp[PATH_MAX + 8], line[256];
     FILE *f;
 
     snprintf(tmp, sizeof tmp, "%s:tmp", path);
     f = fopen(tmp, "we");
     if (!f)
         return;
+    /* one line: the reason may quote the server, whose newline would add a key */
+    snprintf(line, sizeof line, "%s", err);
+    for (char *c = line; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = ' ';
     fprintf(f, "state=%s\nreconnects=%llu\nlast_error=%s\n",
-            connected ? "connected" : "disconnected", reconnects, err);
+            connected ? "connected" : "disconnected", reconnects, line);
     if (fclose(f) == 0)
         rename(tmp, path);
 }
