@@ -5,7 +5,9 @@
 #   make dev        dynamic build against Debian's -dev packages (fast loop)
 #   make asan       ASan+UBSan build (build/asan/homeport)
 #   make check      install test needs, build, run the whole suite with the
-#                   static and the sanitizer binary
+#                   static and the sanitizer binary, then each fuzzer briefly
+#   make fuzz       build the libFuzzer targets (tests/fuzz/) and run each for
+#                   FUZZ_SECONDS (default 60)
 #   make demo       the boot phase end to end against a local nbdkit
 #   make install    DESTDIR=… PREFIX=…
 
@@ -33,7 +35,8 @@ Q ?= @
 SYSROOT := build/sysroot
 DEPS_WORK := build/deps
 
-.PHONY: all dev asan check demo size install clean distclean format lint deps flavor FORCE
+.PHONY: all dev asan check demo size install clean distclean format lint deps flavor FORCE \
+        fuzz fuzz-build fuzz-check fuzz-flavor
 all: build/homeport
 
 # The version string, rewritten only when it changes (main.c includes it).
@@ -62,6 +65,14 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 FLAVOR_CFLAGS += $(SAN) -O1
 FLAVOR_LDFLAGS := $(SAN)
 endif
+# libFuzzer targets (tests/fuzz/): the agent's objects with coverage
+# instrumentation, each target linked with libFuzzer's main.
+ifeq ($(FLAVOR),fuzz)
+CC := clang
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+FLAVOR_CFLAGS += $(SAN) -fsanitize=fuzzer-no-link -O1
+FLAVOR_LDFLAGS := $(SAN) -fsanitize=fuzzer
+endif
 endif
 
 B := build/$(FLAVOR)
@@ -89,6 +100,16 @@ $(B)/tests/%: tests/unit/%.c $(LIB_OBJS) $(HDRS)
 
 flavor: $(B)/homeport $(UNIT_BINS)
 
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(B)/%,$(FUZZ_SRCS))
+
+$(B)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(LIB_OBJS) $(HDRS)
+	@echo "  CC [$(FLAVOR)] $@"
+	$(Q)$(CC) $(BASE_CFLAGS) $(FLAVOR_CFLAGS) $(CFLAGS) -Itests/fuzz $(FLAVOR_LDFLAGS) $(LDFLAGS) \
+	    -o $@ $< $(LIB_OBJS) $(FLAVOR_LIBS)
+
+fuzz-flavor: $(FUZZ_BINS)
+
 # ---- top-level targets ----------------------------------------------------
 $(SYSROOT)/link.mk: deps/build.sh $(wildcard deps/patches/*.patch)
 	deps/build.sh $(DEPS_WORK) $(SYSROOT)
@@ -112,12 +133,28 @@ size: build/homeport
 	@echo "what each library costs (bytes in the binary, from the link map):"
 	@deps/sizes.sh build/static/homeport.map
 
-# `make check` is what CI runs: both the static and the sanitizer binary.
+# `make check` is what CI runs: both the static and the sanitizer binary,
+# then every fuzzer for FUZZ_CHECK_SECONDS on its corpus (crash-* inputs
+# included: a regression shows at once).
+FUZZ_SECONDS ?= 60
+FUZZ_CHECK_SECONDS ?= 20
 check:
 	tests/install-deps.sh
 	$(MAKE) all
 	$(MAKE) asan
 	tests/run static asan
+	$(MAKE) fuzz-check
+
+fuzz-build: build/version.h
+	@$(MAKE) --no-print-directory FLAVOR=fuzz fuzz-flavor
+
+# The working corpora are under build/fuzz/corpus (the tree's are copied
+# there first; new inputs never go into the tree).
+fuzz: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-check: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_CHECK_SECONDS)
 
 demo:
 	tests/install-deps.sh
@@ -152,7 +189,8 @@ install: $(BIN)
 	else echo "kept existing $(DESTDIR)$(SYSCONFDIR)/homeport.conf"; fi
 
 # What format and lint cover (cppcheck walks agent/ and its subdirectories).
-LINT_FILES = agent/*.c agent/*.h agent/sync/*.c agent/sync/*.h tests/unit/*.c tests/unit/*.h
+LINT_FILES = agent/*.c agent/*.h agent/sync/*.c agent/sync/*.h tests/unit/*.c tests/unit/*.h \
+             tests/fuzz/*.c tests/fuzz/*.h
 
 format:
 	clang-format -i $(LINT_FILES)
@@ -160,12 +198,12 @@ format:
 lint:
 	clang-format --dry-run --Werror $(LINT_FILES)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
-	    --suppress=missingIncludeSystem -D_GNU_SOURCE -Iagent agent tests/unit
+	    --suppress=missingIncludeSystem -D_GNU_SOURCE -Iagent agent tests/unit tests/fuzz
 	clang-tidy --quiet --warnings-as-errors='*' $(SRCS) -- -std=gnu11 -D_GNU_SOURCE \
 	    -Iagent -Ibuild $(shell pkg-config --cflags mount blkid libnbd libcurl fuse3)
 
 clean:
-	rm -rf build/static build/dev build/asan build/homeport build/homeport.stripped
+	rm -rf build/static build/dev build/asan build/fuzz build/homeport build/homeport.stripped
 
 distclean:
 	rm -rf build

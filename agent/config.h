@@ -6,8 +6,11 @@
  * Every key has a default (see configs/homeport.conf and homeport.conf(5)).
  * Parsing is strict: an unknown section or key, a duplicate key or a bad
  * value is an error that names file:line and the key, and every error in the
- * file is reported, not just the first.  A configuration is only ever used
- * whole: on any error the caller keeps what it had.
+ * file is reported, not just the first (the first 50 as messages, then one
+ * that counts the rest).  A line has at most 4096 bytes and no NUL byte.  A
+ * configuration is only ever used whole: on any error the caller keeps what
+ * it had.  There is no include directive: one file is the whole
+ * configuration.
  */
 #ifndef HOMEPORT_CONFIG_H
 #define HOMEPORT_CONFIG_H

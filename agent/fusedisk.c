@@ -165,6 +165,9 @@ static bool reconnect(struct disk *d, struct nbd_handle *seen)
         }
         pthread_mutex_lock(&d->stats_mu);
         snprintf(d->last_error, sizeof d->last_error, "%s", why);
+        for (char *c = d->last_error; *c; c++) /* one line in the stats file (home.h) */
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = ' ';
         pthread_mutex_unlock(&d->stats_mu);
         if (expired)
             break;

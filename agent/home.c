@@ -90,7 +90,30 @@ static void copy_field(char *dst, size_t len, const char *v)
     dst[n] = '\0';
 }
 
-static int state_read_file(const char *path, struct home_state *s)
+/* The next line of f into line (len bytes, the newline dropped), or false
+ * at the end.  A line that does not fit is skipped whole (*line is then
+ * ""), never read as several: its rest could look like a key. */
+static bool record_line(FILE *f, char *line, size_t len)
+{
+    size_t n = 0;
+    int c;
+
+    while ((c = getc(f)) != EOF && c != '\n')
+        if (n < len)
+            line[n++] = (char)c;
+    if (c == EOF && n == 0)
+        return false;
+    if (n == len) /* too long (a NUL in a line only ends its value early) */
+        n = 0;
+    line[n] = '\0';
+    return true;
+}
+
+/* The record at path, which is user's (its file is named for the user):
+ * one whose user= says otherwise is not valid (-EINVAL), or what it names
+ * (paths under run_dir built from that name: home_set_sessions rewrites
+ * the record it names) would not be user's. */
+static int state_read_file(const char *path, const char *user, struct home_state *s)
 {
     char line[4200];
     FILE *f = fopen(path, "re");
@@ -99,13 +122,12 @@ static int state_read_file(const char *path, struct home_state *s)
     s->phase = HOME_MOUNTED; /* records written before phases existed */
     if (!f)
         return -errno;
-    while (fgets(line, sizeof line, f)) {
+    while (record_line(f, line, sizeof line)) {
         char *eq = strchr(line, '='), *v;
         if (!eq)
             continue;
         *eq = '\0';
         v = eq + 1;
-        v[strcspn(v, "\n")] = '\0';
         if (!strcmp(line, "user"))
             copy_field(s->user, sizeof s->user, v);
         else if (!strcmp(line, "attach"))
@@ -138,14 +160,14 @@ static int state_read_file(const char *path, struct home_state *s)
             s->closing = atoi(v) != 0;
     }
     fclose(f);
-    return s->user[0] && s->mountpoint[0] ? 0 : -EINVAL;
+    return !strcmp(s->user, user) && s->mountpoint[0] ? 0 : -EINVAL;
 }
 
 static int state_read(const struct hp_config *cfg, const char *user, struct home_state *s)
 {
     char path[PATH_MAX];
     state_path(cfg, user, "", path, sizeof path);
-    return state_read_file(path, s);
+    return state_read_file(path, user, s);
 }
 
 static void state_remove(const struct hp_config *cfg, const char *user)
@@ -325,15 +347,20 @@ static void worker_detach(const struct hp_config *cfg, int keep, struct nbd_hand
 static void write_kernel_stats(const char *path, bool connected, unsigned long long reconnects,
                                const char *err)
 {
-    char tmp[PATH_MAX + 8];
+    char tmp[PATH_MAX + 8], line[256];
     FILE *f;
 
     snprintf(tmp, sizeof tmp, "%s:tmp", path);
     f = fopen(tmp, "we");
     if (!f)
         return;
+    /* one line: the reason may quote the server, whose newline would add a key */
+    snprintf(line, sizeof line, "%s", err);
+    for (char *c = line; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = ' ';
     fprintf(f, "state=%s\nreconnects=%llu\nlast_error=%s\n",
-            connected ? "connected" : "disconnected", reconnects, err);
+            connected ? "connected" : "disconnected", reconnects, line);
     if (fclose(f) == 0)
         rename(tmp, path);
 }
@@ -1015,8 +1042,7 @@ static void read_stats(const struct hp_config *cfg, const char *user, char *stat
     f = fopen(path, "re");
     if (!f)
         return;
-    while (fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\n")] = '\0';
+    while (record_line(f, line, sizeof line)) {
         if (!strncmp(line, "state=", 6))
             copy_field(state, slen, line + 6);
         else if (!strncmp(line, "bytes_read=", 11))
@@ -1049,7 +1075,7 @@ int home_status(const struct hp_config *cfg, FILE *out, bool json)
         if (de->d_name[0] == '.' || strchr(de->d_name, ':'))
             continue; /* USER:stats, USER:tmp (':' is never in a user name) */
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        if (state_read_file(path, &s) < 0)
+        if (state_read_file(path, de->d_name, &s) < 0)
             continue;
         bool alive = worker_alive(s.worker);
         bool mounted = is_mountpoint_of(current_target(&s), s.device);

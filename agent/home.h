@@ -12,7 +12,13 @@
  * device, stop the worker.  Never in the other order.
  *
  * What is mounted is recorded under RUN_DIR/homes/USER, so that umount and
- * status work from any process and after a restart.
+ * status work from any process and after a restart: key=value lines (user,
+ * attach, device, server, export, mountpoint, fuse_dir, worker, size,
+ * direct_io, read_only, phase, stage, sessions, closing), values cut to
+ * their field; the worker's counters in USER:stats.  When they are read
+ * back, a line longer than 4199 bytes (511 in USER:stats) is ignored whole,
+ * and a record whose user= is not the name of its file, or without a
+ * mountpoint, is not a record (status skips it; for its user it is none).
  */
 #ifndef HOMEPORT_HOME_H
 #define HOMEPORT_HOME_H

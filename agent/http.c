@@ -22,16 +22,31 @@ struct sink {
     size_t len;
 };
 
+void http_body_add(struct http_reply *r, size_t *len, const char *p, size_t n)
+{
+    size_t room = sizeof r->body - 1 - *len, take = n < room ? n : room;
+
+    memcpy(r->body + *len, p, take);
+    *len += take;
+    r->body[*len] = '\0';
+}
+
+void http_body_tidy(struct http_reply *r)
+{
+    for (char *p = r->body; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+    size_t bl = strlen(r->body);
+    while (bl > 0 && r->body[bl - 1] == ' ')
+        r->body[--bl] = '\0';
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *v)
 {
     struct sink *s = v;
-    size_t got = size * n, room = sizeof s->r->body - 1 - s->len;
-    size_t take = got < room ? got : room;
 
-    memcpy(s->r->body + s->len, p, take);
-    s->len += take;
-    s->r->body[s->len] = '\0';
-    return got; /* the rest is dropped, not an error */
+    http_body_add(s->r, &s->len, p, size * n);
+    return size * n; /* the rest is dropped, not an error */
 }
 
 struct ticker {
@@ -126,13 +141,7 @@ static CURLcode attempt(CURL *c, const char *url, const char *data, const struct
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
     else if (!err[0])
         snprintf(err, CURL_ERROR_SIZE, "%s", curl_easy_strerror(rc));
-    /* one line, for logs and greeters */
-    for (char *p = r->body; *p; p++)
-        if (*p == '\n' || *p == '\r' || *p == '\t')
-            *p = ' ';
-    size_t bl = strlen(r->body);
-    while (bl > 0 && r->body[bl - 1] == ' ')
-        r->body[--bl] = '\0';
+    http_body_tidy(r); /* one line, for logs and greeters */
     return rc;
 }
 

@@ -33,6 +33,16 @@ struct http_reply {
     char body[1024];
 };
 
+/* How an answer's body is kept (curl hands it over in pieces): append the
+ * n bytes at p to r->body, which holds *len bytes so far; what does not fit
+ * in it is dropped.  r->body stays NUL-terminated (a NUL in the body cuts
+ * it there for its readers). */
+void http_body_add(struct http_reply *r, size_t *len, const char *p, size_t n);
+
+/* The whole body made one line, for logs and greeters: newlines, CRs and
+ * tabs become spaces, trailing spaces are dropped. */
+void http_body_tidy(struct http_reply *r);
+
 /* Once, before any thread or fork that may use curl. */
 int http_global_init(void);
 

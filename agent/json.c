@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Length of the valid UTF-8 sequence at s, or 0. */
+/* Length of the valid UTF-8 sequence at s, or 0.  Valid as RFC 3629 says:
+ * no overlong form (E0 80..9F, F0 80..8F), no UTF-16 surrogate (ED A0..BF),
+ * nothing past U+10FFFF (F4 90..BF): strict JSON readers refuse those. */
 static int utf8_len(const unsigned char *s)
 {
     int n;
@@ -24,6 +26,9 @@ static int utf8_len(const unsigned char *s)
     for (int i = 1; i < n; i++)
         if ((s[i] & 0xc0) != 0x80)
             return 0;
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+        return 0;
     return n;
 }
 

@@ -54,12 +54,46 @@ static int unhex(const char *h, size_t n, char *out)
     return 0;
 }
 
+/* The first line, p..nl: "homeport VERSION VERB" with single spaces, read
+ * within its bytes (a datagram is not NUL-terminated).  The verb, or -1
+ * with the reason in why. */
+static int parse_first_line(const char *p, const char *nl, char *why, size_t whylen)
+{
+    static const char magic[] = "homeport ";
+    const size_t mlen = sizeof magic - 1, line = (size_t)(nl - p);
+    const char *q = p + mlen, *name;
+    int version = 0;
+
+    if (line <= mlen || memcmp(p, magic, mlen) != 0 || *q < '0' || *q > '9')
+        goto malformed;
+    if (*q == '0' && q + 1 < nl && q[1] >= '0' && q[1] <= '9')
+        goto malformed; /* one way to write a version */
+    for (; q < nl && *q >= '0' && *q <= '9'; q++)
+        version = version > 99999 ? 999999 : version * 10 + (*q - '0');
+    if (q == nl || *q++ != ' ' || q == nl || *q < 'a' || *q > 'z')
+        goto malformed;
+    if (version != PROTO_VERSION) {
+        snprintf(why, whylen, "unsupported protocol version %d (this agent speaks %d)", version,
+                 PROTO_VERSION);
+        return -1;
+    }
+    name = q;
+    for (int v = PV_PING; v < PV_RELEASE; v++)
+        if ((size_t)(nl - name) == strlen(verbs[v]) &&
+            memcmp(name, verbs[v], strlen(verbs[v])) == 0)
+            return v;
+    snprintf(why, whylen, "unknown verb in '%.*s'", (int)(line > 60 ? 60 : line), p);
+    return -1;
+malformed:
+    snprintf(why, whylen, "malformed request: expected 'homeport VERSION VERB' first");
+    return -1;
+}
+
 int proto_parse_request(const char *buf, size_t len, struct proto_request *r, char *why,
                         size_t whylen)
 {
     const char *p = buf, *end = buf + len, *nl;
-    int version = 0, verb = -1;
-    char name[32];
+    int verb;
 
     memset(r, 0, sizeof *r);
     if (len == 0 || len > PROTO_MAX || memchr(buf, '\0', len)) {
@@ -67,23 +101,12 @@ int proto_parse_request(const char *buf, size_t len, struct proto_request *r, ch
         return -EPROTO;
     }
     nl = memchr(p, '\n', len);
-    if (!nl || sscanf(p, "homeport %d %31[a-z_]", &version, name) != 2) {
+    if (!nl) {
         snprintf(why, whylen, "malformed request: expected 'homeport VERSION VERB' first");
         return -EPROTO;
     }
-    if (version != PROTO_VERSION) {
-        snprintf(why, whylen, "unsupported protocol version %d (this agent speaks %d)", version,
-                 PROTO_VERSION);
+    if ((verb = parse_first_line(p, nl, why, whylen)) < 0)
         return -EPROTO;
-    }
-    for (int v = PV_PING; v < PV_RELEASE; v++)
-        if (strcmp(name, verbs[v]) == 0)
-            verb = v;
-    /* the first line must be exactly that: nothing after the verb */
-    if (verb < 0 || (size_t)(nl - p) != strlen("homeport 1 ") + strlen(name)) {
-        snprintf(why, whylen, "unknown verb in '%.*s'", (int)(nl - p > 60 ? 60 : nl - p), p);
-        return -EPROTO;
-    }
     r->verb = (enum proto_verb)verb;
     for (p = nl + 1; p < end; p = nl + 1) {
         const char *eq;

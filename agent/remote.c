@@ -191,7 +191,6 @@ int remote_locate(const struct hp_config *cfg, const char *user, struct hp_serve
     struct http_opts o;
     struct http_reply r;
     struct wait_ctx w = {user, progress, ctx};
-    unsigned long port;
     int rc;
 
     if (cfg->locator != HP_LOCATOR_HFS) {
@@ -219,14 +218,27 @@ int remote_locate(const struct hp_config *cfg, const char *user, struct hp_serve
     o.tick_ms = cfg->progress_interval_ms;
     rc = http_post_signed(url, data, &o, &r, detail, sizeof detail);
     free(data);
-    snprintf(what, sizeof what, "retrieving the home of %s", user);
-    if (rc < 0 || r.status != 200)
+    if (rc < 0) {
+        snprintf(what, sizeof what, "retrieving the home of %s", user);
         return explain(cfg, what, "home file server", url, rc, detail, &r, why, whylen);
-    if (json_get_uint(r.body, "port", 65535, &port) < 0 || port == 0 || url_host(url, srv) < 0) {
+    }
+    return remote_hfs_answer(cfg, user, url, &r, srv, why, whylen);
+}
+
+int remote_hfs_answer(const struct hp_config *cfg, const char *user, const char *url,
+                      const struct http_reply *r, struct hp_server *srv, char *why, size_t whylen)
+{
+    char what[100];
+    unsigned long port;
+
+    snprintf(what, sizeof what, "retrieving the home of %s", user);
+    if (r->status != 200)
+        return explain(cfg, what, "home file server", url, 0, "", r, why, whylen);
+    if (json_get_uint(r->body, "port", 65535, &port) < 0 || port == 0 || url_host(url, srv) < 0) {
         snprintf(why, whylen,
                  "While retrieving the home of %s: home file server %s: unexpected answer "
                  "(expected {\"port\": N}): %.200s",
-                 user, url, r.body);
+                 user, url, r->body);
         return -EPROTO;
     }
     srv->kind = HP_SRV_TCP;
@@ -235,6 +247,35 @@ int remote_locate(const struct hp_config *cfg, const char *user, struct hp_serve
              srv->port);
     config_server_tls(cfg, srv);
     return 0;
+}
+
+static const char *presence_what(enum presence_op op, const char *user, char *what, size_t len)
+{
+    if (op == PRESENCE_LOGIN)
+        snprintf(what, len, "checking where %s is logged in", user);
+    else if (op == PRESENCE_HEARTBEAT)
+        snprintf(what, len, "telling that %s is still logged in here", user);
+    else
+        snprintf(what, len, "telling that %s logged out", user);
+    return what;
+}
+
+/* The presence service is unreachable or failing (rc and why from
+ * explain): a login goes on or not as presence_fail says. */
+static int presence_down(const struct hp_config *cfg, enum presence_op op, const char *user, int rc,
+                         char *why, size_t whylen)
+{
+    if (op == PRESENCE_LOGIN) {
+        size_t n = strlen(why);
+        if (cfg->presence_fail_open) {
+            snprintf(why + n, whylen - n, "; letting %s in (presence_fail = open)", user);
+            return 0;
+        }
+        snprintf(why + n, whylen - n,
+                 "; logins are refused while it is down "
+                 "(presence_fail = closed)");
+    }
+    return rc;
 }
 
 int remote_presence(const struct hp_config *cfg, enum presence_op op, const char *user, char *why,
@@ -246,12 +287,7 @@ int remote_presence(const struct hp_config *cfg, enum presence_op op, const char
     struct http_reply r;
     int rc;
 
-    if (op == PRESENCE_LOGIN)
-        snprintf(what, sizeof what, "checking where %s is logged in", user);
-    else if (op == PRESENCE_HEARTBEAT)
-        snprintf(what, sizeof what, "telling that %s is still logged in here", user);
-    else
-        snprintf(what, sizeof what, "telling that %s logged out", user);
+    presence_what(op, user, what, sizeof what);
     if (service_url(cfg, cfg->presence_url, paths[op], url, sizeof url) < 0) {
         snprintf(why, whylen, "presence_url %s: cannot make a URL of it", cfg->presence_url);
         return -EINVAL;
@@ -265,23 +301,25 @@ int remote_presence(const struct hp_config *cfg, enum presence_op op, const char
     opts_for(cfg, &o, cfg->http_timeout_ms);
     rc = http_post_signed(url, data, &o, &r, detail, sizeof detail);
     free(data);
-    if (rc == 0 && r.status == 200)
+    if (rc == 0)
+        return remote_presence_answer(cfg, op, user, url, &r, why, whylen);
+    rc = explain(cfg, what, "presence service", url, rc, detail, &r, why, whylen);
+    return presence_down(cfg, op, user, rc, why, whylen);
+}
+
+int remote_presence_answer(const struct hp_config *cfg, enum presence_op op, const char *user,
+                           const char *url, const struct http_reply *r, char *why, size_t whylen)
+{
+    char what[200];
+    int rc;
+
+    if (r->status == 200)
         return 0;
-    if (rc == 0 && r.status == 423) {
-        snprintf(why, whylen, "%s", r.body[0] ? r.body : "already logged in on another machine");
+    if (r->status == 423) {
+        snprintf(why, whylen, "%s", r->body[0] ? r->body : "already logged in on another machine");
         return -EACCES;
     }
-    bool down = rc < 0 || r.status >= 500; /* unreachable, or failing */
-    rc = explain(cfg, what, "presence service", url, rc, detail, &r, why, whylen);
-    if (op == PRESENCE_LOGIN && down) {
-        size_t n = strlen(why);
-        if (cfg->presence_fail_open) {
-            snprintf(why + n, whylen - n, "; letting %s in (presence_fail = open)", user);
-            return 0;
-        }
-        snprintf(why + n, whylen - n,
-                 "; logins are refused while it is down "
-                 "(presence_fail = closed)");
-    }
-    return rc;
+    rc = explain(cfg, presence_what(op, user, what, sizeof what), "presence service", url, 0, "", r,
+                 why, whylen);
+    return r->status >= 500 ? presence_down(cfg, op, user, rc, why, whylen) : rc; /* failing */
 }

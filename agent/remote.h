@@ -26,6 +26,8 @@
 #include "config.h"
 #include "home.h"
 
+struct http_reply;
+
 /* Read the secret when the configuration uses a service; the process and
  * its children keep it.  Call again after a reload.  0 or -errno, with the
  * reason (naming the file) in why. */
@@ -46,6 +48,12 @@ const char *remote_host_name(const struct hp_config *cfg, char *buf, size_t len)
 int remote_locate(const struct hp_config *cfg, const char *user, struct hp_server *srv,
                   home_progress_fn progress, void *ctx, char *why, size_t whylen);
 
+/* How remote_locate reads the home file server's answer r to its POST to
+ * url (the answer came: any status): the same returns, *srv filled on 0.
+ * The body is trusted for nothing but a port of 1 to 65535. */
+int remote_hfs_answer(const struct hp_config *cfg, const char *user, const char *url,
+                      const struct http_reply *r, struct hp_server *srv, char *why, size_t whylen);
+
 enum presence_op { PRESENCE_LOGIN, PRESENCE_HEARTBEAT, PRESENCE_LOGOUT };
 
 /* Tell the presence service.  0: done (for login: allowed); -EACCES: the
@@ -55,5 +63,9 @@ enum presence_op { PRESENCE_LOGIN, PRESENCE_HEARTBEAT, PRESENCE_LOGOUT };
  * and presence_fail = open returns 0, with the warning in why. */
 int remote_presence(const struct hp_config *cfg, enum presence_op op, const char *user, char *why,
                     size_t whylen);
+
+/* How remote_presence reads the service's answer r to its POST to url. */
+int remote_presence_answer(const struct hp_config *cfg, enum presence_op op, const char *user,
+                           const char *url, const struct http_reply *r, char *why, size_t whylen);
 
 #endif

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -568,14 +569,17 @@ int roam_prepare_local(const struct hp_config *cfg, const char *user, char *why,
 int roam_get_sessions(const struct hp_config *cfg, const char *user)
 {
     struct roam_paths p;
-    char buf[64];
-    int n;
+    char buf[64], *end;
+    long n;
 
     if (roam_paths(cfg, user, &p) < 0)
         return -EINVAL;
-    if (textfile_read_line(p.record, buf, sizeof buf, 1) < 0)
+    if (textfile_read_line(p.record, buf, sizeof buf, 1) < 0 || strncmp(buf, "sessions=", 9) != 0)
         return -ENOENT;
-    return sscanf(buf, "sessions=%d", &n) == 1 && n >= 0 ? n : -ENOENT;
+    /* strtol, not sscanf's %d: a number past INT_MAX is no record, not undefined */
+    errno = 0;
+    n = strtol(buf + 9, &end, 10);
+    return end > buf + 9 && errno == 0 && n >= 0 && n <= INT_MAX ? (int)n : -ENOENT;
 }
 
 int roam_set_sessions(const struct hp_config *cfg, const char *user, int sessions)

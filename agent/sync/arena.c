@@ -12,9 +12,32 @@
 #define CHUNK_MIN ((size_t)16 << 20)
 #define ALIGN 16
 
+/* Under AddressSanitizer every block is followed by a poisoned red zone,
+ * so that a read or write past a block (a parser running off a file it
+ * loaded here) is reported as it would be past a malloc'ed one. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ARENA_ASAN 1
+#endif
+#endif
+#ifdef ARENA_ASAN
+#include <sanitizer/asan_interface.h>
+#define RED ALIGN
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define RED 0
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 struct arena_chunk {
     struct arena_chunk *prev;
     size_t size; /* of the mapping, this header included */
+    size_t used; /* of data, once it is not the head any more (the head's: arena.used) */
+    size_t pad;
     char data[];
 };
 _Static_assert(sizeof(struct arena_chunk) % ALIGN == 0, "data is ALIGN-aligned");
@@ -45,15 +68,30 @@ static struct arena_chunk *chunk_new(size_t size)
 }
 
 /* size bytes at an offset that is a multiple of align (1 or ALIGN). */
+/* The red zone after the size bytes at p (none without ASan). */
+#ifdef ARENA_ASAN
+static void red_zone(struct arena *a, char *p, size_t size)
+{
+    size_t room = ROOM(a->head) - (size_t)(p - a->head->data) - size;
+
+    UNPOISON(p, size);
+    POISON(p + size, room < RED ? room : RED);
+}
+#else
+#define red_zone(a, p, size) ((void)(a), (void)(p), (void)(size))
+#endif
+
 static void *bump(struct arena *a, size_t size, size_t align)
 {
-    size_t at = a->head ? (a->used + align - 1) & ~(align - 1) : 0;
+    size_t at = a->head ? (a->used + RED + align - 1) & ~(align - 1) : 0;
     void *p;
 
     if (!a->head || at > ROOM(a->head) || ROOM(a->head) - at < size) {
         struct arena_chunk *c;
         if (size > SIZE_MAX - sizeof *c - HUGE || !(c = chunk_new(size + sizeof *c)))
             return NULL;
+        if (a->head)
+            a->head->used = a->used;
         c->prev = a->head;
         a->head = c;
         at = 0;
@@ -61,6 +99,7 @@ static void *bump(struct arena *a, size_t size, size_t align)
     p = a->head->data + at;
     a->used = at + size;
     a->last = p;
+    red_zone(a, p, size);
     return p;
 }
 
@@ -76,7 +115,10 @@ void *arena_grow(struct arena *a, void *p, size_t old_size, size_t size)
     if (p && p == a->last) {
         size_t at = (size_t)((char *)p - a->head->data);
         if (ROOM(a->head) - at >= size) {
+            if (size < a->used - at)
+                POISON((char *)p + size, a->used - at - size);
             a->used = at + size;
+            red_zone(a, p, size);
             return p;
         }
     }
@@ -100,8 +142,17 @@ char *arena_strndup(struct arena *a, const char *s, size_t len)
 
 void arena_free(struct arena *a)
 {
+#ifdef ARENA_ASAN
+    if (a->head)
+        a->head->used = a->used;
+#endif
     while (a->head) {
         struct arena_chunk *prev = a->head->prev;
+#ifdef ARENA_ASAN
+        /* a later mapping at this address starts clean */
+        size_t used = a->head->used, room = ROOM(a->head);
+        UNPOISON(a->head->data, used + RED < room ? used + RED : room);
+#endif
         munmap(a->head, a->head->size);
         a->head = prev;
     }

@@ -351,6 +351,24 @@ static int parse(struct statedb *db, unsigned char *buf, size_t len, const char 
     return 0;
 }
 
+int statedb_load_mem(struct statedb *db, const void *data, size_t len, const char *name, char *why,
+                     size_t whylen)
+{
+    unsigned char *buf;
+    int rc;
+
+    memset(db, 0, sizeof *db);
+    if (!(buf = arena_alloc(&db->mem, len))) {
+        snprintf(why, whylen, "%s: out of memory", name);
+        return -ENOMEM;
+    }
+    memcpy(buf, data, len);
+    rc = parse(db, buf, len, name, why, whylen);
+    if (rc < 0)
+        statedb_free(db);
+    return rc;
+}
+
 int statedb_load(struct statedb *db, const char *path, char *why, size_t whylen)
 {
     unsigned char *buf = NULL;
@@ -377,10 +395,7 @@ int statedb_load(struct statedb *db, const char *path, char *why, size_t whylen)
 
 /* ---- save ---------------------------------------------------------------- */
 
-/* The whole file in memory.  NULL: -EINVAL (bad or unsorted paths, bad
- * types or listings) or
- * -ENOMEM in *rc. */
-static unsigned char *serialize(const struct statedb *db, size_t *len, int *rc)
+unsigned char *statedb_encode(const struct statedb *db, size_t *len, int *rc)
 {
     size_t total = STATEDB_HEADER + STATEDB_TRAILER;
     unsigned char *buf, *p;
@@ -415,7 +430,7 @@ int statedb_save(const struct statedb *db, const char *path, char *why, size_t w
     size_t len = 0;
     int rc;
 
-    if (!(buf = serialize(db, &len, &rc))) {
+    if (!(buf = statedb_encode(db, &len, &rc))) {
         snprintf(why, whylen, "%s: %s", path,
                  rc == -EINVAL ? "entries with bad or unsorted paths, types or listings"
                                : strerror(-rc));

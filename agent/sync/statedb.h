@@ -166,6 +166,16 @@ void statedb_free(struct statedb *db);
  * file is trusted beyond the file's size. */
 int statedb_load(struct statedb *db, const char *path, char *why, size_t whylen);
 
+/* statedb_load of the len bytes at data (a whole file, copied), name
+ * standing for the file in why. */
+int statedb_load_mem(struct statedb *db, const void *data, size_t len, const char *name, char *why,
+                     size_t whylen);
+
+/* The file statedb_save writes, in memory (malloc'ed, *len bytes).  NULL
+ * with -EINVAL in *rc when db->v is not a valid sorted set of paths (bad
+ * types or listings too), or -ENOMEM. */
+unsigned char *statedb_encode(const struct statedb *db, size_t *len, int *rc);
+
 /* Write db to path atomically (see above), mode 0600.  0, or -errno and why
  * (the temp file removed, an existing path untouched unless the rename was
  * done and only the directory's fsync failed).  -EINVAL if db->v is not a

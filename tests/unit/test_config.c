@@ -200,6 +200,36 @@ int main(void)
         free(big);
     }
 
+    /* a line of exactly 4096 bytes is fine, one more is not */
+    {
+        char *big = malloc(6000);
+        strcpy(big, "[nbd]\nprobe_export = ");
+        memset(big + 21, 'x', 4096 - 15);
+        strcpy(big + 21 + 4096 - 15, "\n");
+        ok(load(big, &cfg) == 0 && strlen(cfg.probe_export) == 4096 - 15, "a 4096-byte line loads");
+        if (cfg.source)
+            config_free(&cfg);
+        strcpy(big + 21 + 4096 - 15, "x\n");
+        expect_error(big, 2, "line longer than 4096 bytes");
+        free(big);
+    }
+
+    /* errors past the 50th are counted, not shown */
+    {
+        char text[4000] = "[nbd]\n";
+        for (int i = 0; i < 60; i++)
+            strcat(text, "nope = 1\n");
+        rc = load(text, &cfg);
+        unsigned lines = 0;
+        for (const char *c = errs; *c; c++)
+            lines += *c == '\n';
+        ok(rc == -EINVAL && lines == 51, "60 errors: 50 messages and a count (%u lines)", lines);
+        char want[200];
+        snprintf(want, sizeof want, "%s: 10 more errors not shown\n", path);
+        ok(strlen(errs) > strlen(want) && !strcmp(errs + strlen(errs) - strlen(want), want),
+           "the count comes last: %s", want);
+    }
+
     /* several errors are all reported */
     rc = load("[boot]\nunmount_stale = maybe\nnope = 1\n[nbd]\nconnect_timeout = x\n", &cfg);
     {

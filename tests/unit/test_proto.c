@@ -53,6 +53,16 @@ int main(void)
         {"homeport 1 auth\nuser=a\nsecret=4G\n", "malformed or duplicate secret", -EPROTO},
         {"homeport 1 auth\nuser=a\nsecret=4100\n", "malformed or duplicate secret", -EPROTO},
         {"homeport 1 auth\nuser=a\nsecret=41\nsecret=41\n", "malformed or duplicate", -EPROTO},
+        /* the first line exactly: one space each, one way to write the version */
+        {"homeport\t1\tping\n", "expected 'homeport VERSION VERB'", -EPROTO},
+        {"homeport  1 ping\n", "expected 'homeport VERSION VERB'", -EPROTO},
+        {"homeport1  ping\n", "expected 'homeport VERSION VERB'", -EPROTO},
+        {"homeport +1 ping\n", "expected 'homeport VERSION VERB'", -EPROTO},
+        {"homeport 01 ping\n", "expected 'homeport VERSION VERB'", -EPROTO},
+        {"homeport 1 Ping\n", "expected 'homeport VERSION VERB'", -EPROTO},
+        {"homeport 1\n", "expected 'homeport VERSION VERB'", -EPROTO},
+        {"homeport 99999999999999999999 ping\n", "unsupported protocol version 999999", -EPROTO},
+        {"homeport 1 pingpong\n", "unknown verb", -EPROTO},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         why[0] = '\0';
@@ -64,6 +74,29 @@ int main(void)
     memset(buf, 'a', sizeof buf);
     ok(proto_parse_request(buf, PROTO_MAX + 1, &r, why, sizeof why) == -EPROTO,
        "more than PROTO_MAX bytes is refused");
+    /* A datagram is not NUL-terminated: only its bytes are read (the
+     * sanitizer build reports a read past this exact-size copy). */
+    static const char dgram[] = "homeport 1 account\nuser=alice\n";
+    char *exact = malloc(sizeof dgram - 1);
+    if (exact) {
+        memcpy(exact, dgram, sizeof dgram - 1);
+        ok(proto_parse_request(exact, sizeof dgram - 1, &r, why, sizeof why) == 0 &&
+               !strcmp(r.user, "alice"),
+           "a request is read within its length");
+        ok(proto_parse_request(exact, 12, &r, why, sizeof why) == -EPROTO,
+           "a first line cut short is refused");
+        free(exact);
+    }
+    memset(buf, 'a', sizeof buf);
+    memcpy(buf, "homeport 1 account\nuser=", 24);
+    buf[PROTO_MAX - 1] = '\n';
+    ok(proto_parse_request(buf, PROTO_MAX, &r, why, sizeof why) == -EPROTO &&
+           strstr(why, "too long value for 'user'"),
+       "a PROTO_MAX-byte request with a long user: refused, '%s'", why);
+    memcpy(buf, "homeport 1 account\nuser=alice\nservice=", 38);
+    ok(proto_parse_request(buf, PROTO_MAX, &r, why, sizeof why) == -EPROTO &&
+           strstr(why, "too long value for 'service'"),
+       "a service longer than 63 bytes: refused, '%s'", why);
 
     r = (struct proto_request){.verb = PV_OPEN_SESSION};
     snprintf(r.user, sizeof r.user, "carol");

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "json.h"
 #include "sign.h"
 #include "tap.h"
@@ -99,5 +100,48 @@ int main(void)
     ok(json_get_uint("port: 1", "port", 65535, &v) == -EINVAL, "not an object");
     ok(json_get_uint("{\"port\": 1", "port", 65535, &v) == -EINVAL, "not closed");
     ok(json_get_uint("", "port", 65535, &v) == -EINVAL, "empty");
+
+    /* json_str: what is not UTF-8 by RFC 3629 is escaped byte by byte */
+    static const struct {
+        const char *in, *out, *what;
+    } strs[] = {
+        {"caf\xc3\xa9", "\"caf\xc3\xa9\"", "2-byte UTF-8 kept"},
+        {"\xef\xbf\xbf\xf0\x90\x80\x80", "\"\xef\xbf\xbf\xf0\x90\x80\x80\"",
+         "U+FFFF, U+10000 kept"},
+        {"\xe0\x80\xaf", "\"\\u00e0\\u0080\\u00af\"", "overlong 3-byte form escaped"},
+        {"\xf0\x80\x80\xaf", "\"\\u00f0\\u0080\\u0080\\u00af\"", "overlong 4-byte form escaped"},
+        {"\xed\xa0\x80", "\"\\u00ed\\u00a0\\u0080\"", "a UTF-16 surrogate escaped"},
+        {"\xf4\x90\x80\x80", "\"\\u00f4\\u0090\\u0080\\u0080\"", "past U+10FFFF escaped"},
+        {"a\"\\\n\x01", "\"a\\\"\\\\\\n\\u0001\"", "quote, backslash, controls"},
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        char *out = NULL;
+        size_t olen = 0;
+        FILE *f = open_memstream(&out, &olen);
+        if (!f)
+            break;
+        json_str(f, strs[i].in);
+        fclose(f);
+        is_str(out, strs[i].out, "json_str: %s", strs[i].what);
+        free(out);
+    }
+
+    /* an answer's body: 1023 bytes are kept, in as many pieces as curl likes */
+    struct http_reply r;
+    size_t blen = 0;
+    char piece[700];
+    memset(piece, 'b', sizeof piece);
+    r.body[0] = '\0';
+    http_body_add(&r, &blen, "x\r\n", 3);
+    http_body_add(&r, &blen, piece, sizeof piece);
+    http_body_add(&r, &blen, piece, sizeof piece);
+    ok(blen == sizeof r.body - 1 && strlen(r.body) == blen && r.body[0] == 'x',
+       "a body of 1403 bytes keeps its first 1023");
+    http_body_tidy(&r);
+    ok(!strncmp(r.body, "x  b", 4), "newlines become spaces");
+    blen = 0;
+    http_body_add(&r, &blen, "{\"port\": 1}\n\t \n", 16);
+    http_body_tidy(&r);
+    is_str(r.body, "{\"port\": 1}", "trailing blanks dropped");
     return tap_done();
 }
