@@ -4,8 +4,8 @@
 #                   Debian source packages into build/sysroot on first use)
 #   make dev        dynamic build against Debian's -dev packages (fast loop)
 #   make asan       ASan+UBSan build (build/asan/homeport)
-#   make check      install test needs, build, run the whole suite with the
-#                   static and the sanitizer binary, then each fuzzer briefly
+#   make check      install test needs, build, run each fuzzer briefly, then
+#                   the whole suite with the static and the sanitizer binary
 #   make fuzz       build the libFuzzer targets (tests/fuzz/) and run each for
 #                   FUZZ_SECONDS (default 60)
 #   make demo       the boot phase end to end against a local nbdkit
@@ -142,8 +142,8 @@ check:
 	tests/install-deps.sh
 	$(MAKE) all
 	$(MAKE) asan
-	tests/run static asan
 	$(MAKE) fuzz-check
+	tests/run static asan
 
 fuzz-build: build/version.h
 	@$(MAKE) --no-print-directory FLAVOR=fuzz fuzz-flavor
