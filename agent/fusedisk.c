@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloccache.h"
 #include "log.h"
 
 #define DISK_INO 2
@@ -436,6 +437,7 @@ int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex)
     int rc = 0;
 
     memset(ex, 0, sizeof *ex);
+    alloc_cache_enable(); /* this process moves the home's data */
     pthread_rwlock_init(&d.lock, NULL);
     pthread_mutex_init(&d.reconnect_mu, NULL);
     pthread_mutex_init(&d.stats_mu, NULL);

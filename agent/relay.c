@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "alloccache.h"
 #include "log.h"
 
 #define MAX_REQUEST (32u << 20) /* nbd.ko sends far less (max_sectors) */
@@ -179,6 +180,7 @@ int relay_start(struct nbd_export *ex)
 
     if (!r)
         return -ENOMEM;
+    alloc_cache_enable(); /* this process moves the home's data */
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
         rc = -errno;
         free(r);
