@@ -68,7 +68,10 @@ static void usage(FILE *f)
                "                         sync) with the server home mounted here\n"
                "  sync --local DIR --remote DIR --state FILE [--exclude FILE] [--host NAME]\n"
                "       [--dry-run] [--allow-deletes] [--max-delete-percent N] [--trash-days N]\n"
+               "       [--remote-list COMMAND [--remote-dir DIR]]\n"
                "                         one pass between any two trees\n"
+               "  sync-list              on the server, run over ssh by a sync pass: list\n"
+               "                         the tree named on stdin (homeport(8))\n"
                "  version                print versions of homeport and its libraries\n"
                "  help                   this text\n"
                "\n"
@@ -473,12 +476,29 @@ static int verb_status(int argc, char **argv, struct globals *g)
     return rc > 0 ? 1 : 0;
 }
 
+#define LIST_ARGV_MAX 64
+
 struct sync_args {
     struct sync_opts o;
     bool dry_run, allow_deletes;
     const char *exclude;
+    char *list_argv[LIST_ARGV_MAX + 1];
     int bad;
 };
+
+/* --remote-list's words (split on blanks, never given to a shell). */
+static int split_words(char *s, char **argv, size_t max)
+{
+    size_t n = 0;
+
+    for (char *w = strtok(s, " \t"); w; w = strtok(NULL, " \t")) {
+        if (n == max)
+            return -E2BIG;
+        argv[n++] = w;
+    }
+    argv[n] = NULL;
+    return n ? 0 : -EINVAL;
+}
 
 static int sync_opt(int c, void *ctx)
 {
@@ -494,6 +514,16 @@ static int sync_opt(int c, void *ctx)
     case 'S': a->o.state = optarg; return 0;
     case 'X': a->exclude = optarg; return 0;
     case 'H': a->o.host = optarg; return 0;
+    case 'l':
+        if (split_words(optarg, a->list_argv, LIST_ARGV_MAX) < 0) {
+            fprintf(stderr,
+                    "homeport sync: --remote-list: expected a command of at most %d words\n",
+                    LIST_ARGV_MAX);
+            a->bad = 1;
+        }
+        a->o.remote_list = a->list_argv;
+        return 0;
+    case 'D': a->o.remote_dir = optarg; return 0;
     case 'P':
     case 'T':
         errno = 0;
@@ -555,6 +585,8 @@ static int verb_sync(int argc, char **argv, struct globals *g)
                                           {"host", required_argument, NULL, 'H'},
                                           {"max-delete-percent", required_argument, NULL, 'P'},
                                           {"trash-days", required_argument, NULL, 'T'},
+                                          {"remote-list", required_argument, NULL, 'l'},
+                                          {"remote-dir", required_argument, NULL, 'D'},
                                           {0}};
     struct sync_args a = {.o = {.max_delete_percent = 50, .trash_days = 30}};
     struct exclude_list ex = {0};
@@ -575,12 +607,12 @@ static int verb_sync(int argc, char **argv, struct globals *g)
     log_open(LOG_TO_STDERR, verbose_level(g->verbose, LOG_LVL_WARN));
     signal(SIGINT, on_sync_signal);
     signal(SIGTERM, on_sync_signal);
-    if (user && (a.o.local || a.o.remote || a.o.state || a.exclude || a.o.host ||
-                 a.o.max_delete_percent != 50 || a.o.trash_days != 30)) {
-        fprintf(stderr,
-                "homeport sync: with USER, the trees, the exclusions, the host name and "
-                "the limits come from the configuration: --local, --remote, --state, "
-                "--exclude, --host, --max-delete-percent and --trash-days go without USER\n");
+    if (user && (a.o.local || a.o.remote || a.o.state || a.exclude || a.o.host || a.o.remote_list ||
+                 a.o.remote_dir || a.o.max_delete_percent != 50 || a.o.trash_days != 30)) {
+        fprintf(stderr, "homeport sync: with USER, the trees, the exclusions, the host name and "
+                        "the limits come from the configuration: --local, --remote, --state, "
+                        "--exclude, --host, --max-delete-percent, --trash-days, --remote-list and "
+                        "--remote-dir go without USER\n");
         return 2;
     }
     if (user) {
@@ -625,6 +657,11 @@ static int verb_sync(int argc, char **argv, struct globals *g)
         fprintf(stderr, "homeport sync%s%s: %s\n", user ? " " : "", user ? user : "", why);
         return 2;
     }
+    if (!user && st.listed < 0)
+        fprintf(stderr,
+                "homeport sync: the server could not list the remote tree (%s): it was walked "
+                "instead\n",
+                st.list_why);
     printf("sync%s: %lu to remote, %lu to local, %lu deleted locally, %lu deleted remotely, "
            "%lu conflicts, %lu special, %lu errors, %lu in step\n",
            a.dry_run ? " (dry run)" : "", st.to_remote, st.to_local, st.del_local, st.del_remote,
@@ -632,6 +669,29 @@ static int verb_sync(int argc, char **argv, struct globals *g)
     if (st.stopped)
         fprintf(stderr, "homeport sync: stopped before the end; the next pass goes on\n");
     return st.errors || st.stopped ? 1 : st.guarded[0] || st.guarded[1] ? 3 : 0;
+}
+
+/* The server's side of a pass's remote walk (sync/listing.h): the request
+ * on stdin, the listing on stdout.  Run by the user over ssh: no
+ * configuration is read. */
+static int verb_sync_list(int argc, char **argv, struct globals *g)
+{
+    char why[PATH_MAX + 128];
+    int idx = parse_opts(argc, argv, g, true, NULL, NULL, NULL, NULL);
+
+    if (idx < 0)
+        return 2;
+    if (idx < argc) {
+        fprintf(stderr, "homeport sync-list: unexpected argument '%s'\n", argv[idx]);
+        return 2;
+    }
+    log_open(LOG_TO_STDERR, verbose_level(g->verbose, LOG_LVL_WARN));
+    setvbuf(stdout, NULL, _IOFBF, 65536);
+    if (sync_list_serve(stdin, stdout, why, sizeof why) < 0) {
+        fprintf(stderr, "homeport sync-list: %s\n", why);
+        return 1;
+    }
+    return 0;
 }
 
 static int agent_opt(int c, void *ctx)
@@ -733,6 +793,8 @@ int main(int argc, char **argv)
         return verb_mkhome(argc, argv, &g);
     if (!strcmp(verb, "sync"))
         return verb_sync(argc, argv, &g);
+    if (!strcmp(verb, "sync-list"))
+        return verb_sync_list(argc, argv, &g);
     if (!strcmp(verb, "version"))
         return print_version();
     if (!strcmp(verb, "help")) {

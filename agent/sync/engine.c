@@ -25,6 +25,7 @@
 #include "../tree.h"
 #include "arena.h"
 #include "decide.h"
+#include "listing.h"
 #include "statedb.h"
 
 #define COPY_BUF ((size_t)256 * 1024)
@@ -33,6 +34,8 @@
  * keeps_ctimes accepts (1 s at worst: ext3's small inodes). */
 #define TRUST_MARGIN_NS ((int64_t)2000000000)
 #define LINE_MAX_OUT (3 * STATEDB_PATH_MAX + 512)
+/* The server's lister is given up on when it says nothing for this long. */
+#define LIST_IDLE_MS 60000
 
 /* What a walk found at one path on one side. */
 struct node {
@@ -627,6 +630,102 @@ struct walker {
     int rc;
 };
 
+/* ---- the remote walk, done on the server (listing.h) ----------------------- */
+
+/* The lines of a listing (buf, len bytes, changed in place) into sd->walk
+ * and sd->blind, the E lines' texts into errs.  0, or -EBADMSG with why. */
+static int take_lines(struct eng *e, struct side *sd, char *buf, size_t len, char ***errs,
+                      size_t *nerr, char *why, size_t whylen)
+{
+    const char *prev = NULL;
+    unsigned long nodes = 0, lineno = 0;
+    bool header = false, end = false;
+
+    for (char *p = buf, *nl; p < buf + len; p = nl + 1) {
+        struct listing_line l;
+        lineno++;
+        if (!(nl = memchr(p, '\n', (size_t)(buf + len - p))) || end) {
+            snprintf(why, whylen, "line %lu: %s", lineno, end ? "after the end" : "cut short");
+            return -EBADMSG;
+        }
+        *nl = '\0';
+        if (listing_parse(p, &l) < 0 || (l.kind == 'H') == header ||
+            (l.kind == 'n' && prev && statedb_path_cmp(prev, l.text) >= 0)) {
+            snprintf(why, whylen, "line %lu: %s", lineno,
+                     !header && l.kind != 'H' ? "no listing (not homeport sync-list)"
+                                              : "not a line of a listing, or out of order");
+            return -EBADMSG;
+        }
+        header = true;
+        if (l.kind == 'Z') {
+            if (l.count != nodes) {
+                snprintf(why, whylen, "%lu entries, the end says %lu", nodes, l.count);
+                return -EBADMSG;
+            }
+            end = true;
+        } else if (l.kind == 'E') {
+            char **g = realloc(*errs, (*nerr + 1) * sizeof *g);
+            if (!g)
+                return -ENOMEM;
+            *errs = g;
+            g[(*nerr)++] = l.text;
+        } else if (l.kind == 'B') {
+            if (add_blind(sd, l.len == 1 && l.text[0] == '.' ? "" : l.text) < 0)
+                return -ENOMEM;
+        } else if (l.kind == 'n') {
+            nodes++;
+            prev = l.text;
+            if (e->o->exclude && exclude_match(e->o->exclude, l.text, l.n.m.type == SYNC_DIR))
+                continue;
+            if (push_node(sd, l.text, l.len, &l.n, (struct statedb_listing){0, 0}) < 0)
+                return -ENOMEM;
+        }
+    }
+    if (!end)
+        snprintf(why, whylen, "%s", header ? "cut short (no end line)" : "empty");
+    return end ? 0 : -EBADMSG;
+}
+
+/* The remote walk from the server's lister (sync_opts.remote_list).  0 with
+ * sd->walk and sd->blind filled; -errno with the reason in st->list_why
+ * and the side as it was (the caller walks the tree). */
+static int list_remote(struct eng *e, struct side *sd)
+{
+    struct sync_stats *st = e->st;
+    char *buf = NULL, **errs = NULL, why[200];
+    size_t len, nerr = 0;
+    int rc =
+        listing_fetch(e->o->remote_list, e->o->remote_dir ? e->o->remote_dir : "", e->o->dry_run,
+                      LIST_IDLE_MS, &buf, &len, st->list_why, sizeof st->list_why);
+
+    if (rc == 0 && (rc = take_lines(e, sd, buf, len, &errs, &nerr, why, sizeof why)) < 0)
+        snprintf(st->list_why, sizeof st->list_why, "%s: %s", e->o->remote_list[0], why);
+    if (rc == 0) {
+        pthread_mutex_lock(&report_lock);
+        for (size_t i = 0; i < nerr; i++) {
+            st->errors++;
+            report(e, "%s (on the server)", errs[i]);
+        }
+        pthread_mutex_unlock(&report_lock);
+        st->listed = 1;
+    } else {
+        st->listed = rc < 0 ? rc : rc == 255 ? -ECONNRESET : -EPROTO; /* 255: ssh's own failure */
+        sd->walk.n = 0;
+        for (size_t i = 0; i < sd->nblind; i++)
+            free(sd->blind[i]);
+        sd->nblind = 0;
+    }
+    free(errs);
+    free(buf);
+    return rc;
+}
+
+/* sync_list_serve's report: the walk's error lines go into the listing. */
+static void serve_error(void *ctx, const char *line)
+{
+    listing_put_text(ctx, 'E', line);
+}
+
 static void *walk_side(void *v)
 {
     struct walker *w = v;
@@ -643,6 +742,8 @@ static void *walk_side(void *v)
     w->sd->chunk = malloc(DIR_CHUNK);
     if (!path || !w->sd->chunk || fd < 0) {
         w->rc = fd < 0 ? -errno : -ENOMEM;
+    } else if (w->sd->id == SYNC_REMOTE && w->e->o->remote_list && list_remote(w->e, w->sd) == 0) {
+        w->rc = 0;
     } else {
         path[0] = '\0';
         w->rc = walk(w->e, w->sd, fd, path, 0, ROOT, NODB);
@@ -1528,6 +1629,16 @@ static void eng_free(struct eng *e)
     free(e->buf);
 }
 
+static void sides_init(struct eng *e)
+{
+    for (int s = 0; s < 2; s++) {
+        e->s[s].id = (enum sync_side)s;
+        e->s[s].name = s == SYNC_LOCAL ? "local" : "remote";
+        e->s[s].root = -1;
+        e->s[s].cache[0].fd = e->s[s].cache[1].fd = -1;
+    }
+}
+
 int sync_run(const struct sync_opts *o, struct sync_stats *st, char *why, size_t whylen)
 {
     struct eng e = {.o = o, .st = st};
@@ -1540,12 +1651,7 @@ int sync_run(const struct sync_opts *o, struct sync_stats *st, char *why, size_t
 
     memset(st, 0, sizeof *st);
     why[0] = '\0';
-    for (int s = 0; s < 2; s++) {
-        e.s[s].id = (enum sync_side)s;
-        e.s[s].name = s == SYNC_LOCAL ? "local" : "remote";
-        e.s[s].root = -1;
-        e.s[s].cache[0].fd = e.s[s].cache[1].fd = -1;
-    }
+    sides_init(&e);
     raise_nofile();
     if ((rc = lock_state(o->state, why, whylen)) < 0)
         return rc;
@@ -1625,10 +1731,15 @@ int sync_run(const struct sync_opts *o, struct sync_stats *st, char *why, size_t
     for (size_t i = n; !o->dry_run && i > 0; i--)
         dir_time(&e, &v[i - 1]);
     rc = 0;
-    log_info("directories: local %lu read, %lu unchanged since the last pass; remote %lu read, "
-             "%lu unchanged",
-             e.s[SYNC_LOCAL].dirs_read, e.s[SYNC_LOCAL].dirs_trusted, e.s[SYNC_REMOTE].dirs_read,
-             e.s[SYNC_REMOTE].dirs_trusted);
+    if (st->listed == 1)
+        log_info("directories: local %lu read, %lu unchanged since the last pass; remote listed "
+                 "by the server (%zu entries)",
+                 e.s[SYNC_LOCAL].dirs_read, e.s[SYNC_LOCAL].dirs_trusted, e.s[SYNC_REMOTE].walk.n);
+    else
+        log_info("directories: local %lu read, %lu unchanged since the last pass; remote %lu "
+                 "read, %lu unchanged",
+                 e.s[SYNC_LOCAL].dirs_read, e.s[SYNC_LOCAL].dirs_trusted,
+                 e.s[SYNC_REMOTE].dirs_read, e.s[SYNC_REMOTE].dirs_trusted);
     if (o->dry_run)
         goto out;
     if (!(res = result(&e))) {
@@ -1643,5 +1754,44 @@ out:
 
     eng_free(&e);
     close(lockfd);
+    return rc;
+}
+
+/* ---- the server's side of the remote walk ------------------------------------ */
+
+int sync_list_serve(FILE *in, FILE *out, char *why, size_t whylen)
+{
+    char line[4 * STATEDB_PATH_MAX + 64], dir[STATEDB_PATH_MAX + 1], *nl;
+    struct sync_opts o = {.report = serve_error, .ctx = out};
+    struct sync_stats st = {0};
+    struct eng e = {.o = &o, .st = &st};
+    struct side *sd = &e.s[SYNC_REMOTE];
+    struct walker w = {&e, sd, 0};
+    bool dry_run;
+    int rc = 0;
+
+    if (!fgets(line, sizeof line, in) || !(nl = strchr(line, '\n')) ||
+        (*nl = '\0', listing_parse_request(line, dir, sizeof dir, &dry_run) < 0)) {
+        snprintf(why, whylen, "no request on stdin (this verb is run by homeport sync over ssh)");
+        return -EBADMSG;
+    }
+    o.dry_run = dry_run;
+    sides_init(&e);
+    raise_nofile();
+    if ((rc = sd->root = open_root(dir, why, whylen, "tree")) < 0)
+        return rc;
+    fputs(LISTING_MAGIC "\n", out);
+    walk_side(&w);
+    for (size_t i = 0; w.rc == 0 && i < sd->walk.n; i++)
+        if (listing_put_node(out, sd->walk.v[i].path, &sd->walk.v[i].n) < 0)
+            w.rc = -EIO;
+    for (size_t i = 0; w.rc == 0 && i < sd->nblind; i++)
+        if (listing_put_text(out, 'B', sd->blind[i]) < 0)
+            w.rc = -EIO;
+    if (w.rc == 0 && (fprintf(out, "END %zu\n", sd->walk.n) < 0 || fflush(out) == EOF))
+        w.rc = -EIO;
+    if ((rc = w.rc) < 0)
+        snprintf(why, whylen, "listing %s: %s", dir, strerror(-rc));
+    eng_free(&e);
     return rc;
 }

@@ -43,6 +43,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -71,6 +72,15 @@ struct sync_opts {
     void (*report)(void *ctx, const char *line);
     void *ctx;
     volatile sig_atomic_t *stop; /* set: the pass ends after the current path */
+    /* The remote walk done on the server (listing.h): this command (argv,
+     * run without a shell: `ssh ... HOST homeport sync-list`) is given the
+     * request for remote_dir (its tree on the server: "" for the session's
+     * working directory) and its listing replaces the walk of o->remote,
+     * which stays the way to every file.  NULL: the remote tree is walked.
+     * When the command fails or its listing is refused, the pass walks
+     * o->remote (sync_stats.listed says it). */
+    char *const *remote_list;
+    const char *remote_dir;
 };
 
 struct sync_stats {
@@ -80,11 +90,19 @@ struct sync_stats {
     unsigned long entries[2]; /* what the guard counted against */
     bool union_mode;          /* no usable database */
     bool stopped;             /* *stop was set */
+    int listed;               /* 1: the server listed the remote tree; 0: not asked;
+                               * -errno: it could not, the tree was walked (list_why) */
+    char list_why[256];
 };
 
 /* One pass.  0 when the pass ran (per-path failures are counted in
  * st->errors and reported; held-back deletions in st->guarded); -errno when
  * nothing could be done (a root or the database unusable), why says it. */
 int sync_run(const struct sync_opts *o, struct sync_stats *st, char *why, size_t whylen);
+
+/* The server's side of sync_opts.remote_list (`homeport sync-list`): read
+ * the request from in, walk the tree it names and write the listing to out
+ * (listing.h).  0, or -errno with why (the request or the tree). */
+int sync_list_serve(FILE *in, FILE *out, char *why, size_t whylen);
 
 #endif
