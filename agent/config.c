@@ -120,6 +120,7 @@ static const struct key_def keys[] = {
     {"sync", "sshfs_user", K_TEMPLATE, F(sshfs_user), "%u"},
     {"sync", "sshfs_path", K_STRING, F(sshfs_path), ""},
     {"sync", "sshfs_options", K_STRING, F(sshfs_options), ""},
+    {"sync", "server_homeport", K_STRING, F(sync_server_homeport), "homeport"},
     {"sync", "auth", K_CHOICE, F(sync_auth), "password", sync_auths},
     {"sync", "key_file", K_STRING, F(sync_key_file), ""},
     {"sync", "known_hosts", K_PATH, F(sync_known_hosts), "/etc/homeport/ssh_known_hosts"},
@@ -864,6 +865,14 @@ static void check_sync(struct parser *p, struct hp_config *cfg)
     for (const char *c = cfg->sshfs_options; *c; c++)
         if (iscntrl((unsigned char)*c) || *c == ' ') {
             perror_at(p, "sshfs_options: expected opt,opt=value,... without spaces");
+            break;
+        }
+    for (const char *c = cfg->sync_server_homeport; *c; c++) /* a word of a shell line */
+        if (!isalnum((unsigned char)*c) && !strchr("/._+-", *c)) {
+            perror_at(p,
+                      "server_homeport = %s: expected a command name or an absolute path "
+                      "(letters, digits, '/', '.', '_', '+', '-'), or nothing",
+                      cfg->sync_server_homeport);
             break;
         }
 }

@@ -146,12 +146,13 @@ struct hp_config {
     unsigned sync_mount;           /* enum hp_sync_mount */
     char *sshfs_host, *sshfs_user; /* user: template, "%u" */
     unsigned sshfs_port;
-    char *sshfs_path;         /* on the server: "" = the user's home there */
-    char *sshfs_options;      /* more -o options for sshfs */
-    unsigned sync_auth;       /* enum hp_sync_auth */
-    char *sync_key_file;      /* auth = key: "/etc/homeport/ssh/%u" or one site key */
-    char *sync_known_hosts;   /* the server's host key, checked strictly */
-    char *sync_mount_command; /* mount = command: argv, %u user, %m mount point */
+    char *sshfs_path;           /* on the server: "" = the user's home there */
+    char *sshfs_options;        /* more -o options for sshfs */
+    char *sync_server_homeport; /* homeport on the server, for sync-list; "": never */
+    unsigned sync_auth;         /* enum hp_sync_auth */
+    char *sync_key_file;        /* auth = key: "/etc/homeport/ssh/%u" or one site key */
+    char *sync_known_hosts;     /* the server's host key, checked strictly */
+    char *sync_mount_command;   /* mount = command: argv, %u user, %m mount point */
     unsigned sync_mount_timeout_ms;
     unsigned login_sync_background; /* 1: the login does not wait for the first pass */
     char *sync_flag_template;       /* exists while a login's pass runs (the popup) */

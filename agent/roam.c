@@ -22,6 +22,7 @@
 #include "log.h"
 #include "mounts.h"
 #include "remote.h"
+#include "roamlist.h"
 #include "spawn.h"
 #include "sync/exclude.h"
 #include "textfile.h"
@@ -194,7 +195,14 @@ int roam_pass(const struct hp_config *cfg, const char *user, int flags,
     o.report = report;
     o.ctx = ctx;
     o.stop = stop;
+    struct roamlist rl;
+    if (roamlist_get(cfg, user, &rl) == 0) {
+        o.remote_list = rl.argv;
+        o.remote_dir = rl.dir;
+    }
     rc = sync_run(&o, st, why, whylen);
+    if (o.remote_list)
+        roamlist_result(cfg, user, st);
     exclude_free(&ex);
     if (!o.dry_run)
         note_last(&p, o.now, rc, st, why);
@@ -436,6 +444,7 @@ int roam_mount(const struct hp_config *cfg, const char *user, const char *passwo
             rc += snprintf(opts + rc, sizeof opts - (size_t)rc, ",no_contain_symlinks");
         if (*cfg->sshfs_options)
             snprintf(opts + rc, sizeof opts - (size_t)rc, ",%s", cfg->sshfs_options);
+        roamlist_mount(cfg, user, remote_dir, opts, sizeof opts);
         argv[n++] = "sshfs";
         argv[n++] = "-F"; /* root's ~/.ssh/config has no say */
         argv[n++] = "/dev/null";
@@ -603,6 +612,7 @@ void roam_forget(const struct hp_config *cfg, const char *user)
 
     if (roam_paths(cfg, user, &p) == 0)
         unlink(p.record);
+    roamlist_forget(cfg, user);
 }
 
 void roam_foreach(const struct hp_config *cfg,
