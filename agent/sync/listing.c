@@ -134,13 +134,12 @@ int listing_parse(char *line, struct listing_line *out)
         out->kind = 'H';
         return 0;
     }
-    for (char *p = line; nf < 6; nf++) {
+    for (char *p = line; p; nf++) {
+        if (nf == 6)
+            return -EBADMSG; /* a seventh field */
         f[nf] = p;
-        if (!(p = strchr(p, ' '))) {
-            nf++;
-            break;
-        }
-        *p++ = '\0';
+        if ((p = strchr(p, ' ')))
+            *p++ = '\0';
     }
     for (size_t i = 0; i < nf; i++)
         if (!*f[i])
