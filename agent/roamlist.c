@@ -79,13 +79,12 @@ int roamlist_get(const struct hp_config *cfg, const char *user, struct roamlist 
         log_debug("sync %s: the server cannot list (%s): the mount is walked", user, rec);
         return -ENOENT;
     }
-    if (control_path(cfg, user, l->words[0], sizeof l->words[0]) < 0 ||
-        stat(l->words[0], &st) < 0 || !S_ISSOCK(st.st_mode)) {
-        log_debug("sync %s: no shared ssh connection at %s: the mount is walked", user,
-                  l->words[0]);
+    if (control_path(cfg, user, l->control, sizeof l->control) < 0 || stat(l->control, &st) < 0 ||
+        !S_ISSOCK(st.st_mode)) {
+        log_debug("sync %s: no shared ssh connection at %s: the mount is walked", user, l->control);
         return -ENOENT;
     }
-    snprintf(l->words[1], sizeof l->words[1], "ControlPath=%s", l->words[0]);
+    snprintf(l->words[1], sizeof l->words[1], "ControlPath=%s", l->control);
     snprintf(l->words[2], sizeof l->words[2], "UserKnownHostsFile=%s", cfg->sync_known_hosts);
     snprintf(l->words[3], sizeof l->words[3], "ConnectTimeout=%u",
              cfg->sync_mount_timeout_ms / 1000 + 1);
@@ -117,10 +116,10 @@ int roamlist_get(const struct hp_config *cfg, const char *user, struct roamlist 
                           cfg->sync_server_homeport,
                           "sync-list",
                           NULL};
-    for (; argv[n] && n < ROAMLIST_ARGV; n++)
+    _Static_assert(sizeof argv / sizeof *argv <= ROAMLIST_ARGV + 1, "ROAMLIST_ARGV is too small");
+    for (; n < sizeof argv / sizeof *argv; n++) /* the NULL too */
         l->argv[n] = (char *)argv[n];
-    l->argv[n] = NULL;
-    return argv[n] ? -E2BIG : 0;
+    return 0;
 }
 
 void roamlist_result(const struct hp_config *cfg, const char *user, const struct sync_stats *st)

@@ -30,6 +30,7 @@
 struct roamlist {
     char *argv[ROAMLIST_ARGV + 1];
     char dir[PATH_MAX]; /* on the server, relative to the login's home ("" = it) */
+    char control[108];  /* the socket's path (sun_path) */
     char words[6][PATH_MAX + 32];
 };
 

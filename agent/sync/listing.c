@@ -103,7 +103,7 @@ static int parse_entry(char *f[6], struct listing_line *out)
     out->n.m.size = size;
     out->n.m.mtime_ns = (int64_t)mtime * 1000000000;
     if (out->n.m.type == SYNC_LINK) {
-        if (strlen(f[4]) != 2 * STATEDB_DIGEST)
+        if (strlen(f[4]) != (size_t)2 * STATEDB_DIGEST)
             return -EBADMSG;
         for (size_t i = 0; i < STATEDB_DIGEST; i++) {
             int hi = hexval(f[4][2 * i]), lo = hexval(f[4][2 * i + 1]);
@@ -333,7 +333,9 @@ int listing_fetch(char *const argv[], const char *dir, bool dry_run, unsigned id
         snprintf(why, whylen, "the remote directory's name is too long");
         return -ENAMETOOLONG;
     }
-    strcat(req, "\n");
+    rl = strlen(req); /* the escape left room for it */
+    req[rl] = '\n';
+    req[rl + 1] = '\0';
     *buf = NULL;
     *len = 0;
     if ((rc = start(argv, fds, &pid)) < 0) {
@@ -341,7 +343,7 @@ int listing_fetch(char *const argv[], const char *dir, bool dry_run, unsigned id
         return rc;
     }
     sigaction(SIGPIPE, &ign, &old);
-    rl = strlen(req);
+    rl++;
     if (write(fds[0], req, rl) != (ssize_t)rl)
         snprintf(err, sizeof err, "it did not read the request");
     sigaction(SIGPIPE, &old, NULL);
