@@ -694,9 +694,10 @@ static int list_remote(struct eng *e, struct side *sd)
     struct sync_stats *st = e->st;
     char *buf = NULL, **errs = NULL, why[200];
     size_t len, nerr = 0;
-    int rc =
-        listing_fetch(e->o->remote_list, e->o->remote_dir ? e->o->remote_dir : "", e->o->dry_run,
-                      LIST_IDLE_MS, &buf, &len, st->list_why, sizeof st->list_why);
+    /* without a database every file on both sides is compared: hashed there */
+    int flags = (e->o->dry_run ? LISTING_DRY_RUN : 0) | (e->have_db ? 0 : LISTING_HASH);
+    int rc = listing_fetch(e->o->remote_list, e->o->remote_dir ? e->o->remote_dir : "", flags,
+                           LIST_IDLE_MS, &buf, &len, st->list_why, sizeof st->list_why);
 
     if (rc == 0 && (rc = take_lines(e, sd, buf, len, &errs, &nerr, why, sizeof why)) < 0)
         snprintf(st->list_why, sizeof st->list_why, "%s: %s", e->o->remote_list[0], why);
@@ -1122,7 +1123,7 @@ static int hash_side(struct eng *e, struct side *sd, const char *path, struct sy
     const char *name;
     int pfd = open_parent(e, sd, path, false, &name), fd, rc;
 
-    if (n->m.type != SYNC_FILE)
+    if (n->m.type != SYNC_FILE || known(n->digest)) /* known: the server's listing hashed it */
         return 0;
     if (pfd < 0)
         return pfd;
@@ -1767,24 +1768,30 @@ int sync_list_serve(FILE *in, FILE *out, char *why, size_t whylen)
     struct eng e = {.o = &o, .st = &st};
     struct side *sd = &e.s[SYNC_REMOTE];
     struct walker w = {&e, sd, 0};
-    bool dry_run;
-    int rc = 0;
+    int rc = 0, flags;
 
     if (!fgets(line, sizeof line, in) || !(nl = strchr(line, '\n')) ||
-        (*nl = '\0', listing_parse_request(line, dir, sizeof dir, &dry_run) < 0)) {
+        (*nl = '\0', listing_parse_request(line, dir, sizeof dir, &flags) < 0)) {
         snprintf(why, whylen, "no request on stdin (this verb is run by homeport sync over ssh)");
         return -EBADMSG;
     }
-    o.dry_run = dry_run;
+    o.dry_run = flags & LISTING_DRY_RUN;
     sides_init(&e);
     raise_nofile();
     if ((rc = sd->root = open_root(dir, why, whylen, "tree")) < 0)
         return rc;
     fputs(LISTING_MAGIC "\n", out);
     walk_side(&w);
-    for (size_t i = 0; w.rc == 0 && i < sd->walk.n; i++)
-        if (listing_put_node(out, sd->walk.v[i].path, &sd->walk.v[i].n) < 0)
+    if ((flags & LISTING_HASH) && w.rc == 0 && !(e.buf = malloc(COPY_BUF)))
+        w.rc = -ENOMEM;
+    for (size_t i = 0; w.rc == 0 && i < sd->walk.n; i++) {
+        struct node *nd = &sd->walk.v[i];
+        if ((flags & LISTING_HASH) && nd->n.m.type == SYNC_FILE &&
+            hash_side(&e, sd, nd->path, &nd->n) < 0)
+            memset(nd->n.digest, 0, sizeof nd->n.digest); /* the pass reads it through sshfs */
+        if (listing_put_node(out, nd->path, &nd->n) < 0)
             w.rc = -EIO;
+    }
     for (size_t i = 0; w.rc == 0 && i < sd->nblind; i++)
         if (listing_put_text(out, 'B', sd->blind[i]) < 0)
             w.rc = -EIO;

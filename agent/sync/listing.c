@@ -102,7 +102,7 @@ static int parse_entry(char *f[6], struct listing_line *out)
     out->n.m.mode = (uint32_t)mode;
     out->n.m.size = size;
     out->n.m.mtime_ns = (int64_t)mtime * 1000000000;
-    if (out->n.m.type == SYNC_LINK) {
+    if (out->n.m.type == SYNC_LINK || (out->n.m.type == SYNC_FILE && strcmp(f[4], "-") != 0)) {
         if (strlen(f[4]) != (size_t)2 * STATEDB_DIGEST)
             return -EBADMSG;
         for (size_t i = 0; i < STATEDB_DIGEST; i++) {
@@ -192,7 +192,10 @@ int listing_put_node(FILE *f, const char *path, const struct sync_node *n)
     if (listing_escape(path, strlen(path), esc, sizeof esc) < 0 || n->m.type < SYNC_FILE ||
         n->m.type > SYNC_SPECIAL)
         return -EIO;
-    if (n->m.type == SYNC_LINK)
+    bool known = false;
+    for (size_t i = 0; i < STATEDB_DIGEST; i++)
+        known |= n->digest[i] != 0;
+    if (n->m.type == SYNC_LINK || (n->m.type == SYNC_FILE && known))
         for (size_t i = 0; i < STATEDB_DIGEST; i++)
             snprintf(dig + 2 * i, 3, "%02x", n->digest[i]);
     return fprintf(f, "%c %o %" PRIu64 " %lld %s %s\n", t[n->m.type], (unsigned)n->m.mode,
@@ -201,16 +204,22 @@ int listing_put_node(FILE *f, const char *path, const struct sync_node *n)
                : 0;
 }
 
-int listing_parse_request(char *line, char *dir, size_t dirlen, bool *dry_run)
+int listing_parse_request(char *line, char *dir, size_t dirlen, int *flags)
 {
     size_t rl = strlen(LISTING_REQ);
-    char *flags = line + rl + 1, *d;
+    char *f = line + rl + 1, *d;
     long n;
 
-    if (strncmp(line, LISTING_REQ " ", rl + 1) != 0 || !(d = strchr(flags, ' ')) ||
-        d != flags + 1 || (*flags != '-' && *flags != 'n'))
+    if (strncmp(line, LISTING_REQ " ", rl + 1) != 0 || !(d = strchr(f, ' ')) || d == f)
         return -EBADMSG;
-    *dry_run = *flags == 'n';
+    *flags = 0;
+    if (!(d == f + 1 && *f == '-'))
+        for (char *c = f; c < d; c++) {
+            int bit = *c == 'n' ? LISTING_DRY_RUN : *c == 'h' ? LISTING_HASH : 0;
+            if (!bit || (*flags & bit))
+                return -EBADMSG;
+            *flags |= bit;
+        }
     d++;
     if ((n = unescape(d)) <= 0 || (size_t)n != strlen(d) || (size_t)n >= dirlen)
         return -EBADMSG;
@@ -318,7 +327,7 @@ static int drain(int fds[3], unsigned idle_ms, char **buf, size_t *len, char *er
     return 0;
 }
 
-int listing_fetch(char *const argv[], const char *dir, bool dry_run, unsigned idle_ms, char **buf,
+int listing_fetch(char *const argv[], const char *dir, int flags, unsigned idle_ms, char **buf,
                   size_t *len, char *why, size_t whylen)
 {
     char req[4 * STATEDB_PATH_MAX + 64], err[1024] = "";
@@ -327,7 +336,8 @@ int listing_fetch(char *const argv[], const char *dir, bool dry_run, unsigned id
     pid_t pid = -1;
     struct sigaction ign = {.sa_handler = SIG_IGN}, old;
 
-    rl = (size_t)snprintf(req, sizeof req, "%s %c ", LISTING_REQ, dry_run ? 'n' : '-');
+    rl = (size_t)snprintf(req, sizeof req, "%s %s%s%s ", LISTING_REQ, flags ? "" : "-",
+                          flags & LISTING_DRY_RUN ? "n" : "", flags & LISTING_HASH ? "h" : "");
     if (listing_escape(*dir ? dir : ".", *dir ? strlen(dir) : 1, req + rl, sizeof req - rl - 1) <
         0) {
         snprintf(why, whylen, "the remote directory's name is too long");

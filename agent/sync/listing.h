@@ -16,9 +16,12 @@
  *
  *   HPLIST-REQ 1 FLAGS DIR
  *
- * FLAGS: "-", or "n" (a dry run: leftover temporary files are not
- * removed); DIR: the tree, escaped as below, relative to the session's
- * working directory (the login's home on the server), "." for that.
+ * FLAGS: "-" for none, else some of "n" (a dry run: leftover temporary
+ * files are not removed) and "h" (the files' SHA-256 too: a pass without a
+ * state database compares every file present on both sides, and the server
+ * reads its own disk faster than sshfs can); DIR: the tree, escaped as
+ * below, relative to the session's working directory (the login's home on
+ * the server), "." for that.
  *
  * The answer on its stdout, one line each, fields separated by one space:
  *
@@ -29,8 +32,9 @@
  *                                         bits; SIZE bytes (a symlink's:
  *                                         its target's length); MTIME whole
  *                                         seconds; DIGEST the SHA-256 of a
- *                                         symlink's target in hex, "-" for
- *                                         the other types
+ *                                         symlink's target in hex, of a
+ *                                         file's content when asked ("h"),
+ *                                         else "-"
  *   B PATH                                a directory, or an entry, that
  *                                         could not be read: nothing at or
  *                                         below it is decided
@@ -79,15 +83,19 @@ int listing_put_text(FILE *f, char kind, const char *s);
  * 32-bit unsigned field carries them, in ns. */
 long long listing_sftp_mtime(long long mtime_ns);
 
-/* Parse the request line (without its '\n'): 0, or -EBADMSG. */
-int listing_parse_request(char *line, char *dir, size_t dirlen, bool *dry_run);
+#define LISTING_DRY_RUN 1 /* "n" */
+#define LISTING_HASH 2    /* "h" */
 
-/* Run argv (no shell: execvp), give it the request for dir on its stdin and
+/* Parse the request line (without its '\n'): 0 with LISTING_* in *flags,
+ * or -EBADMSG. */
+int listing_parse_request(char *line, char *dir, size_t dirlen, int *flags);
+
+/* Run argv (no shell: execvp), give it the request for dir (LISTING_* flags) on its stdin and
  * read all of its stdout into *buf (malloc'ed, NUL-terminated, *len bytes),
  * giving up when nothing came for idle_ms.  0 when it exited 0; else
  * -errno, its exit status (1..255), or 256+N for a signal, with what it
  * said on stderr (the first line) or why in why. */
-int listing_fetch(char *const argv[], const char *dir, bool dry_run, unsigned idle_ms, char **buf,
+int listing_fetch(char *const argv[], const char *dir, int flags, unsigned idle_ms, char **buf,
                   size_t *len, char *why, size_t whylen);
 
 #endif

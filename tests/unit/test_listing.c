@@ -40,6 +40,12 @@ static void test_lines(void)
     ok(listing_parse(line, &l) == 0 && l.n.m.type == SYNC_LINK && l.n.digest[0] == 0x28 &&
            l.n.digest[31] == 0x08,
        "a symlink's line with its target's digest");
+    snprintf(line, sizeof line, "f 600 3 5 %s x",
+             "ab"
+             "000000000000000000000000000000000000000000000000000000000000cd");
+    ok(listing_parse(line, &l) == 0 && l.n.m.type == SYNC_FILE && l.n.digest[0] == 0xab &&
+           l.n.digest[31] == 0xcd,
+       "a file's line with its digest (a pass without a database asks for them)");
     snprintf(line, sizeof line, "d 755 4096 0 - new\\012line");
     ok(listing_parse(line, &l) == 0 && l.n.m.type == SYNC_DIR && !strcmp(l.text, "new\nline"),
        "a directory whose name has a newline");
@@ -82,19 +88,26 @@ static void test_lines(void)
 static void test_request(void)
 {
     char line[128], dir[64];
-    bool dry;
+    int fl;
 
     snprintf(line, sizeof line, LISTING_REQ " n homes/al\\040ice");
-    ok(listing_parse_request(line, dir, sizeof dir, &dry) == 0 && dry &&
+    ok(listing_parse_request(line, dir, sizeof dir, &fl) == 0 && fl == LISTING_DRY_RUN &&
            !strcmp(dir, "homes/al ice"),
        "request: dry run, an escaped directory");
     snprintf(line, sizeof line, LISTING_REQ " - .");
-    ok(listing_parse_request(line, dir, sizeof dir, &dry) == 0 && !dry && !strcmp(dir, "."),
+    ok(listing_parse_request(line, dir, sizeof dir, &fl) == 0 && fl == 0 && !strcmp(dir, "."),
        "request: the home itself");
-    snprintf(line, sizeof line, LISTING_REQ " x .");
-    ok(listing_parse_request(line, dir, sizeof dir, &dry) == -EBADMSG, "request: bad flags");
-    snprintf(line, sizeof line, "HPLIST-REQ 2 - .");
-    ok(listing_parse_request(line, dir, sizeof dir, &dry) == -EBADMSG, "request: another version");
+    snprintf(line, sizeof line, LISTING_REQ " hn .");
+    ok(listing_parse_request(line, dir, sizeof dir, &fl) == 0 &&
+           fl == (LISTING_DRY_RUN | LISTING_HASH),
+       "request: dry run and digests");
+    static const char *bad[] = {LISTING_REQ " x .", LISTING_REQ " hh .", LISTING_REQ " -n .",
+                                LISTING_REQ "  .",  LISTING_REQ " - ",   "HPLIST-REQ 2 - ."};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(line, sizeof line, "%s", bad[i]);
+        ok(listing_parse_request(line, dir, sizeof dir, &fl) == -EBADMSG, "request refused: '%s'",
+           bad[i]);
+    }
     ok(listing_sftp_mtime(1700000000123456789LL) == 1700000000000000000LL,
        "mtime: whole seconds, as sshfs shows them");
     ok(listing_sftp_mtime(-1) == 4294967295000000000LL, "mtime: before 1970, as 32-bit unsigned");
@@ -118,7 +131,7 @@ static void put(const char *rel, const char *data)
 }
 
 /* The verb's output for the tree DIR (below top), into the file out. */
-static int serve(const char *dir, const char *out)
+static int serve(const char *flags, const char *dir, const char *out)
 {
     char in[PATH_MAX + 64], why[256];
     FILE *fi, *fo;
@@ -129,7 +142,7 @@ static int serve(const char *dir, const char *out)
     fo = fopen(out, "w");
     if (!fi || !fo)
         return -EIO;
-    fprintf(fi, "%s - %s\n", LISTING_REQ, dir);
+    fprintf(fi, "%s %s %s\n", LISTING_REQ, flags, dir);
     rewind(fi);
     rc = sync_list_serve(fi, fo, why, sizeof why);
     fclose(fi);
@@ -167,7 +180,8 @@ static int pass(const char *local, const char *listing, struct sync_stats *st)
 
 static void test_engine(void)
 {
-    char lst[PATH_MAX + 16], cut[PATH_MAX + 16], odd[PATH_MAX + 16], cmd[6 * PATH_MAX];
+    char lst[PATH_MAX + 16], cut[PATH_MAX + 16], odd[PATH_MAX + 16], hashed[PATH_MAX + 16];
+    char cmd[6 * PATH_MAX];
     struct sync_stats st;
     struct stat sb;
 
@@ -181,7 +195,15 @@ static void test_engine(void)
     put("R/top", "three");
     snprintf(lst, sizeof lst, "%s/listing", top);
     ok(chdir(top) == 0, "in the tree's parent (the session's home on a server)");
-    ok(serve("R", lst) == 0, "sync_list_serve lists the tree");
+    ok(serve("-", "R", lst) == 0, "sync_list_serve lists the tree");
+    snprintf(hashed, sizeof hashed, "%s/hashed", top);
+    ok(serve("h", "R", hashed) == 0, "  and with the files' digests");
+    snprintf(
+        cmd, sizeof cmd,
+        "grep -q '^f 644 3 [0-9]* 7692c3ad3540bb803c020b3aee66cd8887123234ea0c6e7143c0add73ff431ed "
+        "a/b/f$' '%s' && ! grep -q '^d .* [0-9a-f]\\{64\\} ' '%s'",
+        hashed, hashed);
+    ok(system(cmd) == 0, "  a file's is its SHA-256, a directory has none");
 
     ok(pass("L1", lst, &st) == 0 && st.listed == 1 && st.to_local == 6 && st.errors == 0,
        "a pass takes the listing: 6 entries copied here (listed %d, to_local %lu)", st.listed,
@@ -211,6 +233,15 @@ static void test_engine(void)
              odd);
     ok(system(cmd) == 0, "a listing out of order");
     ok(pass("L3", odd, &st) == 0 && st.listed == -EBADMSG, "  refused (%s)", st.list_why);
+
+    /* a digest from the listing is used: a wrong one makes the same bytes a conflict */
+    snprintf(cmd, sizeof cmd,
+             "mkdir '%s/L4' && echo -n three > '%s/L4/top' && sed 's/^\\(f 644 5 [0-9]*\\) "
+             "[0-9a-f]* top$/\\1 %064d top/' '%s' > '%s'",
+             top, top, 1, hashed, odd);
+    ok(system(cmd) == 0, "a hashed listing with a wrong digest for 'top'");
+    ok(pass("L4", odd, &st) == 0 && st.listed == 1 && st.conflicts == 1,
+       "  a first pass takes the server's digests (%lu conflicts)", st.conflicts);
 
     /* a command that cannot run */
     ok(pass("L3", NULL, &st) == 0 && st.listed == -EPROTO && st.errors == 0,
