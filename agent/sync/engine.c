@@ -1074,17 +1074,21 @@ static struct statedb *result(struct eng *e)
 
 /* Put path into the new database with both sides' metadata as they are now;
  * digest: known content (NULL: none; symlinks are hashed here). */
-static int record(struct eng *e, const char *path, const unsigned char *digest)
+static int record_as(struct eng *e, const char *path, const unsigned char *digest,
+                     const struct sync_meta *remote)
 {
     struct statedb_entry en = {.path = (char *)path};
     struct stat l, r;
     int rc;
 
     if ((rc = lstat_path(e, &e->s[SYNC_LOCAL], path, &l)) < 0 ||
-        (rc = lstat_path(e, &e->s[SYNC_REMOTE], path, &r)) < 0)
+        (!remote && (rc = lstat_path(e, &e->s[SYNC_REMOTE], path, &r)) < 0))
         return rc;
     meta_of(&l, SYNC_LOCAL, &en.local);
-    meta_of(&r, SYNC_REMOTE, &en.remote);
+    if (remote)
+        en.remote = *remote;
+    else
+        meta_of(&r, SYNC_REMOTE, &en.remote);
     if (en.local.type != en.remote.type)
         return -ESTALE;
     if (en.local.type == SYNC_LINK) {
@@ -1101,6 +1105,12 @@ static int record(struct eng *e, const char *path, const unsigned char *digest)
     }
     e->dirty = true;
     return (rc = out_real(e)) < 0 ? rc : statedb_put(&e->out, &en);
+}
+
+/* record_as with the remote side stat'ed again. */
+static int record(struct eng *e, const char *path, const unsigned char *digest)
+{
+    return record_as(e, path, digest, NULL);
 }
 
 static int keep_base(struct eng *e, const struct item *it)
@@ -1229,10 +1239,13 @@ static int apply(struct eng *e, struct item *it, bool *defer)
         e->st->in_step++;
         if (e->o->dry_run)
             return 0;
-        rc = record(e, it->path,
-                    it->l && known(it->l->digest) ? it->l->digest
-                    : it->base                    ? it->base->digest
-                                                  : NULL);
+        /* nothing was written: over the server's listing, the remote side
+         * as listed (what sshfs shows) instead of a round trip an entry */
+        rc = record_as(e, it->path,
+                       it->l && known(it->l->digest) ? it->l->digest
+                       : it->base                    ? it->base->digest
+                                                     : NULL,
+                       e->st->listed == 1 && it->r ? &it->r->m : NULL);
         break;
     case SYNC_COPY_TO_REMOTE:
     case SYNC_COPY_TO_LOCAL: {
