@@ -109,6 +109,7 @@ struct eng {
     int64_t trust_before; /* a listing is recorded only for a ctime before this */
     char stamp[32];       /* YYYY-MM-DD_HHMMSS */
     unsigned char *buf;
+    FILE *serve; /* sync_list_serve: the walk's errors go into the listing, with their path */
 };
 
 /* ---- reporting ---------------------------------------------------------- */
@@ -152,7 +153,14 @@ static void report_err(struct eng *e, const char *path, int err, const char *wha
     esc(p, sizeof p, path);
     pthread_mutex_lock(&report_lock);
     e->st->errors++;
-    report(e, "error %s: %s%s%s", p, what, err ? ": " : "", err ? strerror(-err) : "");
+    if (e->serve) { /* the reader counts it, unless the path is excluded there */
+        char line[LINE_MAX_OUT];
+        snprintf(line, sizeof line, "error %s: %s%s%s", p, what, err ? ": " : "",
+                 err ? strerror(-err) : "");
+        listing_put_error(e->serve, path, line);
+    } else {
+        report(e, "error %s: %s%s%s", p, what, err ? ": " : "", err ? strerror(-err) : "");
+    }
     pthread_mutex_unlock(&report_lock);
 }
 
@@ -663,14 +671,19 @@ static int take_lines(struct eng *e, struct side *sd, char *buf, size_t len, cha
                 return -EBADMSG;
             }
             end = true;
-        } else if (l.kind == 'E') {
+        } else if (l.kind == 'E' || l.kind == 'B') {
+            if (e->o->exclude && strcmp(l.path, ".") != 0 &&
+                exclude_match(e->o->exclude, l.path, false))
+                continue; /* below an excluded directory: the walk of the mount never looks */
+        }
+        if (l.kind == 'E') {
             char **g = realloc(*errs, (*nerr + 1) * sizeof *g);
             if (!g)
                 return -ENOMEM;
             *errs = g;
             g[(*nerr)++] = l.text;
         } else if (l.kind == 'B') {
-            if (add_blind(sd, l.len == 1 && l.text[0] == '.' ? "" : l.text) < 0)
+            if (add_blind(sd, !strcmp(l.path, ".") ? "" : l.path) < 0)
                 return -ENOMEM;
         } else if (l.kind == 'n') {
             nodes++;
@@ -719,12 +732,6 @@ static int list_remote(struct eng *e, struct side *sd)
     free(errs);
     free(buf);
     return rc;
-}
-
-/* sync_list_serve's report: the walk's error lines go into the listing. */
-static void serve_error(void *ctx, const char *line)
-{
-    listing_put_text(ctx, 'E', line);
 }
 
 static void *walk_side(void *v)
@@ -1776,9 +1783,9 @@ out:
 int sync_list_serve(FILE *in, FILE *out, char *why, size_t whylen)
 {
     char line[4 * STATEDB_PATH_MAX + 64], dir[STATEDB_PATH_MAX + 1], *nl;
-    struct sync_opts o = {.report = serve_error, .ctx = out};
+    struct sync_opts o = {0};
     struct sync_stats st = {0};
-    struct eng e = {.o = &o, .st = &st};
+    struct eng e = {.o = &o, .st = &st, .serve = out};
     struct side *sd = &e.s[SYNC_REMOTE];
     struct walker w = {&e, sd, 0};
     int rc = 0, flags;

@@ -117,7 +117,7 @@ static int parse_entry(char *f[6], struct listing_line *out)
     if ((n = unescape(f[5])) < 0 || !statedb_path_ok(f[5], (size_t)n))
         return -EBADMSG;
     out->kind = 'n';
-    out->text = f[5];
+    out->text = out->path = f[5];
     out->len = (size_t)n;
     return 0;
 }
@@ -151,13 +151,16 @@ int listing_parse(char *line, struct listing_line *out)
         out->count = (unsigned long)v;
         return 0;
     }
-    if (nf == 2 && (!strcmp(f[0], "B") || !strcmp(f[0], "E"))) {
-        if ((n = unescape(f[1])) < 0 || (size_t)n != strlen(f[1]))
+    if ((nf == 2 && !strcmp(f[0], "B")) || (nf == 3 && !strcmp(f[0], "E"))) {
+        char *t = f[nf - 1];
+        if ((n = unescape(f[1])) < 0 || (size_t)n != strlen(f[1]) ||
+            (!(n == 1 && f[1][0] == '.') && !statedb_path_ok(f[1], (size_t)n)))
             return -EBADMSG;
-        if (f[0][0] == 'B' && !(n == 1 && f[1][0] == '.') && !statedb_path_ok(f[1], (size_t)n))
+        out->path = f[1];
+        if (nf == 3 && ((n = unescape(t)) < 0 || (size_t)n != strlen(t)))
             return -EBADMSG;
         out->kind = f[0][0];
-        out->text = f[1];
+        out->text = t;
         out->len = (size_t)n;
         return 0;
     }
@@ -173,6 +176,16 @@ int listing_put_text(FILE *f, char kind, const char *s)
     if (listing_escape(*s ? s : ".", *s ? strlen(s) : 1, esc, sizeof esc) < 0)
         return -EIO;
     return fprintf(f, "%c %s\n", kind, esc) < 0 ? -EIO : 0;
+}
+
+int listing_put_error(FILE *f, const char *path, const char *line)
+{
+    char p[4 * STATEDB_PATH_MAX + 8], t[4 * STATEDB_PATH_MAX + 8];
+
+    if (listing_escape(*path ? path : ".", *path ? strlen(path) : 1, p, sizeof p) < 0 ||
+        listing_escape(line, strlen(line), t, sizeof t) < 0)
+        return -EIO;
+    return fprintf(f, "E %s %s\n", p, t) < 0 ? -EIO : 0;
 }
 
 long long listing_sftp_mtime(long long mtime_ns)

@@ -38,8 +38,9 @@
  *   B PATH                                a directory, or an entry, that
  *                                         could not be read: nothing at or
  *                                         below it is decided
- *   E TEXT                                an error line of the walk ("error
- *                                         PATH: what"), counted as one
+ *   E PATH TEXT                           an error of the walk at PATH (its
+ *                                         line, "error PATH: what"), counted
+ *                                         as one unless PATH is excluded
  *   END COUNT                             last line: COUNT entry lines
  *
  * PATH and TEXT are escaped: every byte below 0x21, 0x7f and '\' as '\'
@@ -62,6 +63,7 @@
 struct listing_line {
     char kind;           /* 'n' an entry, 'B', 'E', 'Z' (END), 'H' (the header) */
     char *text;          /* the path (n, B) or the text (E), unescaped in place */
+    char *path;          /* the path of n, B and E ("." for the root in B and E) */
     size_t len;          /* its length (it may hold a NUL only where escaped: refused) */
     struct sync_node n;  /* an entry's metadata (ino, ctime 0) */
     unsigned long count; /* END's */
@@ -78,6 +80,7 @@ int listing_parse(char *line, struct listing_line *out);
 /* Write an entry, a B or E line to f (the server's side).  0 or -EIO. */
 int listing_put_node(FILE *f, const char *path, const struct sync_node *n);
 int listing_put_text(FILE *f, char kind, const char *s);
+int listing_put_error(FILE *f, const char *path, const char *line);
 
 /* The mtime sshfs shows for one of mtime_ns: whole seconds as SFTP v3's
  * 32-bit unsigned field carries them, in ns. */

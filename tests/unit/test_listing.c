@@ -51,9 +51,10 @@ static void test_lines(void)
        "a directory whose name has a newline");
     snprintf(line, sizeof line, "B .");
     ok(listing_parse(line, &l) == 0 && l.kind == 'B' && !strcmp(l.text, "."), "B: the root");
-    snprintf(line, sizeof line, "E error\\040x:\\040cannot");
-    ok(listing_parse(line, &l) == 0 && l.kind == 'E' && !strcmp(l.text, "error x: cannot"),
-       "E: an error line");
+    snprintf(line, sizeof line, "E a\\040b error\\040a\\040b:\\040cannot");
+    ok(listing_parse(line, &l) == 0 && l.kind == 'E' && !strcmp(l.text, "error a b: cannot") &&
+           !strcmp(l.path, "a b"),
+       "E: an error line and its path");
     snprintf(line, sizeof line, "END 42");
     ok(listing_parse(line, &l) == 0 && l.kind == 'Z' && l.count == 42, "END");
 
@@ -75,6 +76,9 @@ static void test_lines(void)
         "f  644 1 1 - a",                /* an empty field */
         "f 644 1 1 -",                   /* no path */
         "END",                           /* no count */
+        "E error",                       /* no path */
+        "E ../x error",                  /* a bad path */
+        "B a b",                         /* two paths */
         "END 1x",
         "HPLIST 2",
         "",
