@@ -6,8 +6,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "textfile.h"
 #include "tree.h"
@@ -79,8 +81,20 @@ int roamlist_get(const struct hp_config *cfg, const char *user, struct roamlist 
         log_debug("sync %s: the server cannot list (%s): the mount is walked", user, rec);
         return -ENOENT;
     }
-    if (control_path(cfg, user, l->control, sizeof l->control) < 0 || stat(l->control, &st) < 0 ||
-        !S_ISSOCK(st.st_mode)) {
+    /* ssh may make its control socket after sshfs has mounted (seen up to
+     * seconds later; not understood): the login's pass, right after a
+     * mount (a record younger than 30 s), waits for it up to 1 s, then
+     * walks the mount */
+    struct stat rs;
+    bool fresh = stat(rec, &rs) == 0 && time(NULL) - rs.st_mtime < 30;
+    if (control_path(cfg, user, l->control, sizeof l->control) < 0)
+        return -ENOENT;
+    int waited = 0;
+    for (; fresh && waited < 20 && stat(l->control, &st) < 0; waited++)
+        clock_sleep_ms(50);
+    if (waited)
+        log_debug("sync %s: waited %d ms for the shared ssh connection", user, waited * 50);
+    if (stat(l->control, &st) < 0 || !S_ISSOCK(st.st_mode)) {
         log_debug("sync %s: no shared ssh connection at %s: the mount is walked", user, l->control);
         return -ENOENT;
     }
