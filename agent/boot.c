@@ -339,11 +339,34 @@ static enum boot_exit compute_exit(const struct boot_report *r)
     return BOOT_OK;
 }
 
+/* Dead nbd devices and loop devices on deleted files, into r->devices.
+ * The scan's buffer (BOOT_MAX_DEVICES of them, 270 KB) is on the heap, not
+ * the stack: the resident agent runs this once, and a stack keeps its
+ * high-water mark resident for the agent's whole life. */
+static void scan_devices(struct boot_report *r, const struct boot_env *env)
+{
+    struct hp_dev_problem *d = calloc(BOOT_MAX_DEVICES, sizeof *d);
+    long nd;
+
+    if (!d) {
+        r->internal_err = -ENOMEM;
+        return;
+    }
+    nd = mounts_scan_devices(env->sysfs, d, BOOT_MAX_DEVICES);
+    if (nd <= 0) {
+        free(d);
+        return;
+    }
+    r->devices = realloc(d, (size_t)nd * sizeof *d) ?: d;
+    r->ndevices = (size_t)nd;
+    for (long i = 0; i < nd; i++)
+        log_warn("device %s: %s", r->devices[i].name, r->devices[i].detail);
+}
+
 enum boot_exit boot_run(const struct hp_config *cfg, const struct boot_env *env,
                         struct boot_report *r)
 {
     struct hp_mount_table t;
-    long nd;
     int rc;
 
     memset(r, 0, sizeof *r);
@@ -374,12 +397,7 @@ enum boot_exit boot_run(const struct hp_config *cfg, const struct boot_env *env,
         }
     }
 
-    nd = mounts_scan_devices(env->sysfs, r->devices, BOOT_MAX_DEVICES);
-    if (nd > 0) {
-        r->ndevices = (size_t)nd;
-        for (long i = 0; i < nd; i++)
-            log_warn("device %s: %s", r->devices[i].name, r->devices[i].detail);
-    }
+    scan_devices(r, env);
 
     if (!r->agent_pid && clean_leftovers(r) < 0)
         r->internal_err = -ENOMEM;
@@ -412,6 +430,7 @@ void boot_report_free(struct boot_report *r)
     for (size_t i = 0; i < r->nleftovers; i++)
         free(r->leftovers[i].path);
     free(r->leftovers);
+    free(r->devices);
     if (r->nbd)
         nbd_probe_free(r->nbd, r->nnbd);
     free(r->nbd);

@@ -68,7 +68,7 @@ struct boot_report {
     struct boot_mount *mounts; /* stale/orphan/unresponsive anywhere, live below staging;
                                   live homes too, unreported */
     size_t nmounts;
-    struct hp_dev_problem devices[BOOT_MAX_DEVICES];
+    struct hp_dev_problem *devices; /* at most BOOT_MAX_DEVICES */
     size_t ndevices;
     struct boot_leftover *leftovers;
     size_t nleftovers;
