@@ -34,8 +34,8 @@ stop_all() {
 }
 CLEANUP_HOOK=stop_all
 
-[ -e /dev/fuse ] || { echo "1..0 # SKIP no /dev/fuse"; exit 0; }
-command -v busybox > /dev/null || { echo "1..0 # SKIP busybox is not installed"; exit 0; }
+requires_fuse
+requires busybox
 
 add_users alice:2001 bob:2002 carol:2003
 mkdir -p "$T/srv" "$T/skel" "$T/bin" "$T/fake"
