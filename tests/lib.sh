@@ -122,6 +122,27 @@ ${NBD_CONF:-}
 CONF
 }
 
+# home_conf [NBD-LINES]: the configuration of a test of NBD homes:
+# write_conf with NBD-LINES in [nbd] (servers, tls_* …), homes mounted on
+# $T/home/USER with attach = $ATTACH (default fuse) and HOME_CONF's lines,
+# SESSION_CONF's lines in [session] when set, images made in $T/srv of
+# IMAGE_SIZE (default 32M) and SERVER_CONF's lines in [server].
+home_conf() {
+    NBD_CONF=${1:-} write_conf
+    cat >> "$CONF" << C
+[home]
+mount_dir = $T/home/%u
+attach = ${ATTACH:-fuse}
+${HOME_CONF:-}
+${SESSION_CONF:+[session]
+$SESSION_CONF}
+[server]
+image_dir = $T/srv
+default_size = ${IMAGE_SIZE:-32M}
+${SERVER_CONF:-}
+C
+}
+
 # hp ARGS…: run homeport with the test config; stdout in $T/out, stderr in
 # $T/err, exit code in $rc.  Bounded by a timeout.
 hp() {
