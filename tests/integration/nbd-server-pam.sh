@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Logins and a reconnect with Debian's nbd-server as the home server (as
-# with nbdkit in pam-agent.sh and home-fuse.sh): the agent's warm
+# with nbdkit in pam/*.sh and home-fuse.sh): the agent's warm
 # connections to nbd-server, a login through pamtester on one; nbd-server
 # killed (the main process, then its children, which hold the warm
 # connections and the port) and started again: the next login goes on with
