@@ -10,7 +10,10 @@ NWAVE=${NWAVE:-50}
 users=()
 for i in $(seq -w 1 "$NWAVE"); do users+=("w$i:$((3000 + 10#$i))"); done
 given "the $NWAVE users" add_users "${users[@]}"
-for i in $(seq -w 1 "$NWAVE"); do given "the home of w$i" hp mkhome "w$i" --size 16M; done
+for i in $(seq -w 1 "$NWAVE"); do
+    hp mkhome "w$i" --size 16M
+    given "the home of w$i" test "$rc" = 0
+done
 given "nbdkit" start_nbdkit "$T/nbd.sock" file dir="$T/srv"
 pam_services
 BASE_MOUNTS=$(nmounts)
