@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "json.h"
@@ -367,8 +368,10 @@ enum boot_exit boot_run(const struct hp_config *cfg, const struct boot_env *env,
                         struct boot_report *r)
 {
     struct hp_mount_table t;
+    struct timespec t0, t1;
     int rc;
 
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(r, 0, sizeof *r);
     r->cfg = cfg;
     r->agent_pid = boot_running_agent(cfg->run_dir);
@@ -416,6 +419,8 @@ enum boot_exit boot_run(const struct hp_config *cfg, const struct boot_env *env,
         }
     }
     r->exit_code = compute_exit(r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    r->elapsed_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     return r->exit_code;
 }
 
@@ -555,7 +560,8 @@ void boot_print_text(FILE *f, const struct boot_report *r)
         }
         fputc('\n', f);
     }
-    fprintf(f, "result %d (%s)\n", r->exit_code, exit_name(r->exit_code));
+    fprintf(f, "result %d (%s), boot phase %.1f ms\n", r->exit_code, exit_name(r->exit_code),
+            r->elapsed_ms);
 }
 
 static void json_action(FILE *f, int action, const char *done)
@@ -731,7 +737,8 @@ void boot_print_json(FILE *f, const struct boot_report *r)
             fputs("null", f);
         fputc('}', f);
     }
-    fprintf(f, "],\n \"exit_code\": %d, \"result\": ", r->exit_code);
+    fprintf(f, "],\n \"elapsed_ms\": %.3f, \"exit_code\": %d, \"result\": ", r->elapsed_ms,
+            r->exit_code);
     json_str(f, exit_name(r->exit_code));
     fprintf(f, "}\n");
 }

@@ -77,6 +77,7 @@ struct boot_report {
 
     int internal_err; /* -errno of a failure of the phase itself */
     enum boot_exit exit_code;
+    double elapsed_ms; /* the whole phase, probes included */
 };
 
 /* Where the phase looks (another root for tests or a chroot). */
