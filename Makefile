@@ -20,6 +20,9 @@ EXAMPLEDIR ?= $(PREFIX)/share/doc/homeport/examples
 BINDIR ?= $(PREFIX)/bin
 SYSTEMDUNITDIR ?= /lib/systemd/system
 DRACUTDIR ?= /usr/lib/dracut/modules.d
+# The initramfs-tools hook and boot script: the local administrator's place
+# (a package puts them in /usr/share/initramfs-tools instead: debian/rules)
+INITRAMFSDIR ?= $(SYSCONFDIR)/initramfs-tools
 
 SRCS := $(sort $(wildcard agent/*.c agent/sync/*.c))
 LIBOBJS := $(filter-out agent/main.c,$(SRCS))
@@ -180,8 +183,8 @@ install: $(BIN)
 	install -D -m 0644 configs/sync-exclude $(DESTDIR)$(EXAMPLEDIR)/sync-exclude
 	install -D -m 0644 configs/sync-exclude $(DESTDIR)$(SYSCONFDIR)/homeport/sync-exclude
 	install -D -m 0644 configs/sync-exclude.local.example $(DESTDIR)$(EXAMPLEDIR)/sync-exclude.local.example
-	install -D -m 0755 initramfs-hooks/initramfs-tools/hooks/homeport $(DESTDIR)$(SYSCONFDIR)/initramfs-tools/hooks/homeport
-	install -D -m 0755 initramfs-hooks/initramfs-tools/scripts/init-premount/homeport $(DESTDIR)$(SYSCONFDIR)/initramfs-tools/scripts/init-premount/homeport
+	install -D -m 0755 initramfs-hooks/initramfs-tools/hooks/homeport $(DESTDIR)$(INITRAMFSDIR)/hooks/homeport
+	install -D -m 0755 initramfs-hooks/initramfs-tools/scripts/init-premount/homeport $(DESTDIR)$(INITRAMFSDIR)/scripts/init-premount/homeport
 	install -D -m 0755 initramfs-hooks/dracut/95homeport/module-setup.sh $(DESTDIR)$(DRACUTDIR)/95homeport/module-setup.sh
 	install -D -m 0755 initramfs-hooks/dracut/95homeport/homeport-start.sh $(DESTDIR)$(DRACUTDIR)/95homeport/homeport-start.sh
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/homeport.conf ]; then \
