@@ -170,6 +170,7 @@ install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/homeport
 	install -D -m 0644 docs/homeport.8 $(DESTDIR)$(MANDIR)/man8/homeport.8
 	install -D -m 0644 docs/homeport.conf.5 $(DESTDIR)$(MANDIR)/man5/homeport.conf.5
+	install -D -m 0644 docs/homeport-sync-popup.1 $(DESTDIR)$(MANDIR)/man1/homeport-sync-popup.1
 	install -D -m 0644 configs/homeport.conf $(DESTDIR)$(EXAMPLEDIR)/homeport.conf
 	install -d $(DESTDIR)$(EXAMPLEDIR)/pam.d
 	install -m 0644 configs/pam.d/* $(DESTDIR)$(EXAMPLEDIR)/pam.d/
