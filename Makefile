@@ -23,6 +23,8 @@ DRACUTDIR ?= /usr/lib/dracut/modules.d
 # The initramfs-tools hook and boot script: the local administrator's place
 # (a package puts them in /usr/share/initramfs-tools instead: debian/rules)
 INITRAMFSDIR ?= $(SYSCONFDIR)/initramfs-tools
+# pam-auth-update(8) profiles (read only from there; disabled by default)
+PAMCONFIGDIR ?= /usr/share/pam-configs
 
 SRCS := $(sort $(wildcard agent/*.c agent/sync/*.c))
 LIBOBJS := $(filter-out agent/main.c,$(SRCS))
@@ -174,6 +176,10 @@ install: $(BIN)
 	install -D -m 0644 configs/homeport.conf $(DESTDIR)$(EXAMPLEDIR)/homeport.conf
 	install -d $(DESTDIR)$(EXAMPLEDIR)/pam.d
 	install -m 0644 configs/pam.d/* $(DESTDIR)$(EXAMPLEDIR)/pam.d/
+	install -d $(DESTDIR)$(PAMCONFIGDIR)
+	for f in configs/pam-configs/*; do \
+	    sed 's|/usr/local/sbin/homeport|$(SBINDIR)/homeport|' $$f > $(DESTDIR)$(PAMCONFIGDIR)/$${f##*/} && \
+	    chmod 0644 $(DESTDIR)$(PAMCONFIGDIR)/$${f##*/} || exit 1; done
 	install -D -m 0755 init.d/homeport $(DESTDIR)$(SYSCONFDIR)/init.d/homeport
 	sed -i 's|^DAEMON=/usr/local/sbin/homeport$$|DAEMON=$(SBINDIR)/homeport|' $(DESTDIR)$(SYSCONFDIR)/init.d/homeport
 	install -D -m 0644 init.d/homeport.service $(DESTDIR)$(SYSTEMDUNITDIR)/homeport.service
