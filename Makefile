@@ -10,6 +10,7 @@
 #                   FUZZ_SECONDS (default 60)
 #   make demo       the boot phase end to end against a local nbdkit
 #   make install    DESTDIR=… PREFIX=…
+#   make deb        the Debian package, in build/deb/ (see debian/README.source)
 
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 PREFIX ?= /usr/local
@@ -40,7 +41,7 @@ Q ?= @
 SYSROOT := build/sysroot
 DEPS_WORK := build/deps
 
-.PHONY: all dev asan check demo size install clean distclean format lint deps flavor FORCE \
+.PHONY: all dev asan check demo size install deb clean distclean format lint deps flavor FORCE \
         fuzz fuzz-build fuzz-check fuzz-flavor
 all: build/homeport
 
@@ -197,6 +198,16 @@ install: $(BIN)
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/homeport.conf ]; then \
 	    install -D -m 0644 configs/homeport.conf $(DESTDIR)$(SYSCONFDIR)/homeport.conf; \
 	else echo "kept existing $(DESTDIR)$(SYSCONFDIR)/homeport.conf"; fi
+
+# The Debian package (debian/): build/deb/homeport_VERSION_ARCH.deb, with
+# its .changes and .buildinfo.  DEB_VERSION=V packages version V instead of
+# debian/changelog's (the package test builds two versions this way).
+DEB_DIR := build/deb
+deb:
+	@mkdir -p $(DEB_DIR)
+	HOMEPORT_DEB_VERSION=$(DEB_VERSION) dpkg-buildpackage --no-sign -b \
+	    --buildinfo-option=-u$(DEB_DIR) --changes-option=-u$(DEB_DIR) \
+	    --buildinfo-file=$(DEB_DIR)/homeport.buildinfo --changes-file=$(DEB_DIR)/homeport.changes
 
 # What format and lint cover (cppcheck walks agent/ and its subdirectories).
 LINT_FILES = agent/*.c agent/*.h agent/sync/*.c agent/sync/*.h tests/unit/*.c tests/unit/*.h \
