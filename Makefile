@@ -200,11 +200,11 @@ install: $(BIN)
 	else echo "kept existing $(DESTDIR)$(SYSCONFDIR)/homeport.conf"; fi
 
 # The Debian package (debian/): build/deb/homeport_VERSION_ARCH.deb, with
-# its .changes and .buildinfo.  DEB_VERSION=V packages version V instead of
+# its .changes and .buildinfo (the last build's only).  DEB_VERSION=V packages version V instead of
 # debian/changelog's (the package test builds two versions this way).
 DEB_DIR := build/deb
 deb:
-	@mkdir -p $(DEB_DIR)
+	@mkdir -p $(DEB_DIR) && rm -f $(DEB_DIR)/*
 	HOMEPORT_DEB_VERSION=$(DEB_VERSION) dpkg-buildpackage --no-sign -b \
 	    --buildinfo-option=-u$(DEB_DIR) --changes-option=-u$(DEB_DIR) \
 	    --buildinfo-file=$(DEB_DIR)/homeport.buildinfo --changes-file=$(DEB_DIR)/homeport.changes
