@@ -194,7 +194,7 @@ check "the new agent runs the new binary" test "$(readlink "/proc/$P2/exe" 2> /d
 check "the home was never unmounted (mount $M1)" test "$(mount_id)" = "$M1"
 check "its worker still serves it (pid $W1)" kill -0 "$W1"
 check "the file held open reads back" bash -c 'read -r l <&7 && [ "$l" = "written before the upgrade" ]'
-check "the home still works" bash -c "echo after > '$R/home/alice/after' && sync && test \"\$(cat '$R/home/alice/note')\" = 'written before the upgrade'"
+check "the home still works" bash -c "echo after > '$R/home/alice/after' && sync -f '$R/home/alice/after' && test \"\$(cat '$R/home/alice/note')\" = 'written before the upgrade'"
 rc=0
 in_root homeport status > "$T/out" 2>&1 || rc=$?
 expect_rc 0 "homeport status after the upgrade"
