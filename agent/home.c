@@ -309,180 +309,278 @@ static const char *current_target(const struct home_state *s)
     return s->phase == HOME_PREPARED ? s->stage : s->mountpoint;
 }
 
-int home_prepare(const struct hp_config *cfg, const char *user, const struct hp_server *srv,
-                 struct nbd_handle *warm, home_progress_fn progress, void *ctx, char *why,
-                 size_t whylen)
+/* A home being prepared: what is attached so far, so that a failing step
+ * can undo it all (home_setup_undo). */
+struct home_setup {
+    const struct hp_config *cfg;
+    const struct hp_server *srv;
+    struct nbd_handle *warm;
+    uid_t uid;
+    gid_t gid;
+    bool kernel;
+    int loop_fd; /* FUSE attach: the loop device, until the mount holds it */
+    struct home_state s;
+    char stats[PATH_MAX];
+    char *why;
+    size_t whylen;
+};
+
+/* Check the request and fill hs (nothing attached yet): a stale record is
+ * cleaned up, the directories made. */
+static int home_setup_init(struct home_setup *hs, const char *user)
 {
-    struct home_state s = {0};
-    char stats[PATH_MAX], dir[PATH_MAX], disk[PATH_MAX + 8];
+    const struct hp_config *cfg = hs->cfg;
+    struct home_state *s = &hs->s;
     struct passwd *pw;
-    struct stat st;
-    int lfd = -1, rc;
+    char dir[PATH_MAX];
+    int rc;
 
     if (!user_name_valid(user)) {
-        snprintf(why, whylen, "invalid user name '%s': it %s", user, user_name_problem(user));
+        snprintf(hs->why, hs->whylen, "invalid user name '%s': it %s", user,
+                 user_name_problem(user));
         return -EINVAL;
     }
     pw = getpwnam(user);
     if (!pw) {
-        snprintf(why, whylen, "user '%s' is unknown on this machine", user);
+        snprintf(hs->why, hs->whylen, "user '%s' is unknown on this machine", user);
         return -ENOENT;
     }
-    if (!srv)
-        srv = config_home_server(cfg);
-    if (!srv) {
-        snprintf(why, whylen, "no home server configured: set [home] server or [nbd] servers");
+    hs->uid = pw->pw_uid;
+    hs->gid = pw->pw_gid;
+    if (!hs->srv)
+        hs->srv = config_home_server(cfg);
+    if (!hs->srv) {
+        snprintf(hs->why, hs->whylen,
+                 "no home server configured: set [home] server or [nbd] servers");
         return -EINVAL;
     }
-    if (state_read(cfg, user, &s) == 0) {
-        if (worker_alive(s.worker) && is_mountpoint_of(current_target(&s), s.device)) {
-            snprintf(why, whylen, "the home of %s is already %s on %s (%s)", user,
-                     s.phase == HOME_PREPARED ? "prepared" : "mounted", current_target(&s),
-                     s.device);
+    if (state_read(cfg, user, s) == 0) {
+        if (worker_alive(s->worker) && is_mountpoint_of(current_target(s), s->device)) {
+            snprintf(hs->why, hs->whylen, "the home of %s is already %s on %s (%s)", user,
+                     s->phase == HOME_PREPARED ? "prepared" : "mounted", current_target(s),
+                     s->device);
             return -EALREADY;
         }
-        log_warn("stale record of %s's home (worker %d gone): cleaning it up", user, (int)s.worker);
-        discard(cfg, &s);
+        log_warn("stale record of %s's home (worker %d gone): cleaning it up", user,
+                 (int)s->worker);
+        discard(cfg, s);
     }
-    bool kernel =
+    hs->kernel =
         cfg->attach == HP_ATTACH_KERNEL || (cfg->attach == HP_ATTACH_AUTO && nbdkernel_available());
     if (cfg->attach == HP_ATTACH_KERNEL && !nbdkernel_available()) {
-        snprintf(why, whylen, "attach = kernel, but nbd.ko is not loaded and cannot be loaded");
+        snprintf(hs->why, hs->whylen,
+                 "attach = kernel, but nbd.ko is not loaded and cannot be loaded");
         return -ENODEV;
     }
-    memset(&s, 0, sizeof s);
-    snprintf(s.user, sizeof s.user, "%s", user);
-    snprintf(s.attach, sizeof s.attach, "%s", kernel ? "kernel" : "fuse");
-    snprintf(s.server, sizeof s.server, "%s", srv->label);
-    if (config_expand(cfg->export_template, user, s.export, sizeof s.export) < 0 ||
-        config_expand(cfg->mount_template, user, s.mountpoint, sizeof s.mountpoint) < 0) {
-        snprintf(why, whylen, "export or mount_dir too long for user %s", user);
+    memset(s, 0, sizeof *s);
+    snprintf(s->user, sizeof s->user, "%s", user);
+    snprintf(s->attach, sizeof s->attach, "%s", hs->kernel ? "kernel" : "fuse");
+    snprintf(s->server, sizeof s->server, "%s", hs->srv->label);
+    if (config_expand(cfg->export_template, user, s->export, sizeof s->export) < 0 ||
+        config_expand(cfg->mount_template, user, s->mountpoint, sizeof s->mountpoint) < 0) {
+        snprintf(hs->why, hs->whylen, "export or mount_dir too long for user %s", user);
         return -ENAMETOOLONG;
     }
-    if (!kernel)
-        snprintf(s.fuse_dir, sizeof s.fuse_dir, "%s/fuse/%s", cfg->run_dir, user);
-    snprintf(s.stage, sizeof s.stage, "%s/stage/%s", cfg->run_dir, user);
-    s.phase = HOME_PREPARED;
+    if (!hs->kernel)
+        snprintf(s->fuse_dir, sizeof s->fuse_dir, "%s/fuse/%s", cfg->run_dir, user);
+    snprintf(s->stage, sizeof s->stage, "%s/stage/%s", cfg->run_dir, user);
+    s->phase = HOME_PREPARED;
     snprintf(dir, sizeof dir, "%s/homes", cfg->run_dir);
-    if ((rc = tree_mkdirs(dir, 0700)) < 0 || (rc = tree_mkdirs(s.stage, 0700)) < 0 ||
-        (!kernel && (rc = tree_mkdirs(s.fuse_dir, 0700)) < 0)) {
-        snprintf(why, whylen, "cannot create the directories under %s: %s", cfg->run_dir,
+    if ((rc = tree_mkdirs(dir, 0700)) < 0 || (rc = tree_mkdirs(s->stage, 0700)) < 0 ||
+        (!hs->kernel && (rc = tree_mkdirs(s->fuse_dir, 0700)) < 0)) {
+        snprintf(hs->why, hs->whylen, "cannot create the directories under %s: %s", cfg->run_dir,
                  strerror(-rc));
         return rc;
     }
-    state_path(cfg, user, ":stats", stats, sizeof stats);
+    state_path(cfg, user, ":stats", hs->stats, sizeof hs->stats);
+    return 0;
+}
 
-    say(progress, ctx, "Requesting home of %s from %s...", user, srv->label);
-    struct worker_params wp = {.cfg = cfg,
-                               .srv = srv,
-                               .export = s.export,
-                               .fuse_dir = kernel ? NULL : s.fuse_dir,
-                               .stats = stats,
-                               .warm = warm};
-    rc = worker_start(&wp, &s.worker, s.device, sizeof s.device, why, whylen);
-    if (rc < 0) {
-        discard(cfg, &s); /* the worker, its FUSE dir, the stage dir */
+/* Undo whatever the steps so far attached, mounted and recorded. */
+static void home_setup_undo(struct home_setup *hs)
+{
+    if (hs->s.device[0] && is_mountpoint_of(hs->s.stage, hs->s.device))
+        umount2(hs->s.stage, 0);
+    if (hs->loop_fd >= 0)
+        close(hs->loop_fd);
+    hs->loop_fd = -1;
+    discard(hs->cfg, &hs->s);
+}
+
+/* Start the home's worker (worker.h) and record the home: from here on a
+ * failure must be able to undo it. */
+static int start_worker(struct home_setup *hs)
+{
+    struct home_state *s = &hs->s;
+    struct worker_params p = {.cfg = hs->cfg,
+                              .srv = hs->srv,
+                              .export = s->export,
+                              .fuse_dir = hs->kernel ? NULL : s->fuse_dir,
+                              .stats = hs->stats,
+                              .warm = hs->warm};
+    int rc = worker_start(&p, &s->worker, s->device, sizeof s->device, hs->why, hs->whylen);
+
+    if (rc < 0)
+        return rc;
+    rc = state_write(hs->cfg, s);
+    if (rc < 0)
+        snprintf(hs->why, hs->whylen, "cannot record the home of %s: %s", s->user, strerror(-rc));
+    return rc;
+}
+
+/* nbd.ko: the worker attaches /dev/nbdN itself. */
+static int attach_kernel(struct home_setup *hs)
+{
+    struct home_state *s = &hs->s;
+    char ro[8] = "0", path[128];
+    int rc = start_worker(hs);
+
+    if (rc < 0)
+        return rc;
+    snprintf(path, sizeof path, "/sys/block/%.58s/ro", s->device + 5);
+    textfile_read_line(path, ro, sizeof ro, 0);
+    s->read_only = ro[0] == '1';
+    s->direct_io = true; /* no page cache between the device and the network */
+    return 0;
+}
+
+/* FUSE: the worker serves FUSE_DIR/disk, a loop device stands on it. */
+static int attach_fuse(struct home_setup *hs)
+{
+    struct home_state *s = &hs->s;
+    char disk[PATH_MAX + 8];
+    struct stat st;
+    int rc = start_worker(hs);
+
+    if (rc < 0)
+        return rc;
+    snprintf(disk, sizeof disk, "%s/disk", s->fuse_dir);
+    if (stat(disk, &st) == 0) {
+        s->size = (uint64_t)st.st_size;
+        s->read_only = !(st.st_mode & S_IWUSR); /* the server exports it read-only */
+    }
+    hs->loop_fd = loopdev_attach(disk, s->read_only, 0, s->device, sizeof s->device, &s->direct_io);
+    if (hs->loop_fd < 0) {
+        rc = hs->loop_fd;
+        s->device[0] = '\0';
+        snprintf(hs->why, hs->whylen, "cannot bind a loop device to %s: %s", disk, strerror(-rc));
         return rc;
     }
-    /* Record it now: from here on a failure must be able to undo it. */
-    rc = state_write(cfg, &s);
-    if (rc < 0) {
-        snprintf(why, whylen, "cannot record the home of %s: %s", user, strerror(-rc));
-        goto undo;
-    }
+    return 0;
+}
 
-    if (!kernel) {
-        snprintf(disk, sizeof disk, "%s/disk", s.fuse_dir);
-        if (stat(disk, &st) == 0) {
-            s.size = (uint64_t)st.st_size;
-            s.read_only = !(st.st_mode & S_IWUSR); /* the server exports it read-only */
-        }
-        lfd = loopdev_attach(disk, s.read_only, 0, s.device, sizeof s.device, &s.direct_io);
-        if (lfd < 0) {
-            rc = lfd;
-            s.device[0] = '\0';
-            snprintf(why, whylen, "cannot bind a loop device to %s: %s", disk, strerror(-rc));
-            goto undo;
-        }
-    } else {
-        char ro[8] = "0", path[128];
-        snprintf(path, sizeof path, "/sys/block/%.58s/ro", s.device + 5);
-        textfile_read_line(path, ro, sizeof ro, 0);
-        s.read_only = ro[0] == '1';
-        s.direct_io = true; /* no page cache between the device and the network */
-    }
-    if (s.read_only)
-        log_notice("the server exports %s's home read-only: mounting it read-only", user);
-    state_write(cfg, &s);
+/* e2fsck -p (-n on a read-only device), unless the superblock says clean. */
+static int check_fs(struct home_setup *hs)
+{
+    const struct home_state *s = &hs->s;
+    const char *fsck[] = {"e2fsck", s->read_only ? "-n" : "-p", s->device, NULL};
+    int rc = fs_clean(s->device) ? 0 : spawn_wait(fsck, 1);
 
-    say(progress, ctx, "Checking the home of %s...", user);
-    /* -p repairs what is safe; a read-only device can only be checked (-n). */
-    const char *fsck[] = {"e2fsck", s.read_only ? "-n" : "-p", s.device, NULL};
-    rc = fs_clean(s.device) ? 0 : spawn_wait(fsck, 1);
     if (rc == -ENOENT) {
-        log_debug("e2fsck not found: %s not checked", s.device);
+        log_debug("e2fsck not found: %s not checked", s->device);
     } else if (rc >= 0 && (rc & ~3) == 4) {
-        snprintf(why, whylen,
+        snprintf(hs->why, hs->whylen,
                  "the home of %s has errors e2fsck %s cannot repair (exit %d): run "
                  "'e2fsck -f' on export '%s' of %s by hand",
-                 user, s.read_only ? "-n" : "-p", rc, s.export, s.server);
-        rc = -EUCLEAN;
-        goto undo;
+                 s->user, s->read_only ? "-n" : "-p", rc, s->export, s->server);
+        return -EUCLEAN;
     } else if (rc < 0 || rc >= 4) {
-        snprintf(why, whylen, "e2fsck could not check the home of %s on %s (exit %d)", user,
-                 s.device, rc);
-        rc = -EIO;
-        goto undo;
+        snprintf(hs->why, hs->whylen, "e2fsck could not check the home of %s on %s (exit %d)",
+                 s->user, s->device, rc);
+        return -EIO;
     } else if (rc > 0) {
-        log_notice("e2fsck -p repaired the home of %s (exit %d)", user, rc);
+        log_notice("e2fsck -p repaired the home of %s (exit %d)", s->user, rc);
     }
+    return 0;
+}
 
-    rc = do_mount(cfg, s.device, s.stage, s.read_only);
+/* Mount the device on the stage dir; the mount then holds the device. */
+static int mount_stage(struct home_setup *hs)
+{
+    const struct home_state *s = &hs->s;
+    int rc = do_mount(hs->cfg, s->device, s->stage, s->read_only);
+
     if (rc == -EUCLEAN) {
-        snprintf(why, whylen,
+        snprintf(hs->why, hs->whylen,
                  "cannot mount the home of %s: the filesystem needs repair (the kernel "
                  "refused it): run 'e2fsck -f' on export '%s' of %s by hand",
-                 user, s.export, s.server);
-        goto undo;
+                 s->user, s->export, s->server);
+        return rc;
     } else if (rc < 0) {
-        snprintf(why, whylen, "cannot mount %s (the home of %s): %s", s.device, user,
+        snprintf(hs->why, hs->whylen, "cannot mount %s (the home of %s): %s", s->device, s->user,
                  strerror(-rc));
-        goto undo;
+        return rc;
     }
-    close(lfd); /* the mount holds the device now */
-    lfd = -1;
-    if (stat(s.stage, &st) < 0 || st.st_uid != pw->pw_uid) {
-        if (!cfg->fix_owner) {
-            snprintf(why, whylen,
-                     "the home of %s belongs to uid %u, not %u: chown it on the server, or set "
-                     "fix_owner = yes",
-                     user, (unsigned)st.st_uid, (unsigned)pw->pw_uid);
-            rc = -EPERM;
-            goto undo;
-        }
-        if (chown(s.stage, pw->pw_uid, pw->pw_gid) < 0) {
-            rc = -errno;
-            snprintf(why, whylen, "cannot give the home of %s to uid %u: %s", user,
-                     (unsigned)pw->pw_uid, strerror(-rc));
-            goto undo;
-        }
-        log_notice("gave the root of %s's home to uid %u (fix_owner)", user, (unsigned)pw->pw_uid);
-    }
-    rc = state_write(cfg, &s);
-    if (rc < 0) {
-        snprintf(why, whylen, "cannot record the home of %s: %s", user, strerror(-rc));
-        goto undo;
-    }
-    log_info("home of %s prepared on %s (%s)", user, s.stage, s.device);
+    if (hs->loop_fd >= 0)
+        close(hs->loop_fd);
+    hs->loop_fd = -1;
     return 0;
+}
 
-undo:
-    if (is_mountpoint_of(s.stage, s.device))
-        umount2(s.stage, 0);
-    if (lfd >= 0)
-        close(lfd);
-    discard(cfg, &s);
-    return rc;
+/* The filesystem's root must belong to the user (or be given to them:
+ * fix_owner). */
+static int check_owner(struct home_setup *hs)
+{
+    const struct home_state *s = &hs->s;
+    struct stat st;
+    int rc;
+
+    if (stat(s->stage, &st) < 0) {
+        rc = -errno;
+        snprintf(hs->why, hs->whylen, "cannot check the owner of the home of %s on %s: %s", s->user,
+                 s->stage, strerror(-rc));
+        return rc;
+    }
+    if (st.st_uid == hs->uid)
+        return 0;
+    if (!hs->cfg->fix_owner) {
+        snprintf(hs->why, hs->whylen,
+                 "the home of %s belongs to uid %u, not %u: chown it on the server, or set "
+                 "fix_owner = yes",
+                 s->user, (unsigned)st.st_uid, (unsigned)hs->uid);
+        return -EPERM;
+    }
+    if (chown(s->stage, hs->uid, hs->gid) < 0) {
+        rc = -errno;
+        snprintf(hs->why, hs->whylen, "cannot give the home of %s to uid %u: %s", s->user,
+                 (unsigned)hs->uid, strerror(-rc));
+        return rc;
+    }
+    log_notice("gave the root of %s's home to uid %u (fix_owner)", s->user, (unsigned)hs->uid);
+    return 0;
+}
+
+int home_prepare(const struct hp_config *cfg, const char *user, const struct hp_server *srv,
+                 struct nbd_handle *warm, home_progress_fn progress, void *ctx, char *why,
+                 size_t whylen)
+{
+    struct home_setup hs = {
+        .cfg = cfg, .srv = srv, .warm = warm, .loop_fd = -1, .why = why, .whylen = whylen};
+    int rc = home_setup_init(&hs, user);
+
+    if (rc < 0)
+        return rc;
+    say(progress, ctx, "Requesting home of %s from %s...", user, hs.srv->label);
+    rc = hs.kernel ? attach_kernel(&hs) : attach_fuse(&hs);
+    if (rc == 0) {
+        if (hs.s.read_only)
+            log_notice("the server exports %s's home read-only: mounting it read-only", user);
+        state_write(cfg, &hs.s);
+        say(progress, ctx, "Checking the home of %s...", user);
+        rc = check_fs(&hs);
+    }
+    if (rc == 0)
+        rc = mount_stage(&hs);
+    if (rc == 0)
+        rc = check_owner(&hs);
+    if (rc == 0 && (rc = state_write(cfg, &hs.s)) < 0)
+        snprintf(why, whylen, "cannot record the home of %s: %s", user, strerror(-rc));
+    if (rc < 0) {
+        home_setup_undo(&hs);
+        return rc;
+    }
+    log_info("home of %s prepared on %s (%s)", user, hs.s.stage, hs.s.device);
+    return 0;
 }
 
 int home_enter(const struct hp_config *cfg, const char *user, int sessions, char *mountpoint,
