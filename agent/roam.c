@@ -10,7 +10,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -22,6 +21,7 @@
 #include "log.h"
 #include "mounts.h"
 #include "remote.h"
+#include "secret.h"
 #include "spawn.h"
 #include "sync/exclude.h"
 #include "textfile.h"
@@ -675,39 +675,6 @@ int roam_status(const struct hp_config *cfg, FILE *out, bool json)
     return bad;
 }
 
-/* ---- the password --------------------------------------------------------- */
-
-#define SECRET_PAGE 4096
-static char *secret; /* a locked page */
-
-int roam_keep_password(const char *password)
-{
-    size_t n = password ? strlen(password) : 0;
-
-    if (n == 0 || n >= SECRET_PAGE) {
-        roam_forget_password();
-        return n ? -E2BIG : 0;
-    }
-    if (!secret) {
-        void *p =
-            mmap(NULL, SECRET_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED)
-            return -ENOMEM;
-        if (mlock(p, SECRET_PAGE) < 0)
-            log_warn("cannot lock the password's memory: %s", strerror(errno));
-        madvise(p, SECRET_PAGE, MADV_DONTDUMP);
-        secret = p;
-    }
-    memcpy(secret, password, n + 1);
-    return 0;
-}
-
-void roam_forget_password(void)
-{
-    if (secret)
-        explicit_bzero(secret, SECRET_PAGE);
-}
-
 /* ---- login, session, logout ---------------------------------------------- */
 
 struct pass_ctx {
@@ -796,8 +763,8 @@ int roam_login(const struct hp_config *cfg, const char *user, roam_progress_fn p
     }
     if (progress)
         progress(ctx, "Connecting to your home on the server...");
-    rc = roam_mount(cfg, user, secret && *secret ? secret : NULL, msg, msglen);
-    roam_forget_password();
+    rc = roam_mount(cfg, user, secret_get(user), msg, msglen);
+    secret_forget(user);
     if (rc < 0 && rc != -EALREADY)
         return rc;
     if ((rc = roam_prepare_local(cfg, user, msg, msglen)) < 0) {

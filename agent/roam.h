@@ -74,12 +74,6 @@ int roam_get_sessions(const struct hp_config *cfg, const char *user);
 int roam_set_sessions(const struct hp_config *cfg, const char *user, int sessions);
 void roam_forget(const struct hp_config *cfg, const char *user);
 
-/* The password for the next roam_login's mount (auth = password), kept in
- * locked memory (never swapped, not in core dumps) until roam_forget_password
- * wipes it.  NULL or "" wipes.  0 or -ENOMEM. */
-int roam_keep_password(const char *password);
-void roam_forget_password(void);
-
 /* Progress for the person waiting (the greeter). */
 typedef void (*roam_progress_fn)(void *ctx, const char *msg);
 

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -28,6 +27,7 @@
 #include "proto.h"
 #include "remote.h"
 #include "roam.h"
+#include "secret.h"
 #include "session.h"
 #include "spawn.h"
 #include "textfile.h"
@@ -93,72 +93,6 @@ static struct {
     int64_t next_heartbeat; /* presence: due then (ms, monotonic) */
     pid_t heartbeat_pid;    /* the process sending them, while it runs */
 } S = {.lfd = -1, .sigr = -1, .sigw = -1, .lockfd = -1, .notify_fd = -1};
-
-/* ---- passwords for the roaming mount ------------------------------------ */
-
-/* What pam_exec expose_authtok gave at the auth stage, kept until the
- * user's mount has used it, at most one lease: in locked memory, never in
- * core dumps; a job gets a copy and the table is wiped in it. */
-#define MAX_SECRETS 16
-struct secret {
-    char user[33];
-    char pw[PROTO_SECRET_MAX + 1];
-    int64_t until;
-};
-static struct secret *secrets;
-
-static void secrets_init(void)
-{
-    size_t len = MAX_SECRETS * sizeof *secrets;
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-    if (p == MAP_FAILED) {
-        log_warn("cannot map memory for passwords: %s", strerror(errno));
-        return;
-    }
-    if (mlock(p, len) < 0)
-        log_warn("cannot lock the memory for passwords: %s", strerror(errno));
-    madvise(p, len, MADV_DONTDUMP);
-    secrets = p;
-}
-
-static struct secret *secret_of(const char *user)
-{
-    for (size_t i = 0; secrets && i < MAX_SECRETS; i++)
-        if (secrets[i].user[0] && !strcmp(secrets[i].user, user))
-            return &secrets[i];
-    return NULL;
-}
-
-static void secret_wipe(struct secret *s)
-{
-    if (s)
-        explicit_bzero(s, sizeof *s);
-}
-
-static int secret_keep(const char *user, const char *pw)
-{
-    struct secret *s = secret_of(user);
-    int64_t now = clock_ms();
-
-    for (size_t i = 0; !s && secrets && i < MAX_SECRETS; i++)
-        if (!secrets[i].user[0] || secrets[i].until <= now)
-            s = &secrets[i];
-    if (!s)
-        return -ENOSPC;
-    secret_wipe(s);
-    snprintf(s->user, sizeof s->user, "%s", user);
-    snprintf(s->pw, sizeof s->pw, "%s", pw);
-    s->until = now + S.cfg.lease_ms;
-    return 0;
-}
-
-static void secrets_expire(int64_t now)
-{
-    for (size_t i = 0; secrets && i < MAX_SECRETS; i++)
-        if (secrets[i].user[0] && secrets[i].until <= now)
-            secret_wipe(&secrets[i]);
-}
 
 static void on_signal(int sig)
 {
@@ -278,16 +212,13 @@ static void run_job(struct job *j, int wfd)
     log_close();
     spawn_close_fds(keep, 2);
     log_open(S.cfg.log_target, log_current_level());
-    if (j->req.verb == PV_ACCOUNT || j->req.verb == PV_OPEN_SESSION) {
-        struct secret *sec = secret_of(su.name);
-        if (sec && roam_keep_password(sec->pw) < 0)
-            log_warn("cannot keep the password of %s for its mount", su.name);
-    }
-    if (secrets) /* this process needs no other password */
-        explicit_bzero(secrets, MAX_SECRETS * sizeof *secrets);
+    if (j->req.verb == PV_ACCOUNT || j->req.verb == PV_OPEN_SESSION)
+        secret_keep_only(su.name); /* this process needs no other password */
+    else
+        secret_keep_only(NULL);
     rc = session_run(&S.cfg, j->req.verb, j->req.service, j->warm, &su, job_progress, &ctx, msg,
                      sizeof msg);
-    roam_forget_password();
+    secret_forget(su.name);
     snprintf(res, sizeof res, "%d %d %d %d %s", rc, (int)su.home, su.sessions, (int)su.presence,
              msg);
     write_line(wfd, 'R', res);
@@ -446,7 +377,7 @@ static void conclude(struct job *j, int status)
     if (j->got_result)
         u->su = j->result;
     if (verb == PV_ACCOUNT || verb == PV_OPEN_SESSION)
-        secret_wipe(secret_of(u->su.name)); /* used, or refused: asked again at the next auth */
+        secret_forget(u->su.name); /* used, or refused: asked again at the next auth */
     if (u->su.home != SH_MOUNTED)
         u->next_sync = 0;
     else if (!u->next_sync && S.cfg.home_mode == HP_HOME_SYNC && S.cfg.sync_interval_ms)
@@ -597,7 +528,7 @@ static void handle_request(struct client *c)
         int rc = 0;
         if (c->uid == 0 && S.cfg.home_mode == HP_HOME_SYNC &&
             S.cfg.sync_auth == HP_SYNC_AUTH_PASSWORD)
-            rc = secret_keep(req.user, req.secret);
+            rc = secret_keep(req.user, req.secret, clock_ms() + S.cfg.lease_ms);
         explicit_bzero(&req, sizeof req);
         explicit_bzero(buf, sizeof buf);
         if (c->uid != 0)
@@ -1022,7 +953,12 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
     run_boot_phase();
     home_foreach(&S.cfg, adopt, NULL);
     roam_foreach(&S.cfg, adopt_roaming, NULL);
-    secrets_init();
+    int lock_err;
+    rc = secret_init(&lock_err);
+    if (rc < 0)
+        log_warn("cannot map memory for passwords: %s", strerror(-rc));
+    else if (lock_err)
+        log_warn("cannot lock the memory for passwords: %s", strerror(lock_err));
     S.warm = warm_new(&S.cfg, S.cfg.warm_connections);
     char expected[64];
     if (session_expected_user(&S.cfg, expected, sizeof expected)) {
@@ -1066,7 +1002,7 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
                 next = due;
             }
         }
-        secrets_expire(now);
+        secret_expire(now);
         for (size_t i = 0; i < S.nusers; i++) { /* home_mode = sync: passes in the session */
             struct user *u = S.users[i];
             if (!u->next_sync || u->su.home != SH_MOUNTED || S.stopping)
