@@ -890,50 +890,37 @@ static int daemonize(void)
     return spawn_detach(S.cfg.log_target);
 }
 
-int server_run(struct hp_config *cfg, const struct server_opts *o)
+/* The agent's lock: taken, or handed over by the running agent
+ * (--replace).  0, or start_failed's 1. */
+static int lock_agent(const struct server_opts *o)
 {
     char path[PATH_MAX];
-    int sp[2], rc;
+    pid_t other = 0;
 
-    S.cfg = *cfg;
-    memset(cfg, 0, sizeof *cfg);
-    S.o = o;
-    if ((rc = tree_mkdirs(S.cfg.run_dir, 0755)) < 0)
-        return start_failed("cannot create run_dir %s: %s", S.cfg.run_dir, strerror(-rc));
-    if (snprintf(S.sock_path, sizeof S.sock_path, "%s/agent.sock", S.cfg.run_dir) >=
-        (int)sizeof S.sock_path)
-        return start_failed("run_dir %s is too long for a socket path", S.cfg.run_dir);
-    snprintf(S.pid_path, sizeof S.pid_path, "%s/agent.pid", S.cfg.run_dir);
     snprintf(path, sizeof path, "%s/agent.lock", S.cfg.run_dir);
     S.lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (S.lockfd < 0)
         return start_failed("cannot open %s: %s", path, strerror(errno));
-    pid_t other = 0;
-    if (take_lock(&other) < 0) {
-        if (!o->replace && other)
-            return start_failed("another homeport agent is running (pid %d)", (int)other);
-        if (!o->replace)
-            return start_failed("another homeport agent holds %s", path);
-        if (take_over(other) < 0)
-            return start_failed("the running agent (pid %d) did not hand over within %d s",
-                                (int)other, HANDOVER_MS / 1000);
-    }
+    if (take_lock(&other) == 0)
+        return 0;
+    if (!o->replace && other)
+        return start_failed("another homeport agent is running (pid %d)", (int)other);
+    if (!o->replace)
+        return start_failed("another homeport agent holds %s", path);
+    if (take_over(other) < 0)
+        return start_failed("the running agent (pid %d) did not hand over within %d s", (int)other,
+                            HANDOVER_MS / 1000);
+    return 0;
+}
 
-    /* in the background only now: the lock (inherited) is ours, and what
-     * went wrong so far went to the terminal */
-    if (!o->foreground && (rc = daemonize()) < 0)
-        return start_failed("cannot start in the background: %s", strerror(-rc));
+/* Signals through the self-pipe, before anything slow: a SIGHUP or SIGTERM
+ * during the boot phase waits for the loop instead of killing the agent. */
+static int catch_signals(void)
+{
+    int sp[2];
 
-    char why[600];
-    if (http_global_init() < 0)
-        return start_failed("cannot initialize libcurl");
-    if (remote_setup(&S.cfg, why, sizeof why) < 0 || tls_setup(&S.cfg, why, sizeof why) < 0)
-        return start_failed("%s", why);
-
-    /* Signals before anything slow: a SIGHUP or SIGTERM during the boot
-     * phase waits for the loop instead of killing the agent. */
     if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) < 0)
-        return start_failed("pipe: %s", strerror(errno));
+        return -errno;
     S.sigr = sp[0];
     S.sigw = sp[1];
     struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
@@ -949,170 +936,227 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
      * that they are reaped here rather than by whatever init this is. */
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         log_debug("cannot become a child subreaper: %s", strerror(errno));
+    return 0;
+}
+
+/* What this machine holds already: the boot phase, the homes and roaming
+ * profiles of a previous agent, the password store, warm connections, and
+ * the expected user's cache. */
+static void adopt_all(void)
+{
+    int lock_err, rc;
+    char expected[64];
 
     run_boot_phase();
     home_foreach(&S.cfg, adopt, NULL);
     roam_foreach(&S.cfg, adopt_roaming, NULL);
-    int lock_err;
     rc = secret_init(&lock_err);
     if (rc < 0)
         log_warn("cannot map memory for passwords: %s", strerror(-rc));
     else if (lock_err)
         log_warn("cannot lock the memory for passwords: %s", strerror(lock_err));
     S.warm = warm_new(&S.cfg, S.cfg.warm_connections);
-    char expected[64];
     if (session_expected_user(&S.cfg, expected, sizeof expected)) {
         struct user *u = find_user(expected, true);
         if (u && u->su.home == SH_NONE)
             enqueue_own(u, PV_CACHE); /* runs while the rest starts */
     }
+}
 
+/* Everything before the loop: the lock, the background, signals,
+ * adoption, the socket.  0, or start_failed's 1. */
+static int start_up(struct hp_config *cfg, const struct server_opts *o)
+{
+    char why[600];
+    int rc;
+
+    S.cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    S.o = o;
+    if ((rc = tree_mkdirs(S.cfg.run_dir, 0755)) < 0)
+        return start_failed("cannot create run_dir %s: %s", S.cfg.run_dir, strerror(-rc));
+    if (snprintf(S.sock_path, sizeof S.sock_path, "%s/agent.sock", S.cfg.run_dir) >=
+        (int)sizeof S.sock_path)
+        return start_failed("run_dir %s is too long for a socket path", S.cfg.run_dir);
+    snprintf(S.pid_path, sizeof S.pid_path, "%s/agent.pid", S.cfg.run_dir);
+    if ((rc = lock_agent(o)) != 0)
+        return rc;
+    /* in the background only now: the lock (inherited) is ours, and what
+     * went wrong so far went to the terminal */
+    if (!o->foreground && (rc = daemonize()) < 0)
+        return start_failed("cannot start in the background: %s", strerror(-rc));
+    if (http_global_init() < 0)
+        return start_failed("cannot initialize libcurl");
+    if (remote_setup(&S.cfg, why, sizeof why) < 0 || tls_setup(&S.cfg, why, sizeof why) < 0)
+        return start_failed("%s", why);
+    if ((rc = catch_signals()) < 0)
+        return start_failed("pipe: %s", strerror(-rc));
+    adopt_all();
     if ((rc = open_socket()) < 0)
         return start_failed("cannot listen on %s: %s", S.sock_path, strerror(-rc));
     if ((rc = write_pid_file()) < 0)
         return start_failed("cannot write %s: %s", S.pid_path, strerror(-rc));
     log_notice("agent ready (pid %d) on %s", (int)getpid(), S.sock_path);
     notify_parent("ready");
+    return 0;
+}
 
-    size_t cap = 64;
-    struct pollfd *fds = malloc(cap * sizeof *fds);
-    if (!fds)
-        return start_failed("out of memory");
-    for (;;) {
-        int64_t now = clock_ms(), next = now + 60000;
-        size_t n = 0, njobs = 0;
-
-        /* timers: leases, unmount retries */
-        for (size_t i = 0; i < S.nusers; i++) {
-            struct user *u = S.users[i];
-            int64_t due = 0;
-            if (u->lease_end)
-                due = u->lease_end;
-            if (u->retry_at && (!due || u->retry_at < due))
-                due = u->retry_at;
-            if (!due || u->running || u->head)
-                continue;
-            if (due <= now) {
-                u->lease_end = u->retry_at = 0;
-                log_info("%s: %s", u->su.name,
-                         u->su.home == SH_PREPARED ? "lease over: releasing the prepared home"
-                                                   : "retrying the unmount");
-                enqueue_own(u, PV_RELEASE);
-            } else if (due < next) {
-                next = due;
-            }
+/* Leases over and unmounts to retry: queued.  The earliest still ahead
+ * lowers *next. */
+static void due_releases(int64_t now, int64_t *next)
+{
+    for (size_t i = 0; i < S.nusers; i++) {
+        struct user *u = S.users[i];
+        int64_t due = 0;
+        if (u->lease_end)
+            due = u->lease_end;
+        if (u->retry_at && (!due || u->retry_at < due))
+            due = u->retry_at;
+        if (!due || u->running || u->head)
+            continue;
+        if (due <= now) {
+            u->lease_end = u->retry_at = 0;
+            log_info("%s: %s", u->su.name,
+                     u->su.home == SH_PREPARED ? "lease over: releasing the prepared home"
+                                               : "retrying the unmount");
+            enqueue_own(u, PV_RELEASE);
+        } else if (due < *next) {
+            *next = due;
         }
-        secret_expire(now);
-        for (size_t i = 0; i < S.nusers; i++) { /* home_mode = sync: passes in the session */
-            struct user *u = S.users[i];
-            if (!u->next_sync || u->su.home != SH_MOUNTED || S.stopping)
-                continue;
-            if (u->next_sync <= now && !u->running && !u->head) {
-                u->next_sync = now + S.cfg.sync_interval_ms;
-                enqueue_own(u, PV_SYNC);
-            }
-            if (u->next_sync < next)
-                next = u->next_sync;
-        }
-        if (remote_presence_on(&S.cfg)) {
-            if (now >= S.next_heartbeat) {
-                send_heartbeats();
-                S.next_heartbeat = now + S.cfg.heartbeat_interval_ms;
-            }
-            if (S.next_heartbeat < next)
-                next = S.next_heartbeat;
-        }
-        if (must_exit(now))
-            break;
-        if (S.stopping && S.stop_deadline < next)
-            next = S.stop_deadline;
-
-        for (size_t i = 0; i < S.nusers; i++)
-            njobs += S.users[i]->running != NULL;
-        size_t nwarm = (size_t)(S.cfg.nservers + 1) * S.cfg.warm_connections;
-        if (cap < 2 + S.nclients + njobs + nwarm) {
-            cap = 2 + S.nclients + njobs + nwarm + 64;
-            struct pollfd *nf = realloc(fds, cap * sizeof *nf);
-            if (!nf) {
-                log_err("out of memory");
-                break;
-            }
-            fds = nf;
-        }
-        fds[n++] = (struct pollfd){.fd = S.sigr, .events = POLLIN};
-        fds[n++] = (struct pollfd){.fd = S.lfd, .events = POLLIN};
-        size_t first_client = n;
-        for (size_t i = 0; i < S.nclients; i++)
-            fds[n++] = (struct pollfd){.fd = S.clients[i]->fd, .events = POLLIN};
-        size_t first_job = n;
-        for (size_t i = 0; i < S.nusers; i++)
-            if (S.users[i]->running && S.users[i]->running->rfd >= 0)
-                fds[n++] = (struct pollfd){.fd = S.users[i]->running->rfd, .events = POLLIN};
-
-        size_t first_warm = n;
-        n += warm_poll(S.warm, fds + n, cap - n, now, &next);
-
-        int timeout = next - now > INT_MAX ? INT_MAX : (int)(next - now);
-        if (poll(fds, n, timeout < 0 ? 0 : timeout) < 0 && errno != EINTR) {
-            log_err("poll: %s", strerror(errno));
-            break;
-        }
-        warm_events(S.warm, fds + first_warm, n - first_warm, clock_ms());
-        if (fds[0].revents) {
-            unsigned char sig;
-            while (read(S.sigr, &sig, 1) == 1) {
-                if (sig == SIGCHLD) {
-                    reap_children();
-                } else if (sig == SIGHUP) {
-                    reload();
-                } else if (sig == SIGUSR2) {
-                    log_notice("handing over to a new agent: exiting now");
-                    S.exit_now = true;
-                } else if (!S.stopping) {
-                    S.stopping = true;
-                    S.stop_deadline = clock_ms() + S.cfg.shutdown_timeout_ms;
-                    log_notice("signal %d: shutting down (releasing prepared homes, waiting up "
-                               "to %u ms for open sessions)",
-                               sig, S.cfg.shutdown_timeout_ms);
-                    for (size_t i = 0; i < S.nusers; i++)
-                        if (S.users[i]->su.home == SH_PREPARED && S.users[i]->su.sessions == 0)
-                            S.users[i]->lease_end = clock_ms();
-                } else {
-                    log_notice("signal %d again: exiting now", sig);
-                    S.exit_now = true;
-                }
-            }
-        }
-        /* Jobs first: a finished job frees its client for the next request.
-         * Collect the ready jobs before handling any (handling changes the
-         * lists). */
-        struct job *ready[256];
-        size_t nready = 0;
-        for (size_t k = first_job; k < first_warm && nready < 256; k++) {
-            if (!fds[k].revents)
-                continue;
-            for (size_t i = 0; i < S.nusers; i++)
-                if (S.users[i]->running && S.users[i]->running->rfd == fds[k].fd)
-                    ready[nready++] = S.users[i]->running;
-        }
-        for (size_t k = 0; k < nready; k++)
-            job_readable(ready[k]);
-        struct client *readable[MAX_CLIENTS];
-        size_t nread = 0;
-        for (size_t k = first_client; k < first_job; k++)
-            if (fds[k].revents)
-                for (size_t i = 0; i < S.nclients; i++)
-                    if (S.clients[i]->fd == fds[k].fd)
-                        readable[nread++] = S.clients[i];
-        for (size_t k = 0; k < nread; k++)
-            handle_request(readable[k]);
-        if (fds[1].revents)
-            accept_clients();
     }
+}
 
+/* Run what is due at now: releases, expired passwords, sync passes in
+ * the session (home_mode = sync), presence heartbeats.  Returns when the
+ * next one is due. */
+static int64_t due_timers(int64_t now)
+{
+    int64_t next = now + 60000;
+
+    due_releases(now, &next);
+    secret_expire(now);
+    for (size_t i = 0; i < S.nusers; i++) {
+        struct user *u = S.users[i];
+        if (!u->next_sync || u->su.home != SH_MOUNTED || S.stopping)
+            continue;
+        if (u->next_sync <= now && !u->running && !u->head) {
+            u->next_sync = now + S.cfg.sync_interval_ms;
+            enqueue_own(u, PV_SYNC);
+        }
+        if (u->next_sync < next)
+            next = u->next_sync;
+    }
+    if (remote_presence_on(&S.cfg)) {
+        if (now >= S.next_heartbeat) {
+            send_heartbeats();
+            S.next_heartbeat = now + S.cfg.heartbeat_interval_ms;
+        }
+        if (S.next_heartbeat < next)
+            next = S.next_heartbeat;
+    }
+    return next;
+}
+
+/* What the loop polls: the signal pipe, the socket, the clients, the
+ * running jobs' pipes, the warm connections, in this order. */
+struct poll_set {
+    struct pollfd *fds;
+    size_t cap, n, first_client, first_job, first_warm;
+};
+
+static int poll_set_build(struct poll_set *ps, int64_t now, int64_t *next)
+{
+    size_t njobs = 0, n = 0;
+
+    for (size_t i = 0; i < S.nusers; i++)
+        njobs += S.users[i]->running != NULL;
+    size_t nwarm = (size_t)(S.cfg.nservers + 1) * S.cfg.warm_connections;
+    if (ps->cap < 2 + S.nclients + njobs + nwarm) {
+        size_t cap = 2 + S.nclients + njobs + nwarm + 64;
+        struct pollfd *nf = realloc(ps->fds, cap * sizeof *nf);
+        if (!nf)
+            return -ENOMEM;
+        ps->fds = nf;
+        ps->cap = cap;
+    }
+    ps->fds[n++] = (struct pollfd){.fd = S.sigr, .events = POLLIN};
+    ps->fds[n++] = (struct pollfd){.fd = S.lfd, .events = POLLIN};
+    ps->first_client = n;
+    for (size_t i = 0; i < S.nclients; i++)
+        ps->fds[n++] = (struct pollfd){.fd = S.clients[i]->fd, .events = POLLIN};
+    ps->first_job = n;
+    for (size_t i = 0; i < S.nusers; i++)
+        if (S.users[i]->running && S.users[i]->running->rfd >= 0)
+            ps->fds[n++] = (struct pollfd){.fd = S.users[i]->running->rfd, .events = POLLIN};
+    ps->first_warm = n;
+    n += warm_poll(S.warm, ps->fds + n, ps->cap - n, now, next);
+    ps->n = n;
+    return 0;
+}
+
+/* The signals the self-pipe holds. */
+static void handle_signals(void)
+{
+    unsigned char sig;
+
+    while (read(S.sigr, &sig, 1) == 1) {
+        if (sig == SIGCHLD) {
+            reap_children();
+        } else if (sig == SIGHUP) {
+            reload();
+        } else if (sig == SIGUSR2) {
+            log_notice("handing over to a new agent: exiting now");
+            S.exit_now = true;
+        } else if (!S.stopping) {
+            S.stopping = true;
+            S.stop_deadline = clock_ms() + S.cfg.shutdown_timeout_ms;
+            log_notice("signal %d: shutting down (releasing prepared homes, waiting up "
+                       "to %u ms for open sessions)",
+                       sig, S.cfg.shutdown_timeout_ms);
+            for (size_t i = 0; i < S.nusers; i++)
+                if (S.users[i]->su.home == SH_PREPARED && S.users[i]->su.sessions == 0)
+                    S.users[i]->lease_end = clock_ms();
+        } else {
+            log_notice("signal %d again: exiting now", sig);
+            S.exit_now = true;
+        }
+    }
+}
+
+/* Jobs first: a finished job frees its client for the next request.  The
+ * ready ones are collected before any is handled (handling changes the
+ * lists).  Then the clients' requests, then new clients. */
+static void dispatch(const struct poll_set *ps)
+{
+    const struct pollfd *fds = ps->fds;
+    struct job *ready[256];
+    struct client *readable[MAX_CLIENTS];
+    size_t nready = 0, nread = 0;
+
+    for (size_t k = ps->first_job; k < ps->first_warm && nready < 256; k++) {
+        if (!fds[k].revents)
+            continue;
+        for (size_t i = 0; i < S.nusers; i++)
+            if (S.users[i]->running && S.users[i]->running->rfd == fds[k].fd)
+                ready[nready++] = S.users[i]->running;
+    }
+    for (size_t k = 0; k < nready; k++)
+        job_readable(ready[k]);
+    for (size_t k = ps->first_client; k < ps->first_job; k++)
+        if (fds[k].revents)
+            for (size_t i = 0; i < S.nclients; i++)
+                if (S.clients[i]->fd == fds[k].fd)
+                    readable[nread++] = S.clients[i];
+    for (size_t k = 0; k < nread; k++)
+        handle_request(readable[k]);
+    if (fds[1].revents)
+        accept_clients();
+}
+
+static void shut_down(void)
+{
     say_goodbye();
     warm_free(S.warm);
-    free(fds);
     while (S.nclients)
         drop_client(S.clients[0]);
     close(S.lfd);
@@ -1121,5 +1165,36 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
     log_notice("agent stopped");
     remote_cleanup();
     config_free(&S.cfg);
+}
+
+int server_run(struct hp_config *cfg, const struct server_opts *o)
+{
+    struct poll_set ps = {0};
+    int rc = start_up(cfg, o);
+
+    if (rc != 0)
+        return rc;
+    for (;;) {
+        int64_t now = clock_ms(), next = due_timers(now);
+        if (must_exit(now))
+            break;
+        if (S.stopping && S.stop_deadline < next)
+            next = S.stop_deadline;
+        if (poll_set_build(&ps, now, &next) < 0) {
+            log_err("out of memory");
+            break;
+        }
+        int timeout = next - now > INT_MAX ? INT_MAX : (int)(next - now);
+        if (poll(ps.fds, ps.n, timeout < 0 ? 0 : timeout) < 0 && errno != EINTR) {
+            log_err("poll: %s", strerror(errno));
+            break;
+        }
+        warm_events(S.warm, ps.fds + ps.first_warm, ps.n - ps.first_warm, clock_ms());
+        if (ps.fds[0].revents)
+            handle_signals();
+        dispatch(&ps);
+    }
+    shut_down();
+    free(ps.fds);
     return 0;
 }
