@@ -1169,11 +1169,14 @@ static void shut_down(void)
 
 int server_run(struct hp_config *cfg, const struct server_opts *o)
 {
-    struct poll_set ps = {0};
+    struct poll_set ps = {.cap = 64};
     int rc = start_up(cfg, o);
 
     if (rc != 0)
         return rc;
+    ps.fds = malloc(ps.cap * sizeof *ps.fds);
+    if (!ps.fds)
+        return start_failed("out of memory");
     for (;;) {
         int64_t now = clock_ms(), next = due_timers(now);
         if (must_exit(now))
