@@ -26,6 +26,8 @@
 #include "worker.h"
 
 #define WORKER_STOP_MS 10000
+#define RECORD_LINE_MAX 4199 /* home.h: longer lines of a record are ignored */
+#define STATS_LINE_MAX 511   /* and of USER:stats */
 
 static int release_device(const struct home_state *s);
 
@@ -52,30 +54,26 @@ static void state_path(const struct hp_config *cfg, const char *user, const char
 
 static int state_write(const struct hp_config *cfg, const struct home_state *s)
 {
-    char path[PATH_MAX], tmp[PATH_MAX + 8];
-    FILE *f;
+    char path[PATH_MAX];
+    struct textfile_kv kv = {0};
 
     state_path(cfg, s->user, "", path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s:tmp", path);
-    f = fopen(tmp, "we");
-    if (!f)
-        return -errno;
-    fprintf(f,
-            "user=%s\nattach=%s\ndevice=%s\nserver=%s\nexport=%s\nmountpoint=%s\nfuse_dir=%s\n"
-            "worker=%d\nsize=%llu\ndirect_io=%d\nread_only=%d\nphase=%s\nstage=%s\nsessions=%d\n"
-            "closing=%d\n",
-            s->user, s->attach, s->device, s->server, s->export, s->mountpoint, s->fuse_dir,
-            (int)s->worker, (unsigned long long)s->size, s->direct_io ? 1 : 0, s->read_only ? 1 : 0,
-            s->phase == HOME_MOUNTED ? "mounted" : "prepared", s->stage, s->sessions,
-            s->closing ? 1 : 0);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        int e = -errno;
-        fclose(f);
-        unlink(tmp);
-        return e;
-    }
-    fclose(f);
-    return rename(tmp, path) == 0 ? 0 : -errno;
+    textfile_kv_add(&kv, "user", "%s", s->user);
+    textfile_kv_add(&kv, "attach", "%s", s->attach);
+    textfile_kv_add(&kv, "device", "%s", s->device);
+    textfile_kv_add(&kv, "server", "%s", s->server);
+    textfile_kv_add(&kv, "export", "%s", s->export);
+    textfile_kv_add(&kv, "mountpoint", "%s", s->mountpoint);
+    textfile_kv_add(&kv, "fuse_dir", "%s", s->fuse_dir);
+    textfile_kv_add(&kv, "worker", "%d", (int)s->worker);
+    textfile_kv_add(&kv, "size", "%llu", (unsigned long long)s->size);
+    textfile_kv_add(&kv, "direct_io", "%d", s->direct_io ? 1 : 0);
+    textfile_kv_add(&kv, "read_only", "%d", s->read_only ? 1 : 0);
+    textfile_kv_add(&kv, "phase", "%s", s->phase == HOME_MOUNTED ? "mounted" : "prepared");
+    textfile_kv_add(&kv, "stage", "%s", s->stage);
+    textfile_kv_add(&kv, "sessions", "%d", s->sessions);
+    textfile_kv_add(&kv, "closing", "%d", s->closing ? 1 : 0);
+    return textfile_kv_replace(&kv, path, 0666);
 }
 
 /* Copy, cutting what does not fit. */
@@ -86,23 +84,40 @@ static void copy_field(char *dst, size_t len, const char *v)
     dst[n] = '\0';
 }
 
-/* The next line of f into line (len bytes, the newline dropped), or false
- * at the end.  A line that does not fit is skipped whole (*line is then
- * ""), never read as several: its rest could look like a key. */
-static bool record_line(FILE *f, char *line, size_t len)
+static void state_field(void *ctx, const char *key, const char *v)
 {
-    size_t n = 0;
-    int c;
+    struct home_state *s = ctx;
 
-    while ((c = getc(f)) != EOF && c != '\n')
-        if (n < len)
-            line[n++] = (char)c;
-    if (c == EOF && n == 0)
-        return false;
-    if (n == len) /* too long (a NUL in a line only ends its value early) */
-        n = 0;
-    line[n] = '\0';
-    return true;
+    if (!strcmp(key, "user"))
+        copy_field(s->user, sizeof s->user, v);
+    else if (!strcmp(key, "attach"))
+        copy_field(s->attach, sizeof s->attach, v);
+    else if (!strcmp(key, "device"))
+        copy_field(s->device, sizeof s->device, v);
+    else if (!strcmp(key, "server"))
+        copy_field(s->server, sizeof s->server, v);
+    else if (!strcmp(key, "export"))
+        copy_field(s->export, sizeof s->export, v);
+    else if (!strcmp(key, "mountpoint"))
+        copy_field(s->mountpoint, sizeof s->mountpoint, v);
+    else if (!strcmp(key, "fuse_dir"))
+        copy_field(s->fuse_dir, sizeof s->fuse_dir, v);
+    else if (!strcmp(key, "worker"))
+        s->worker = (pid_t)atoi(v);
+    else if (!strcmp(key, "size"))
+        s->size = strtoull(v, NULL, 10);
+    else if (!strcmp(key, "direct_io"))
+        s->direct_io = atoi(v) != 0;
+    else if (!strcmp(key, "read_only"))
+        s->read_only = atoi(v) != 0;
+    else if (!strcmp(key, "phase"))
+        s->phase = strcmp(v, "prepared") == 0 ? HOME_PREPARED : HOME_MOUNTED;
+    else if (!strcmp(key, "stage"))
+        copy_field(s->stage, sizeof s->stage, v);
+    else if (!strcmp(key, "sessions"))
+        s->sessions = atoi(v) > 0 ? atoi(v) : 0;
+    else if (!strcmp(key, "closing"))
+        s->closing = atoi(v) != 0;
 }
 
 /* The record at path, which is user's (its file is named for the user):
@@ -111,51 +126,12 @@ static bool record_line(FILE *f, char *line, size_t len)
  * the record it names) would not be user's. */
 static int state_read_file(const char *path, const char *user, struct home_state *s)
 {
-    char line[4200];
-    FILE *f = fopen(path, "re");
+    int rc;
 
     memset(s, 0, sizeof *s);
     s->phase = HOME_MOUNTED; /* records written before phases existed */
-    if (!f)
-        return -errno;
-    while (record_line(f, line, sizeof line)) {
-        char *eq = strchr(line, '='), *v;
-        if (!eq)
-            continue;
-        *eq = '\0';
-        v = eq + 1;
-        if (!strcmp(line, "user"))
-            copy_field(s->user, sizeof s->user, v);
-        else if (!strcmp(line, "attach"))
-            copy_field(s->attach, sizeof s->attach, v);
-        else if (!strcmp(line, "device"))
-            copy_field(s->device, sizeof s->device, v);
-        else if (!strcmp(line, "server"))
-            copy_field(s->server, sizeof s->server, v);
-        else if (!strcmp(line, "export"))
-            copy_field(s->export, sizeof s->export, v);
-        else if (!strcmp(line, "mountpoint"))
-            copy_field(s->mountpoint, sizeof s->mountpoint, v);
-        else if (!strcmp(line, "fuse_dir"))
-            copy_field(s->fuse_dir, sizeof s->fuse_dir, v);
-        else if (!strcmp(line, "worker"))
-            s->worker = (pid_t)atoi(v);
-        else if (!strcmp(line, "size"))
-            s->size = strtoull(v, NULL, 10);
-        else if (!strcmp(line, "direct_io"))
-            s->direct_io = atoi(v) != 0;
-        else if (!strcmp(line, "read_only"))
-            s->read_only = atoi(v) != 0;
-        else if (!strcmp(line, "phase"))
-            s->phase = strcmp(v, "prepared") == 0 ? HOME_PREPARED : HOME_MOUNTED;
-        else if (!strcmp(line, "stage"))
-            copy_field(s->stage, sizeof s->stage, v);
-        else if (!strcmp(line, "sessions"))
-            s->sessions = atoi(v) > 0 ? atoi(v) : 0;
-        else if (!strcmp(line, "closing"))
-            s->closing = atoi(v) != 0;
-    }
-    fclose(f);
+    if ((rc = textfile_kv_read(path, RECORD_LINE_MAX, state_field, s)) < 0)
+        return rc;
     return !strcmp(s->user, user) && s->mountpoint[0] ? 0 : -EINVAL;
 }
 
@@ -166,17 +142,30 @@ static int state_read(const struct hp_config *cfg, const char *user, struct home
     return state_read_file(path, user, s);
 }
 
+/* user's record, stats, and what a writer killed mid-write left of them
+ * (USER.tmp.PID, USER:stats.tmp.PID: textfile_replace's temp files). */
 static void state_remove(const struct hp_config *cfg, const char *user)
 {
-    char path[PATH_MAX];
+    char path[PATH_MAX], dir[PATH_MAX];
+    size_t ulen = strlen(user);
+    struct dirent *de;
+    DIR *d;
+
     state_path(cfg, user, "", path, sizeof path);
     unlink(path);
     state_path(cfg, user, ":stats", path, sizeof path);
     unlink(path);
-    state_path(cfg, user, ":stats:tmp", path, sizeof path); /* a worker killed mid-write */
-    unlink(path);
-    state_path(cfg, user, ":tmp", path, sizeof path);
-    unlink(path);
+    snprintf(dir, sizeof dir, "%s/homes", cfg->run_dir);
+    d = opendir(dir);
+    while (d && (de = readdir(d))) {
+        const char *rest = de->d_name + ulen;
+        if (strncmp(de->d_name, user, ulen) != 0 ||
+            (strncmp(rest, ".tmp.", 5) != 0 && strncmp(rest, ":stats.tmp.", 11) != 0))
+            continue;
+        unlinkat(dirfd(d), de->d_name, 0);
+    }
+    if (d)
+        closedir(d);
 }
 
 static bool is_mountpoint_of(const char *target, const char *source)
@@ -811,33 +800,35 @@ void home_foreach(const struct hp_config *cfg, void (*fn)(void *ctx, const char 
         closedir(d);
 }
 
-static void read_stats(const struct hp_config *cfg, const char *user, char *state, size_t slen,
-                       unsigned long long *rd, unsigned long long *wr, unsigned long long *rec,
-                       char *err, size_t elen)
-{
-    char path[PATH_MAX], line[512];
-    FILE *f;
+/* A worker's counters (worker.h), as status shows them. */
+struct stats {
+    char state[32], err[256];
+    unsigned long long rd, wr, rec;
+};
 
-    snprintf(state, slen, "unknown");
-    *rd = *wr = *rec = 0;
-    err[0] = '\0';
+static void stats_field(void *ctx, const char *key, const char *v)
+{
+    struct stats *st = ctx;
+
+    if (!strcmp(key, "state"))
+        copy_field(st->state, sizeof st->state, v);
+    else if (!strcmp(key, "bytes_read"))
+        st->rd = strtoull(v, NULL, 10);
+    else if (!strcmp(key, "bytes_written"))
+        st->wr = strtoull(v, NULL, 10);
+    else if (!strcmp(key, "reconnects"))
+        st->rec = strtoull(v, NULL, 10);
+    else if (!strcmp(key, "last_error"))
+        copy_field(st->err, sizeof st->err, v);
+}
+
+static void read_stats(const struct hp_config *cfg, const char *user, struct stats *st)
+{
+    char path[PATH_MAX];
+
+    *st = (struct stats){.state = "unknown"};
     state_path(cfg, user, ":stats", path, sizeof path);
-    f = fopen(path, "re");
-    if (!f)
-        return;
-    while (record_line(f, line, sizeof line)) {
-        if (!strncmp(line, "state=", 6))
-            copy_field(state, slen, line + 6);
-        else if (!strncmp(line, "bytes_read=", 11))
-            *rd = strtoull(line + 11, NULL, 10);
-        else if (!strncmp(line, "bytes_written=", 14))
-            *wr = strtoull(line + 14, NULL, 10);
-        else if (!strncmp(line, "reconnects=", 11))
-            *rec = strtoull(line + 11, NULL, 10);
-        else if (!strncmp(line, "last_error=", 11))
-            copy_field(err, elen, line + 11);
-    }
-    fclose(f);
+    textfile_kv_read(path, STATS_LINE_MAX, stats_field, st);
 }
 
 int home_status(const struct hp_config *cfg, FILE *out, bool json)
@@ -852,8 +843,8 @@ int home_status(const struct hp_config *cfg, FILE *out, bool json)
     if (json)
         fprintf(out, "{\"version\": 1, \"homes\": [");
     while (d && (de = readdir(d))) {
-        char path[PATH_MAX + 300], state[32], err[256];
-        unsigned long long rd, wr, rec;
+        char path[PATH_MAX + 300];
+        struct stats st;
         struct home_state s;
         if (de->d_name[0] == '.' || strchr(de->d_name, ':'))
             continue; /* USER:stats, USER:tmp (':' is never in a user name) */
@@ -862,7 +853,7 @@ int home_status(const struct hp_config *cfg, FILE *out, bool json)
             continue;
         bool alive = worker_alive(s.worker);
         bool mounted = is_mountpoint_of(current_target(&s), s.device);
-        read_stats(cfg, s.user, state, sizeof state, &rd, &wr, &rec, err, sizeof err);
+        read_stats(cfg, s.user, &st);
         if (!strcmp(s.attach, "kernel")) {
             /* the kernel counts: /sys/block/nbdN/stat, sectors read (3rd) and written (7th) */
             char sp[sizeof s.device + 32], line[256];
@@ -871,15 +862,15 @@ int home_status(const struct hp_config *cfg, FILE *out, bool json)
             if (textfile_read_line(sp, line, sizeof line, 0) == 0 &&
                 sscanf(line, "%llu %llu %llu %llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3],
                        &f[4], &f[5], &f[6]) == 7) {
-                rd = f[2] * 512;
-                wr = f[6] * 512;
+                st.rd = f[2] * 512;
+                st.wr = f[6] * 512;
             }
         }
         if (!alive)
-            snprintf(state, sizeof state, "worker-gone");
+            snprintf(st.state, sizeof st.state, "worker-gone");
         else if (!mounted)
-            snprintf(state, sizeof state, "not-mounted");
-        bool bad = strcmp(state, "connected") != 0;
+            snprintf(st.state, sizeof st.state, "not-mounted");
+        bool bad = strcmp(st.state, "connected") != 0;
         troubled += bad;
         const char *phase = s.phase == HOME_PREPARED ? "prepared" : "mounted";
         if (json) {
@@ -896,15 +887,15 @@ int home_status(const struct hp_config *cfg, FILE *out, bool json)
             fprintf(out, ", \"mountpoint\": ");
             json_str(out, s.mountpoint);
             fprintf(out, ", \"state\": ");
-            json_str(out, state);
+            json_str(out, st.state);
             fprintf(out, ", \"phase\": \"%s\", \"sessions\": %d", phase, s.sessions);
             fprintf(out,
                     ", \"size\": %llu, \"direct_io\": %s, \"read_only\": %s, \"reconnects\": %llu, "
                     "\"bytes_read\": %llu, \"bytes_written\": %llu, \"worker\": %d, "
                     "\"last_error\": ",
                     (unsigned long long)s.size, s.direct_io ? "true" : "false",
-                    s.read_only ? "true" : "false", rec, rd, wr, (int)s.worker);
-            json_str(out, err);
+                    s.read_only ? "true" : "false", st.rec, st.rd, st.wr, (int)s.worker);
+            json_str(out, st.err);
             fputc('}', out);
         } else {
             fprintf(out,
@@ -912,7 +903,8 @@ int home_status(const struct hp_config *cfg, FILE *out, bool json)
                     "reconnects %llu, read %llu bytes, written %llu bytes%s%s\n",
                     s.user, s.device, current_target(&s), phase, s.server, s.export, s.attach,
                     s.direct_io ? "direct I/O" : "buffered", s.read_only ? ", read-only" : "",
-                    state, s.sessions, rec, rd, wr, err[0] ? ", last error: " : "", err);
+                    st.state, s.sessions, st.rec, st.rd, st.wr, st.err[0] ? ", last error: " : "",
+                    st.err);
         }
         n++;
     }

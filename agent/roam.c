@@ -566,26 +566,39 @@ int roam_prepare_local(const struct hp_config *cfg, const char *user, char *why,
 
 /* ---- records -------------------------------------------------------------- */
 
+#define ROAM_RECORD_LINE_MAX 63 /* a longer line of a record is ignored */
+
+static void sessions_field(void *ctx, const char *key, const char *v)
+{
+    long *n = ctx;
+    char *end;
+
+    if (strcmp(key, "sessions") != 0)
+        return;
+    /* strtol, not sscanf's %d: a number past INT_MAX is no record, not undefined */
+    errno = 0;
+    *n = strtol(v, &end, 10);
+    if (end == v || errno || *n < 0 || *n > INT_MAX)
+        *n = -1;
+}
+
 int roam_get_sessions(const struct hp_config *cfg, const char *user)
 {
     struct roam_paths p;
-    char buf[64], *end;
-    long n;
+    long n = -1;
 
     if (roam_paths(cfg, user, &p) < 0)
         return -EINVAL;
-    if (textfile_read_line(p.record, buf, sizeof buf, 1) < 0 || strncmp(buf, "sessions=", 9) != 0)
+    if (textfile_kv_read(p.record, ROAM_RECORD_LINE_MAX, sessions_field, &n) < 0 || n < 0)
         return -ENOENT;
-    /* strtol, not sscanf's %d: a number past INT_MAX is no record, not undefined */
-    errno = 0;
-    n = strtol(buf + 9, &end, 10);
-    return end > buf + 9 && errno == 0 && n >= 0 && n <= INT_MAX ? (int)n : -ENOENT;
+    return (int)n;
 }
 
 int roam_set_sessions(const struct hp_config *cfg, const char *user, int sessions)
 {
     struct roam_paths p;
-    char buf[64], dir[PATH_MAX];
+    struct textfile_kv kv = {0};
+    char dir[PATH_MAX];
     int rc;
 
     if (roam_paths(cfg, user, &p) < 0)
@@ -593,8 +606,8 @@ int roam_set_sessions(const struct hp_config *cfg, const char *user, int session
     snprintf(dir, sizeof dir, "%s/roam", cfg->run_dir);
     if ((rc = tree_mkdirs(dir, 0700)) < 0)
         return rc;
-    snprintf(buf, sizeof buf, "sessions=%d\n", sessions);
-    return textfile_write(p.record, buf, 0600);
+    textfile_kv_add(&kv, "sessions", "%d", sessions);
+    return textfile_kv_replace(&kv, p.record, 0600);
 }
 
 void roam_forget(const struct hp_config *cfg, const char *user)

@@ -120,22 +120,13 @@ static void on_stop(int sig)
 static void write_kernel_stats(const char *path, bool connected, unsigned long long reconnects,
                                const char *err)
 {
-    char tmp[PATH_MAX + 8], line[256];
-    FILE *f;
+    struct textfile_kv kv = {0};
 
-    snprintf(tmp, sizeof tmp, "%s:tmp", path);
-    f = fopen(tmp, "we");
-    if (!f)
-        return;
+    textfile_kv_add(&kv, "state", "%s", connected ? "connected" : "disconnected");
+    textfile_kv_add(&kv, "reconnects", "%llu", reconnects);
     /* one line: the reason may quote the server, whose newline would add a key */
-    snprintf(line, sizeof line, "%s", err);
-    for (char *c = line; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            *c = ' ';
-    fprintf(f, "state=%s\nreconnects=%llu\nlast_error=%s\n",
-            connected ? "connected" : "disconnected", reconnects, line);
-    if (fclose(f) == 0)
-        rename(tmp, path);
+    textfile_kv_add(&kv, "last_error", "%.255s", err);
+    textfile_kv_replace(&kv, path, 0666);
 }
 
 struct ready_arg {
