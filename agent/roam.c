@@ -230,96 +230,6 @@ static int expand_word(const char *w, size_t n, const char *user, const char *mp
     return 0;
 }
 
-/* Run argv with secret (may be NULL) on its stdin, its stderr captured in
- * why, for at most timeout_ms.  Its exit status, or -ETIMEDOUT / -errno. */
-static int run_tool(char *const argv[], const char *secret, unsigned timeout_ms, bool stdout_too,
-                    char *why, size_t whylen)
-{
-    int in[2], err[2], status, rc = 0;
-    size_t got = 0;
-    int64_t end = clock_ms() + timeout_ms;
-    pid_t pid;
-
-    if (pipe2(in, O_CLOEXEC) < 0)
-        return -errno;
-    if (pipe2(err, O_CLOEXEC) < 0) {
-        rc = -errno;
-        close(in[0]);
-        close(in[1]);
-        return rc;
-    }
-    pid = fork();
-    if (pid < 0) {
-        rc = -errno;
-        close(in[0]);
-        close(in[1]);
-        close(err[0]);
-        close(err[1]);
-        return rc;
-    }
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(in[0], 0);
-        dup2(stdout_too ? err[1] : null, 1);
-        dup2(err[1], 2);
-        spawn_close_fds(NULL, 0);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    close(in[0]);
-    close(err[1]);
-    if (secret) {
-        size_t n = strlen(secret);
-        signal(SIGPIPE, SIG_IGN);
-        if (write(in[1], secret, n) != (ssize_t)n || write(in[1], "\n", 1) != 1)
-            log_debug("%s did not read its password", argv[0]);
-    }
-    close(in[1]);
-    why[0] = '\0';
-    /* sshfs forks into the background once mounted: its stderr stays open in
-     * the daemon, so the wait is for the first process's exit, not for EOF */
-    for (;;) {
-        struct pollfd pf = {err[0], POLLIN, 0};
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        int64_t now = clock_ms();
-        if (w == pid)
-            break;
-        if (now >= end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            rc = -ETIMEDOUT;
-            break;
-        }
-        if (poll(&pf, 1, (int)(end - now < 100 ? end - now : 100)) > 0) {
-            ssize_t r = read(err[0], why + got, whylen - got - 1);
-            if (r > 0) {
-                got += (size_t)r;
-                why[got] = '\0';
-            } else if (r == 0) {
-                pf.fd = -1;
-            }
-        }
-    }
-    {
-        /* what is left in the pipe, without waiting for a daemon's EOF */
-        int fl = fcntl(err[0], F_GETFL);
-        ssize_t r;
-        fcntl(err[0], F_SETFL, fl | O_NONBLOCK);
-        while (got + 1 < whylen && (r = read(err[0], why + got, whylen - got - 1)) > 0)
-            got += (size_t)r;
-        why[got] = '\0';
-    }
-    close(err[0]);
-    while (got > 0 && (why[got - 1] == '\n' || why[got - 1] == '\r'))
-        why[--got] = '\0';
-    for (char *c = why; *c; c++)
-        if (*c == '\n' || *c == '\r')
-            *c = ' ';
-    if (rc < 0)
-        return rc;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 /* Debian's sshfs refuses to read absolute and ".." symlinks unless told
  * no_contain_symlinks (an option other builds do not know).  A home's links
  * are synced as links, never followed, so they must be readable. */
@@ -327,10 +237,10 @@ static bool sshfs_has_contain_symlinks(void)
 {
     static int known = -1;
     static char help[16384];
-    char *const argv[] = {"sshfs", "-h", NULL};
+    const char *const argv[] = {"sshfs", "-h", NULL};
 
     if (known < 0) {
-        run_tool(argv, NULL, 5000, true, help, sizeof help);
+        spawn_capture(argv, NULL, 5000, true, help, sizeof help);
         known = strstr(help, "no_contain_symlinks") != NULL;
     }
     return known;
@@ -445,7 +355,8 @@ int roam_mount(const struct hp_config *cfg, const char *user, const char *passwo
         argv[n++] = opts;
         argv[n] = NULL;
     }
-    rc = run_tool(argv, password, cfg->sync_mount_timeout_ms, false, err, sizeof err);
+    rc = spawn_capture((const char *const *)argv, password, cfg->sync_mount_timeout_ms, false, err,
+                       sizeof err);
     if (rc == 0 && roam_mounted(cfg, user)) {
         log_notice("server home of %s mounted on %s", user, p.stage);
         return 0;
