@@ -246,14 +246,128 @@ static bool sshfs_has_contain_symlinks(void)
     return known;
 }
 
+/* A mount's command line: argv points into the buffers. */
+struct mount_cmd {
+    char *argv[ARGV_MAX + 1];
+    char words[ARGV_MAX][PATH_MAX];
+    char src[PATH_MAX + 600], opts[4096];
+};
+
+/* mount = command: mount_command's words, expanded. */
+static int command_argv(const struct hp_config *cfg, const char *user, const char *stage,
+                        struct mount_cmd *m, char *why, size_t whylen)
+{
+    const char *s = cfg->sync_mount_command, *w;
+    size_t n = 0, wl;
+
+    while (n < ARGV_MAX && (w = next_word(&s, &wl))) {
+        if (expand_word(w, wl, user, stage, m->words[n], sizeof m->words[n]) < 0) {
+            snprintf(why, whylen, "mount_command: cannot expand '%.*s'", (int)wl, w);
+            return -EINVAL;
+        }
+        m->argv[n] = m->words[n];
+        n++;
+    }
+    m->argv[n] = NULL;
+    if (n == 0) {
+        snprintf(why, whylen, "mount_command is empty");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* auth = key: user's key_file, which must be root's and private. */
+static int check_key_file(const struct hp_config *cfg, const char *user, char *key, size_t keylen,
+                          char *why, size_t whylen)
+{
+    struct stat ks;
+    const char *bad = NULL;
+
+    if (config_expand(cfg->sync_key_file, user, key, keylen) < 0 &&
+        (size_t)snprintf(key, keylen, "%s", cfg->sync_key_file) >= keylen)
+        return -ENAMETOOLONG;
+    if (lstat(key, &ks) < 0)
+        bad = strerror(errno);
+    else if (!S_ISREG(ks.st_mode))
+        bad = "not a regular file";
+    else if (ks.st_uid != 0)
+        bad = "not root's";
+    else if (ks.st_mode & 077)
+        bad = "others may read it";
+    if (bad) { /* ssh would refuse it too, but sshfs does not say why */
+        snprintf(why, whylen, "key_file %s: %s (it must be a regular file of root's, mode 0600)",
+                 key, bad);
+        return -EACCES;
+    }
+    return 0;
+}
+
+/* mount = sshfs: its command line.  *password is set to NULL when it is
+ * not to be given (auth = key). */
+static int sshfs_argv(const struct hp_config *cfg, const struct passwd *pw, const char *stage,
+                      const char **password, struct mount_cmd *m, char *why, size_t whylen)
+{
+    const char *user = pw->pw_name;
+    char remote_dir[PATH_MAX] = "", user_at[300], key[PATH_MAX];
+    size_t n = 0, len = sizeof m->opts;
+    int rc;
+
+    if (config_expand(cfg->sshfs_user, user, user_at, sizeof user_at) < 0 ||
+        (*cfg->sshfs_path && expand_word(cfg->sshfs_path, strlen(cfg->sshfs_path), user, stage,
+                                         remote_dir, sizeof remote_dir) < 0)) {
+        snprintf(why, whylen, "sshfs_user or sshfs_path cannot be expanded for %s", user);
+        return -EINVAL;
+    }
+    snprintf(m->src, sizeof m->src, "%s@%s:%s", user_at, cfg->sshfs_host, remote_dir);
+    rc = snprintf(m->opts, len,
+                  "port=%u,reconnect,ServerAliveInterval=15,ServerAliveCountMax=3,dir_cache=no,"
+                  "ConnectTimeout=%u,allow_other,default_permissions,uid=%u,gid=%u,"
+                  "UserKnownHostsFile=%s,GlobalKnownHostsFile=/dev/null,StrictHostKeyChecking=yes,",
+                  cfg->sshfs_port, cfg->sync_mount_timeout_ms / 1000 + 1, (unsigned)pw->pw_uid,
+                  (unsigned)pw->pw_gid, cfg->sync_known_hosts);
+    if (cfg->sync_auth == HP_SYNC_AUTH_KEY) {
+        int krc = check_key_file(cfg, user, key, sizeof key, why, whylen);
+        if (krc < 0)
+            return krc;
+        rc += snprintf(m->opts + rc, len - (size_t)rc,
+                       "IdentityFile=%s,IdentitiesOnly=yes,BatchMode=yes,"
+                       "PasswordAuthentication=no",
+                       key);
+        *password = NULL;
+    } else {
+        if (!*password) {
+            snprintf(why, whylen,
+                     "no password of %s to mount the server home with (auth = password "
+                     "needs the auth line with pam_exec expose_authtok: see homeport(8))",
+                     user);
+            return -EACCES;
+        }
+        rc += snprintf(m->opts + rc, len - (size_t)rc,
+                       "password_stdin,PreferredAuthentications=password,"
+                       "PubkeyAuthentication=no,NumberOfPasswordPrompts=1");
+    }
+    if (sshfs_has_contain_symlinks())
+        rc += snprintf(m->opts + rc, len - (size_t)rc, ",no_contain_symlinks");
+    if (*cfg->sshfs_options)
+        snprintf(m->opts + rc, len - (size_t)rc, ",%s", cfg->sshfs_options);
+    m->argv[n++] = "sshfs";
+    m->argv[n++] = "-F"; /* root's ~/.ssh/config has no say */
+    m->argv[n++] = "/dev/null";
+    m->argv[n++] = m->src;
+    m->argv[n++] = (char *)stage;
+    m->argv[n++] = "-o";
+    m->argv[n++] = m->opts;
+    m->argv[n] = NULL;
+    return 0;
+}
+
 int roam_mount(const struct hp_config *cfg, const char *user, const char *password, char *why,
                size_t whylen)
 {
     struct roam_paths p;
     struct passwd *pw = getpwnam(user);
-    char *argv[ARGV_MAX + 1], words[ARGV_MAX][PATH_MAX], err[1024] = "";
-    char src[PATH_MAX + 600], opts[4096], remote_dir[PATH_MAX] = "", user_at[300];
-    size_t n = 0;
+    struct mount_cmd m;
+    char err[1024] = "";
     int rc;
 
     if (roam_paths(cfg, user, &p) < 0) {
@@ -273,90 +387,15 @@ int roam_mount(const struct hp_config *cfg, const char *user, const char *passwo
     }
     chmod(p.stage, 0700);
     if (cfg->sync_mount == HP_SYNC_COMMAND) {
-        const char *s = cfg->sync_mount_command, *w;
-        size_t wl;
-        while (n < ARGV_MAX && (w = next_word(&s, &wl))) {
-            if (expand_word(w, wl, user, p.stage, words[n], sizeof words[n]) < 0) {
-                snprintf(why, whylen, "mount_command: cannot expand '%.*s'", (int)wl, w);
-                return -EINVAL;
-            }
-            argv[n] = words[n];
-            n++;
-        }
-        argv[n] = NULL;
         password = NULL;
-        if (n == 0) {
-            snprintf(why, whylen, "mount_command is empty");
-            return -EINVAL;
-        }
+        rc = command_argv(cfg, user, p.stage, &m, why, whylen);
     } else {
-        if (config_expand(cfg->sshfs_user, user, user_at, sizeof user_at) < 0 ||
-            (*cfg->sshfs_path && expand_word(cfg->sshfs_path, strlen(cfg->sshfs_path), user,
-                                             p.stage, remote_dir, sizeof remote_dir) < 0)) {
-            snprintf(why, whylen, "sshfs_user or sshfs_path cannot be expanded for %s", user);
-            return -EINVAL;
-        }
-        snprintf(src, sizeof src, "%s@%s:%s", user_at, cfg->sshfs_host, remote_dir);
-        rc = snprintf(
-            opts, sizeof opts,
-            "port=%u,reconnect,ServerAliveInterval=15,ServerAliveCountMax=3,dir_cache=no,"
-            "ConnectTimeout=%u,allow_other,default_permissions,uid=%u,gid=%u,"
-            "UserKnownHostsFile=%s,GlobalKnownHostsFile=/dev/null,StrictHostKeyChecking=yes,",
-            cfg->sshfs_port, cfg->sync_mount_timeout_ms / 1000 + 1, (unsigned)pw->pw_uid,
-            (unsigned)pw->pw_gid, cfg->sync_known_hosts);
-        if (cfg->sync_auth == HP_SYNC_AUTH_KEY) {
-            char key[PATH_MAX];
-            if (config_expand(cfg->sync_key_file, user, key, sizeof key) < 0 &&
-                (size_t)snprintf(key, sizeof key, "%s", cfg->sync_key_file) >= sizeof key)
-                return -ENAMETOOLONG;
-            struct stat ks;
-            const char *bad = NULL;
-            if (lstat(key, &ks) < 0)
-                bad = strerror(errno);
-            else if (!S_ISREG(ks.st_mode))
-                bad = "not a regular file";
-            else if (ks.st_uid != 0)
-                bad = "not root's";
-            else if (ks.st_mode & 077)
-                bad = "others may read it";
-            if (bad) { /* ssh would refuse it too, but sshfs does not say why */
-                snprintf(why, whylen,
-                         "key_file %s: %s (it must be a regular file of root's, mode 0600)", key,
-                         bad);
-                return -EACCES;
-            }
-            rc += snprintf(opts + rc, sizeof opts - (size_t)rc,
-                           "IdentityFile=%s,IdentitiesOnly=yes,BatchMode=yes,"
-                           "PasswordAuthentication=no",
-                           key);
-            password = NULL;
-        } else {
-            if (!password) {
-                snprintf(why, whylen,
-                         "no password of %s to mount the server home with (auth = password "
-                         "needs the auth line with pam_exec expose_authtok: see homeport(8))",
-                         user);
-                return -EACCES;
-            }
-            rc += snprintf(opts + rc, sizeof opts - (size_t)rc,
-                           "password_stdin,PreferredAuthentications=password,"
-                           "PubkeyAuthentication=no,NumberOfPasswordPrompts=1");
-        }
-        if (sshfs_has_contain_symlinks())
-            rc += snprintf(opts + rc, sizeof opts - (size_t)rc, ",no_contain_symlinks");
-        if (*cfg->sshfs_options)
-            snprintf(opts + rc, sizeof opts - (size_t)rc, ",%s", cfg->sshfs_options);
-        argv[n++] = "sshfs";
-        argv[n++] = "-F"; /* root's ~/.ssh/config has no say */
-        argv[n++] = "/dev/null";
-        argv[n++] = src;
-        argv[n++] = p.stage;
-        argv[n++] = "-o";
-        argv[n++] = opts;
-        argv[n] = NULL;
+        rc = sshfs_argv(cfg, pw, p.stage, &password, &m, why, whylen);
     }
-    rc = spawn_capture((const char *const *)argv, password, cfg->sync_mount_timeout_ms, false, err,
-                       sizeof err);
+    if (rc < 0)
+        return rc;
+    rc = spawn_capture((const char *const *)m.argv, password, cfg->sync_mount_timeout_ms, false,
+                       err, sizeof err);
     if (rc == 0 && roam_mounted(cfg, user)) {
         log_notice("server home of %s mounted on %s", user, p.stage);
         return 0;
@@ -365,17 +404,15 @@ int roam_mount(const struct hp_config *cfg, const char *user, const char *passwo
         snprintf(why, whylen, "mounting the server home of %s timed out after %u s", user,
                  cfg->sync_mount_timeout_ms / 1000);
     else if (rc == 127 || rc == -ENOENT)
-        snprintf(why, whylen, "cannot run %s (is it installed?)", argv[0]);
+        snprintf(why, whylen, "cannot run %s (is it installed?)", m.argv[0]);
     else
         snprintf(why, whylen, "mounting the server home of %s failed (%s exit %d)%s%s", user,
-                 argv[0], rc, err[0] ? ": " : "", err);
+                 m.argv[0], rc, err[0] ? ": " : "", err);
     if (rc == 0) /* it said yes but nothing is there */
-        rc = -EIO;
-    else if (strstr(err, "Permission denied") || strstr(err, "Authentication failed"))
-        rc = -EACCES;
-    else
-        rc = rc < 0 ? rc : -EIO;
-    return rc;
+        return -EIO;
+    if (strstr(err, "Permission denied") || strstr(err, "Authentication failed"))
+        return -EACCES;
+    return rc < 0 ? rc : -EIO;
 }
 
 int roam_umount(const struct hp_config *cfg, const char *user, char *why, size_t whylen)
