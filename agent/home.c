@@ -31,8 +31,8 @@
 
 static int release_device(const struct home_state *s);
 
-__attribute__((format(printf, 3, 4))) static void say(home_progress_fn fn, void *ctx,
-                                                      const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void say(progress_fn fn, void *ctx, const char *fmt,
+                                                      ...)
 {
     char msg[512];
     va_list ap;
@@ -540,8 +540,7 @@ static int check_owner(struct home_setup *hs)
 }
 
 int home_prepare(const struct hp_config *cfg, const char *user, const struct hp_server *srv,
-                 struct nbd_handle *warm, home_progress_fn progress, void *ctx, char *why,
-                 size_t whylen)
+                 struct nbd_handle *warm, progress_fn progress, void *ctx, char *why, size_t whylen)
 {
     struct home_setup hs = {
         .cfg = cfg, .srv = srv, .warm = warm, .loop_fd = -1, .why = why, .whylen = whylen};
@@ -624,7 +623,7 @@ int home_enter(const struct hp_config *cfg, const char *user, int sessions, char
 }
 
 int home_mount(const struct hp_config *cfg, const char *user, const struct hp_server *srv,
-               home_progress_fn progress, void *ctx, char *why, size_t whylen)
+               progress_fn progress, void *ctx, char *why, size_t whylen)
 {
     char more[512], mountpoint[PATH_MAX];
     int rc = home_prepare(cfg, user, srv, NULL, progress, ctx, why, whylen);

@@ -639,7 +639,7 @@ int roam_status(const struct hp_config *cfg, FILE *out, bool json)
 /* ---- login, session, logout ---------------------------------------------- */
 
 struct pass_ctx {
-    roam_progress_fn progress;
+    progress_fn progress;
     void *ctx;
     const char *user;
     unsigned long lines;
@@ -669,7 +669,7 @@ static void summarize(const struct sync_stats *st, char *out, size_t len)
 }
 
 /* A pass, logged, waiting up to wait_ms for one that is running. */
-static int pass_logged(const struct hp_config *cfg, const char *user, roam_progress_fn progress,
+static int pass_logged(const struct hp_config *cfg, const char *user, progress_fn progress,
                        void *ctx, unsigned wait_ms, char *msg, size_t msglen)
 {
     struct pass_ctx pc = {progress, ctx, user, 0, 0, cfg->progress_interval_ms};
@@ -712,7 +712,7 @@ static void flag_set(const char *flag, bool on)
     }
 }
 
-int roam_login(const struct hp_config *cfg, const char *user, roam_progress_fn progress, void *ctx,
+int roam_login(const struct hp_config *cfg, const char *user, progress_fn progress, void *ctx,
                char *msg, size_t msglen)
 {
     struct roam_paths p;

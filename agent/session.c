@@ -260,7 +260,7 @@ static void presence_logout(const struct hp_config *cfg, struct session_user *u)
 
 /* Locate u's export (remote.h) and prepare the home from there. */
 static int prepare(const struct hp_config *cfg, struct session_user *u, struct nbd_handle *warm,
-                   home_progress_fn progress, void *ctx, char *msg, size_t msglen)
+                   progress_fn progress, void *ctx, char *msg, size_t msglen)
 {
     struct hp_server srv;
     const struct hp_server *home = config_home_server(cfg);
@@ -348,7 +348,7 @@ static int roam_close(const struct hp_config *cfg, struct session_user *u, bool 
 }
 
 static int roam_stage(const struct hp_config *cfg, enum proto_verb verb, struct session_user *u,
-                      home_progress_fn progress, void *ctx, char *msg, size_t msglen)
+                      progress_fn progress, void *ctx, char *msg, size_t msglen)
 {
     struct roam_paths p;
     int rc;
@@ -412,8 +412,8 @@ static int roam_stage(const struct hp_config *cfg, enum proto_verb verb, struct 
 }
 
 int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *service,
-                struct nbd_handle *warm, struct session_user *u, home_progress_fn progress,
-                void *ctx, char *msg, size_t msglen)
+                struct nbd_handle *warm, struct session_user *u, progress_fn progress, void *ctx,
+                char *msg, size_t msglen)
 {
     struct home_state s;
     char why[256];

@@ -50,8 +50,8 @@ const char *session_exempt(const struct hp_config *cfg, const char *user, const 
  * from close_session/release means the home stays mounted and should be
  * retried. */
 int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *service,
-                struct nbd_handle *warm, struct session_user *u, home_progress_fn progress,
-                void *ctx, char *msg, size_t msglen);
+                struct nbd_handle *warm, struct session_user *u, progress_fn progress, void *ctx,
+                char *msg, size_t msglen);
 
 /* What a stage leaves to do once its answer is out: record the last user
  * after a first open_session. */
