@@ -88,9 +88,10 @@ static void state_field(void *ctx, const char *key, const char *v)
 {
     struct home_state *s = ctx;
 
-    if (!strcmp(key, "user"))
-        copy_field(s->user, sizeof s->user, v);
-    else if (!strcmp(key, "attach"))
+    if (!strcmp(key, "user")) {
+        if (strlen(v) < sizeof s->user) /* a longer one is no user's: never cut to one */
+            copy_field(s->user, sizeof s->user, v);
+    } else if (!strcmp(key, "attach"))
         copy_field(s->attach, sizeof s->attach, v);
     else if (!strcmp(key, "device"))
         copy_field(s->device, sizeof s->device, v);

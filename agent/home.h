@@ -30,13 +30,14 @@
 
 #include "config.h"
 #include "log.h"
+#include "user.h"
 
 struct nbd_handle;
 
 enum home_phase { HOME_PREPARED, HOME_MOUNTED };
 
 struct home_state {
-    char user[40];
+    char user[HP_USER_NAME_MAX + 1];
     char attach[8];   /* "fuse" */
     char device[64];  /* /dev/loopN */
     char server[300]; /* label */

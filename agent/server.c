@@ -33,6 +33,7 @@
 #include "textfile.h"
 #include "tls.h"
 #include "tree.h"
+#include "user.h"
 #include "warm.h"
 
 #include "version.h"
@@ -945,7 +946,7 @@ static int catch_signals(void)
 static void adopt_all(void)
 {
     int lock_err, rc;
-    char expected[64];
+    char expected[HP_USER_NAME_MAX + 2]; /* a longer name read is invalid, not cut to one */
 
     run_boot_phase();
     home_foreach(&S.cfg, adopt, NULL);

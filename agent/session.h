@@ -28,11 +28,12 @@
 #include "config.h"
 #include "home.h"
 #include "proto.h"
+#include "user.h"
 
 enum session_home { SH_NONE, SH_PREPARED, SH_MOUNTED };
 
 struct session_user {
-    char name[33];
+    char name[HP_USER_NAME_MAX + 1];
     enum session_home home;
     int sessions;
     bool presence; /* logged in at the presence service from here (remote.h) */
