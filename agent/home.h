@@ -34,7 +34,10 @@
 
 struct nbd_handle;
 
-enum home_phase { HOME_PREPARED, HOME_MOUNTED };
+/* Where a user's home is: none here, prepared on its stage dir (the
+ * login's account stage), or mounted on the home dir.  A record is
+ * prepared or mounted; a session (session.h) may have none. */
+enum home_phase { HOME_NONE, HOME_PREPARED, HOME_MOUNTED };
 
 struct home_state {
     char user[HP_USER_NAME_MAX + 1];

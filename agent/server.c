@@ -160,7 +160,7 @@ static struct user *find_user(const char *name, bool create)
 /* Forget a user the agent holds nothing for. */
 static void maybe_forget(struct user *u)
 {
-    if (u->running || u->head || u->su.home != SH_NONE || u->su.sessions > 0 || u->su.presence)
+    if (u->running || u->head || u->su.home != HOME_NONE || u->su.sessions > 0 || u->su.presence)
         return;
     for (size_t i = 0; i < S.nusers; i++)
         if (S.users[i] == u) {
@@ -278,7 +278,7 @@ static void start_job(struct user *u)
     }
     /* A home to prepare: give the job a warm connection (the worker it
      * starts inherits it). */
-    if ((j->req.verb == PV_ACCOUNT || j->req.verb == PV_OPEN_SESSION) && u->su.home == SH_NONE &&
+    if ((j->req.verb == PV_ACCOUNT || j->req.verb == PV_OPEN_SESSION) && u->su.home == HOME_NONE &&
         S.cfg.locator == HP_LOCATOR_STATIC) {
         j->warm = warm_take(S.warm, config_home_server(&S.cfg), clock_ms());
         if (j->warm)
@@ -348,11 +348,11 @@ static void parse_line(struct job *j, char *line)
     int rc, home, sessions, presence, off = 0;
     if (line[0] == 'R' &&
         sscanf(line + 1, " %d %d %d %d %n", &rc, &home, &sessions, &presence, &off) == 4 &&
-        off > 0 && home >= SH_NONE && home <= SH_MOUNTED) {
+        off > 0 && home >= HOME_NONE && home <= HOME_MOUNTED) {
         j->got_result = true;
         j->rc = rc;
         j->result = j->user->su;
-        j->result.home = (enum session_home)home;
+        j->result.home = (enum home_phase)home;
         j->result.sessions = sessions;
         j->result.presence = presence != 0;
         snprintf(j->text, sizeof j->text, "%s", line + 1 + off);
@@ -379,11 +379,11 @@ static void conclude(struct job *j, int status)
         u->su = j->result;
     if (verb == PV_ACCOUNT || verb == PV_OPEN_SESSION)
         secret_forget(u->su.name); /* used, or refused: asked again at the next auth */
-    if (u->su.home != SH_MOUNTED)
+    if (u->su.home != HOME_MOUNTED)
         u->next_sync = 0;
     else if (!u->next_sync && S.cfg.home_mode == HP_HOME_SYNC && S.cfg.sync_interval_ms)
         u->next_sync = now + S.cfg.sync_interval_ms;
-    u->lease_end = u->su.home == SH_PREPARED && u->su.sessions == 0 ? now + S.cfg.lease_ms : 0;
+    u->lease_end = u->su.home == HOME_PREPARED && u->su.sessions == 0 ? now + S.cfg.lease_ms : 0;
     u->retry_at = 0;
     if ((verb == PV_CLOSE_SESSION || verb == PV_RELEASE) && j->rc == -EBUSY) {
         u->retry_at = now + RETRY_MS;
@@ -697,7 +697,7 @@ static void adopt(void *ctx, const char *name)
     (void)ctx;
     if (rc == -ENOENT || !(u = find_user(name, true)))
         return;
-    u->su.home = s.phase == HOME_PREPARED ? SH_PREPARED : SH_MOUNTED;
+    u->su.home = s.phase;
     u->su.sessions = s.sessions;
     u->su.presence = remote_presence_on(&S.cfg); /* held here: heartbeats resume */
     if (rc < 0) {
@@ -707,9 +707,9 @@ static void adopt(void *ctx, const char *name)
             u->lease_end = clock_ms();
         return;
     }
-    if (u->su.home == SH_PREPARED && s.sessions == 0)
+    if (u->su.home == HOME_PREPARED && s.sessions == 0)
         u->lease_end = clock_ms() + S.cfg.lease_ms;
-    if (u->su.home == SH_MOUNTED && s.sessions == 0 && s.closing)
+    if (u->su.home == HOME_MOUNTED && s.sessions == 0 && s.closing)
         u->retry_at = clock_ms(); /* its last logout could not unmount it */
     log_notice("re-adopted the home of %s: %s on %s, %d session%s%s", name,
                s.phase == HOME_PREPARED ? "prepared" : "mounted",
@@ -729,7 +729,7 @@ static void adopt_roaming(void *ctx, const char *name, int sessions, bool mounte
         roam_forget(&S.cfg, name);
         return;
     }
-    u->su.home = sessions > 0 ? SH_MOUNTED : SH_PREPARED;
+    u->su.home = sessions > 0 ? HOME_MOUNTED : HOME_PREPARED;
     u->su.sessions = sessions;
     u->su.presence = remote_presence_on(&S.cfg);
     if (sessions == 0)
@@ -798,7 +798,7 @@ static bool idle_for_exit(void)
 
     for (size_t i = 0; i < S.nusers; i++) {
         struct user *u = S.users[i];
-        if (u->running || u->head || u->su.home == SH_PREPARED)
+        if (u->running || u->head || u->su.home == HOME_PREPARED)
             return false; /* work in flight, or a prepared home to release */
         in_use |= u->su.sessions > 0;
     }
@@ -817,7 +817,7 @@ static void say_goodbye(void)
 {
     for (size_t i = 0; i < S.nusers; i++) {
         struct user *u = S.users[i];
-        if (u->su.home != SH_NONE)
+        if (u->su.home != HOME_NONE)
             log_notice("the home of %s stays mounted (%d session%s), served by its worker, for "
                        "the next agent to re-adopt",
                        u->su.name, u->su.sessions, u->su.sessions == 1 ? "" : "s");
@@ -959,7 +959,7 @@ static void adopt_all(void)
     S.warm = warm_new(&S.cfg, S.cfg.warm_connections);
     if (session_expected_user(&S.cfg, expected, sizeof expected)) {
         struct user *u = find_user(expected, true);
-        if (u && u->su.home == SH_NONE)
+        if (u && u->su.home == HOME_NONE)
             enqueue_own(u, PV_CACHE); /* runs while the rest starts */
     }
 }
@@ -1018,8 +1018,8 @@ static void due_releases(int64_t now, int64_t *next)
         if (due <= now) {
             u->lease_end = u->retry_at = 0;
             log_info("%s: %s", u->su.name,
-                     u->su.home == SH_PREPARED ? "lease over: releasing the prepared home"
-                                               : "retrying the unmount");
+                     u->su.home == HOME_PREPARED ? "lease over: releasing the prepared home"
+                                                 : "retrying the unmount");
             enqueue_own(u, PV_RELEASE);
         } else if (due < *next) {
             *next = due;
@@ -1038,7 +1038,7 @@ static int64_t due_timers(int64_t now)
     secret_expire(now);
     for (size_t i = 0; i < S.nusers; i++) {
         struct user *u = S.users[i];
-        if (!u->next_sync || u->su.home != SH_MOUNTED || S.stopping)
+        if (!u->next_sync || u->su.home != HOME_MOUNTED || S.stopping)
             continue;
         if (u->next_sync <= now && !u->running && !u->head) {
             u->next_sync = now + S.cfg.sync_interval_ms;
@@ -1115,7 +1115,7 @@ static void handle_signals(void)
                        "to %u ms for open sessions)",
                        sig, S.cfg.shutdown_timeout_ms);
             for (size_t i = 0; i < S.nusers; i++)
-                if (S.users[i]->su.home == SH_PREPARED && S.users[i]->su.sessions == 0)
+                if (S.users[i]->su.home == HOME_PREPARED && S.users[i]->su.sessions == 0)
                     S.users[i]->lease_end = clock_ms();
         } else {
             log_notice("signal %d again: exiting now", sig);

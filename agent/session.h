@@ -30,11 +30,9 @@
 #include "proto.h"
 #include "user.h"
 
-enum session_home { SH_NONE, SH_PREPARED, SH_MOUNTED };
-
 struct session_user {
     char name[HP_USER_NAME_MAX + 1];
-    enum session_home home;
+    enum home_phase home;
     int sessions;
     bool presence; /* logged in at the presence service from here (remote.h) */
 };
