@@ -133,7 +133,7 @@ static bool reconnect(struct disk *d, struct nbd_handle *seen)
     unsigned backoff_ms = 100;
     do {
         struct nbd_export ex;
-        char why[256];
+        char why[HP_WHY_MAX];
         unsigned budget = d->p->connect_timeout_ms;
         d->last_attempt = now_s();
         if (nbd_export_open(d->p->server, d->p->export, budget, &ex, why, sizeof why) == 0) {
@@ -159,7 +159,7 @@ static bool reconnect(struct disk *d, struct nbd_handle *seen)
             }
         }
         pthread_mutex_lock(&d->stats_mu);
-        snprintf(d->last_error, sizeof d->last_error, "%s", why);
+        snprintf(d->last_error, sizeof d->last_error, "%.255s", why);
         textfile_one_line(d->last_error); /* one line in the stats file (home.h) */
         pthread_mutex_unlock(&d->stats_mu);
         if (expired)

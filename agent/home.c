@@ -626,7 +626,7 @@ int home_enter(const struct hp_config *cfg, const char *user, int sessions, char
 int home_mount(const struct hp_config *cfg, const char *user, const struct hp_server *srv,
                progress_fn progress, void *ctx, char *why, size_t whylen)
 {
-    char more[512], mountpoint[PATH_MAX];
+    char more[HP_WHY_MAX], mountpoint[PATH_MAX];
     int rc = home_prepare(cfg, user, srv, NULL, progress, ctx, why, whylen);
 
     if (rc < 0)

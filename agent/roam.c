@@ -674,7 +674,7 @@ static int pass_logged(const struct hp_config *cfg, const char *user, progress_f
 {
     struct pass_ctx pc = {progress, ctx, user, 0, 0, cfg->progress_interval_ms};
     struct sync_stats st;
-    char why[1024], sum[256];
+    char why[HP_WHY_MAX], sum[256];
     int64_t end = clock_ms() + wait_ms;
     int rc;
 
@@ -729,7 +729,7 @@ int roam_login(const struct hp_config *cfg, const char *user, progress_fn progre
     if (rc < 0 && rc != -EALREADY)
         return rc;
     if ((rc = roam_prepare_local(cfg, user, msg, msglen)) < 0) {
-        char why[512];
+        char why[HP_WHY_MAX];
         roam_umount(cfg, user, why, sizeof why);
         return rc;
     }
@@ -768,7 +768,7 @@ int roam_login(const struct hp_config *cfg, const char *user, progress_fn progre
 int roam_logout(const struct hp_config *cfg, const char *user, unsigned wait_ms, char *msg,
                 size_t msglen)
 {
-    char why[512];
+    char why[HP_WHY_MAX];
     int rc = 0;
 
     if (roam_mounted(cfg, user)) {

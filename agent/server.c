@@ -485,7 +485,7 @@ static void send_heartbeats(void)
     log_open(S.cfg.log_target, log_current_level());
     for (size_t i = 0; i < S.nusers; i++) { /* the loop's users, as of the fork */
         const char *name = S.users[i]->su.name;
-        char why[700];
+        char why[HP_WHY_MAX];
         int rc;
         if (!S.users[i]->su.presence)
             continue;
@@ -504,7 +504,7 @@ static void send_heartbeats(void)
 
 static void handle_request(struct client *c)
 {
-    char buf[PROTO_MAX + 1], why[256];
+    char buf[PROTO_MAX + 1], why[HP_WHY_MAX];
     struct proto_request req;
     ssize_t n = recv(c->fd, buf, sizeof buf, MSG_TRUNC | MSG_DONTWAIT);
 
@@ -673,7 +673,7 @@ static void reload(void)
             return;
         }
     }
-    char why[600];
+    char why[HP_WHY_MAX];
     if (remote_setup(&n, why, sizeof why) < 0 || tls_setup(&n, why, sizeof why) < 0) {
         log_err("reload: %s; keeping the running configuration", why);
         config_free(&n);
@@ -968,7 +968,7 @@ static void adopt_all(void)
  * adoption, the socket.  0, or start_failed's 1. */
 static int start_up(struct hp_config *cfg, const struct server_opts *o)
 {
-    char why[600];
+    char why[HP_WHY_MAX];
     int rc;
 
     S.cfg = *cfg;

@@ -213,7 +213,7 @@ static enum home_phase look(const struct hp_config *cfg, const struct session_us
     if (rc == -ENOENT)
         return HOME_NONE;
     if (rc < 0) {
-        char why[512];
+        char why[HP_WHY_MAX];
         log_warn("the home of %s is not where its record says: releasing what is left", u->name);
         if (home_umount(cfg, u->name, why, sizeof why) < 0)
             log_warn("%s", why);
@@ -227,7 +227,7 @@ static enum home_phase look(const struct hp_config *cfg, const struct session_us
 static int presence_login(const struct hp_config *cfg, struct session_user *u, char *msg,
                           size_t len)
 {
-    char why[700] = "";
+    char why[HP_WHY_MAX] = "";
     int rc;
 
     if (!remote_presence_on(cfg))
@@ -249,7 +249,7 @@ static int presence_login(const struct hp_config *cfg, struct session_user *u, c
 /* The home is no longer held here: free the user's presence. */
 static void presence_logout(const struct hp_config *cfg, struct session_user *u)
 {
-    char why[700];
+    char why[HP_WHY_MAX];
 
     if (!u->presence)
         return;
@@ -416,7 +416,7 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
                 char *msg, size_t msglen)
 {
     struct home_state s;
-    char why[256];
+    char why[HP_WHY_MAX];
     int rc;
 
     msg[0] = '\0';

@@ -87,7 +87,7 @@ static int open_export(const struct hp_config *cfg, const struct hp_server *srv,
 static void run_fuse_worker(const struct worker_params *p, int wfd)
 {
     struct nbd_export ex;
-    char why[512];
+    char why[HP_WHY_MAX];
     int rc;
 
     rc = open_export(p->cfg, p->srv, p->export, p->warm, &ex, why, sizeof why);
@@ -184,7 +184,7 @@ static void run_ioctl_worker(struct nbd_export *ex, unsigned io_timeout_s, const
 static void reconnect(const struct worker_params *p, int index, unsigned long long *reconnects)
 {
     struct nbd_export ex;
-    char why[512];
+    char why[HP_WHY_MAX];
     unsigned backoff_ms = 100;
 
     log_warn("%s: /dev/nbd%d lost its connection to %s; reconnecting", p->export, index,
@@ -246,7 +246,7 @@ static void run_kernel_worker(const struct worker_params *p, int wfd)
 {
     const struct hp_config *cfg = p->cfg;
     struct nbd_export ex;
-    char why[512] = "";
+    char why[HP_WHY_MAX] = "";
     int rc, index = -1, watch = -1;
     unsigned dead_s = (cfg->dead_timeout_ms + 999) / 1000;
     unsigned io_s = (cfg->io_timeout_ms + 999) / 1000;
