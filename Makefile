@@ -9,6 +9,8 @@
 #   make fuzz       build the libFuzzer targets (tests/fuzz/) and run each for
 #                   FUZZ_SECONDS (default 60)
 #   make demo       the boot phase end to end against a local nbdkit
+#   make funclen    function lengths in agent/ (tests/funclen.sh); fails
+#                   when one is over FUNCLEN_MAX lines (default 120)
 #   make install    DESTDIR=… PREFIX=…
 #   make deb        the Debian package, in build/deb/ (see debian/README.source)
 
@@ -42,7 +44,7 @@ SYSROOT := build/sysroot
 DEPS_WORK := build/deps
 
 .PHONY: all dev asan check demo size install deb clean distclean format lint deps flavor FORCE \
-        fuzz fuzz-build fuzz-check fuzz-flavor
+        fuzz fuzz-build fuzz-check fuzz-flavor funclen
 all: build/homeport
 
 # The version string, rewritten only when it changes (main.c includes it).
@@ -226,6 +228,10 @@ lint:
 	    --suppress=missingIncludeSystem -D_GNU_SOURCE -Iagent agent tests/unit tests/fuzz
 	clang-tidy --quiet --warnings-as-errors='*' $(SRCS) -- -std=gnu11 -D_GNU_SOURCE \
 	    -Iagent -Ibuild $(shell pkg-config --cflags mount blkid libnbd libcurl fuse3)
+
+FUNCLEN_MAX ?= 120
+funclen:
+	tests/funclen.sh $(FUNCLEN_MAX) agent
 
 clean:
 	rm -rf build/static build/dev build/asan build/fuzz build/homeport build/homeport.stripped

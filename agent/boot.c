@@ -603,6 +603,77 @@ static void json_err_or_null(FILE *f, int err)
         fputs("null", f);
 }
 
+/* One server's entry of the "nbd" list. */
+static void json_nbd_probe(FILE *f, const struct nbd_probe *p, const char *probe_export)
+{
+    fprintf(f, "{\"server\": ");
+    json_str(f, p->server->label);
+    fprintf(f, ", \"ok\": %s, \"error\": ", p->err || p->probe_err ? "false" : "true");
+    if (p->err)
+        json_str(f, p->message);
+    else
+        fputs("null", f);
+    fprintf(f, ", \"errno\": ");
+    if (p->err)
+        json_str(f, errno_name(-p->err));
+    else
+        fputs("null", f);
+    fprintf(f, ", \"phase\": ");
+    json_str(f, p->err ? p->phase : "done");
+    fprintf(f, ", \"protocol\": ");
+    json_str(f, p->protocol);
+    fprintf(f, ", \"connect_ms\": ");
+    if (p->connect_ms >= 0)
+        fprintf(f, "%.3f", p->connect_ms);
+    else
+        fputs("null", f);
+    fprintf(f, ", \"handshake_ms\": %.3f, \"rtt_ms\": %.3f", p->handshake_ms, p->rtt_ms);
+    fprintf(f, ", \"tls\": %s, \"tls_info\": ",
+            p->tls == 1   ? "true"
+            : p->tls == 0 ? "false"
+                          : "null");
+    if (p->tls == 1) {
+        char kind[64], info[sizeof p->tls_info + 80];
+        snprintf(info, sizeof info, "%s%s%s", tls_describe(p->server->tls, kind, sizeof kind),
+                 p->tls_info[0] ? ": " : "", p->tls_info);
+        json_str(f, info);
+    } else {
+        fputs("null", f);
+    }
+    fprintf(f, ", \"exports\": ");
+    if (p->err || p->list_err)
+        fputs("null", f);
+    else {
+        fputc('[', f);
+        for (size_t j = 0; j < p->nexports; j++) {
+            if (j)
+                fputs(", ", f);
+            json_str(f, p->exports[j]);
+        }
+        fputc(']', f);
+    }
+    fprintf(f, ", \"list_error\": ");
+    json_err_or_null(f, p->err ? 0 : p->list_err);
+    fprintf(f, ", \"probe_export\": ");
+    json_str(f, probe_export);
+    fprintf(f, ", \"probe_size\": ");
+    if (p->probe_size >= 0)
+        fprintf(f, "%lld", (long long)p->probe_size);
+    else
+        fputs("null", f);
+    fprintf(f, ", \"probe_error\": ");
+    if (p->probe_err)
+        json_str(f, p->probe_msg);
+    else
+        fputs("null", f);
+    fprintf(f, ", \"probe_note\": ");
+    if (!p->probe_err && p->probe_size < 0 && p->probe_msg[0])
+        json_str(f, p->probe_msg);
+    else
+        fputs("null", f);
+    fputc('}', f);
+}
+
 void boot_print_json(FILE *f, const struct boot_report *r)
 {
     const struct hp_config *c = r->cfg;
@@ -669,73 +740,8 @@ void boot_print_json(FILE *f, const struct boot_report *r)
     }
     fprintf(f, "],\n \"nbd\": [");
     for (size_t i = 0; i < r->nnbd; i++) {
-        const struct nbd_probe *p = &r->nbd[i];
-        fprintf(f, "%s\n  {\"server\": ", i ? "," : "");
-        json_str(f, p->server->label);
-        fprintf(f, ", \"ok\": %s, \"error\": ", p->err || p->probe_err ? "false" : "true");
-        if (p->err)
-            json_str(f, p->message);
-        else
-            fputs("null", f);
-        fprintf(f, ", \"errno\": ");
-        if (p->err)
-            json_str(f, errno_name(-p->err));
-        else
-            fputs("null", f);
-        fprintf(f, ", \"phase\": ");
-        json_str(f, p->err ? p->phase : "done");
-        fprintf(f, ", \"protocol\": ");
-        json_str(f, p->protocol);
-        fprintf(f, ", \"connect_ms\": ");
-        if (p->connect_ms >= 0)
-            fprintf(f, "%.3f", p->connect_ms);
-        else
-            fputs("null", f);
-        fprintf(f, ", \"handshake_ms\": %.3f, \"rtt_ms\": %.3f", p->handshake_ms, p->rtt_ms);
-        fprintf(f, ", \"tls\": %s, \"tls_info\": ",
-                p->tls == 1   ? "true"
-                : p->tls == 0 ? "false"
-                              : "null");
-        if (p->tls == 1) {
-            char kind[64], info[sizeof p->tls_info + 80];
-            snprintf(info, sizeof info, "%s%s%s", tls_describe(p->server->tls, kind, sizeof kind),
-                     p->tls_info[0] ? ": " : "", p->tls_info);
-            json_str(f, info);
-        } else {
-            fputs("null", f);
-        }
-        fprintf(f, ", \"exports\": ");
-        if (p->err || p->list_err)
-            fputs("null", f);
-        else {
-            fputc('[', f);
-            for (size_t j = 0; j < p->nexports; j++) {
-                if (j)
-                    fputs(", ", f);
-                json_str(f, p->exports[j]);
-            }
-            fputc(']', f);
-        }
-        fprintf(f, ", \"list_error\": ");
-        json_err_or_null(f, p->err ? 0 : p->list_err);
-        fprintf(f, ", \"probe_export\": ");
-        json_str(f, c->probe_export);
-        fprintf(f, ", \"probe_size\": ");
-        if (p->probe_size >= 0)
-            fprintf(f, "%lld", (long long)p->probe_size);
-        else
-            fputs("null", f);
-        fprintf(f, ", \"probe_error\": ");
-        if (p->probe_err)
-            json_str(f, p->probe_msg);
-        else
-            fputs("null", f);
-        fprintf(f, ", \"probe_note\": ");
-        if (!p->probe_err && p->probe_size < 0 && p->probe_msg[0])
-            json_str(f, p->probe_msg);
-        else
-            fputs("null", f);
-        fputc('}', f);
+        fputs(i ? ",\n  " : "\n  ", f);
+        json_nbd_probe(f, &r->nbd[i], c->probe_export);
     }
     fprintf(f, "],\n \"elapsed_ms\": %.3f, \"exit_code\": %d, \"result\": ", r->elapsed_ms,
             r->exit_code);
