@@ -31,7 +31,7 @@
 /* First fill, and a refill after the server closed a connection: at a
  * random moment within this, so that many agents that start (or see their
  * server restart) together do not all connect in the same second. */
-#define SPREAD_MS 3000
+#define SPREAD_MS 4000
 /* A server seen to close idle connections (learn()) gets this many. */
 #define LIMITED_KEEP 1u
 /* ...and one is not handed out this close to its end. */
@@ -44,6 +44,7 @@ struct wsrv {
     const struct hp_server *srv;
     unsigned idle_limit_ms; /* 0, or: it closes idle connections after about this */
     unsigned closed;        /* idle connections it closed, since the start */
+    bool failing;           /* the last attempt failed, none has succeeded since */
 };
 
 struct slot {
@@ -79,10 +80,18 @@ static unsigned rnd(struct warm_pool *p, unsigned n)
     return (unsigned)(p->rng % n);
 }
 
-/* ms, give or take a quarter, at random. */
+/* A wait of about ms, at random: from half of it, over at least
+ * SPREAD_MS (many agents fail together when their server restarts). */
 static int64_t jittered(struct warm_pool *p, unsigned ms)
 {
-    return ms < 4 ? ms : (int64_t)ms - ms / 4 + rnd(p, ms / 2 + 1);
+    return (int64_t)ms / 2 + rnd(p, (ms > SPREAD_MS ? ms : SPREAD_MS) + 1);
+}
+
+/* While connections to a server fail, only its first slot tries (backed
+ * off); the others wait until one gets through (recovered()). */
+static bool held_back(const struct slot *s)
+{
+    return s->ws->failing && s->rank > 0 && (s - s->rank)->state != W_IDLE;
 }
 
 /* Does s hold a connection now?  Not a spare one to a server that closes
@@ -101,6 +110,7 @@ static void drop(struct warm_pool *p, struct slot *s, int64_t now, bool failed, 
     s->h = NULL;
     s->fd = -1;
     if (failed) {
+        s->ws->failing = true;
         s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
         if (s->backoff_ms > BACKOFF_MAX_MS)
             s->backoff_ms = BACKOFF_MAX_MS;
@@ -314,7 +324,7 @@ size_t warm_poll(struct warm_pool *p, struct pollfd *fds, size_t max, int64_t no
         struct slot *s = &p->slots[i];
         short ev = 0;
         s->pollidx = SIZE_MAX;
-        if (s->state == W_WAIT && !active(s))
+        if (s->state == W_WAIT && (!active(s) || held_back(s)))
             continue;
         if (s->state == W_WAIT && s->due <= now)
             start(p, s, now);
@@ -416,6 +426,16 @@ static void idle_event(struct warm_pool *p, struct slot *s, short rev, int64_t n
         forget(p, s->ws, now);
 }
 
+/* A connection to w got through after failures: the slots held back
+ * follow, each at a random moment. */
+static void recovered(struct warm_pool *p, struct wsrv *w, int64_t now)
+{
+    w->failing = false;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->slots[i].ws == w && p->slots[i].state == W_WAIT && p->slots[i].due < now)
+            p->slots[i].due = now + rnd(p, SPREAD_MS);
+}
+
 /* A connection on its way: connected, handshake, or timed out. */
 static void progress(struct warm_pool *p, struct slot *s, short rev, int64_t now)
 {
@@ -433,6 +453,8 @@ static void progress(struct warm_pool *p, struct slot *s, short rev, int64_t now
             s->state = W_IDLE;
             s->idle_since = now;
             p->dirty = true;
+            if (s->ws->failing)
+                recovered(p, s->ws, now);
             log_debug("warm connection to %s ready", s->srv->label);
         } else if (nbd_aio_is_dead(s->h) || nbd_aio_is_closed(s->h)) {
             drop_failed(p, s, now);

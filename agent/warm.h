@@ -10,10 +10,12 @@
  * for, warm_events() reacts.  A connection taken is replaced 100 ms later
  * (after the login that took it), in the background.  The first fill, and
  * a refill after the server closed an idle connection, happen at a random
- * moment within 3 s, so that many agents starting together, or seeing
+ * moment within 4 s, so that many agents starting together, or seeing
  * their server restart, do not connect in the same second.  Failures back
- * off (1 s doubling up to 60 s, each wait give or take a quarter at
- * random) while connections keep failing or dying young.
+ * off (1 s doubling up to 60 s; each wait from half that, at random over
+ * that or 4 s, whichever is longer)
+ * while connections keep failing or dying young; meanwhile only the first
+ * slot of that server tries, the others follow once it got through.
  *
  * A server that closes idle connections in the options phase (qemu's NBD
  * server does) is recognised when two connections in a row of one slot
