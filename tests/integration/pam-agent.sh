@@ -359,6 +359,8 @@ check "and releases it" wait_for test ! -e "$R/homes/bob"
 
 # --- 50 users at once ------------------------------------------------------------
 check "the test's users are still known (the namespace's /etc holds)" bash -c "getent passwd w01 bob > /dev/null"
+warm_full() { raw 'homeport 1 ping\n'; grep -q ", 2 warm connections ready" "$T/out"; }
+check "the restarted agent's warm pool is full (it fills within 4 s)" wait_for warm_full
 BASE_FDS=$(agent_fds)
 s=$(date +%s%N)
 pids=()
