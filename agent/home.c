@@ -23,6 +23,7 @@
 #include "textfile.h"
 #include "tree.h"
 #include "user.h"
+#include "warm.h"
 #include "worker.h"
 
 #define WORKER_STOP_MS 10000
@@ -911,8 +912,11 @@ int home_status(const struct hp_config *cfg, FILE *out, bool json)
     if (d)
         closedir(d);
     if (json)
-        fprintf(out, "], \"count\": %d, \"troubled\": %d}\n", n, troubled);
+        fprintf(out, "], \"count\": %d, \"troubled\": %d", n, troubled);
     else if (n == 0)
         fprintf(out, "no homes held\n");
+    warm_status(cfg->run_dir, out, json);
+    if (json)
+        fprintf(out, "}\n");
     return troubled;
 }
