@@ -9,7 +9,9 @@
 # with the agent (also after the exporter closed the agent's idle warm
 # connections: qemu's NBD server drops connections that stay in option mode
 # for 10 s); an OSD SIGKILLed and restarted during a write; the exporter
-# killed and restarted during a write (the FUSE worker reconnects); the
+# (configs/ceph/homeport-exporter, as a site runs it) killed and restarted
+# during writes to an image with rbd's exclusive lock and to one without,
+# then stopped cleanly and restarted (the FUSE workers reconnect); the
 # data read back from RBD with rbd export; the exporter under TLS with
 # homeport's tls = require.
 . "$(dirname "$0")/../lib.sh"
@@ -187,23 +189,14 @@ check "3 images in pool homes, 256 MiB each" bash -c "[ \"\$(rbd ls -l homes | a
 rm -f "$T"/srv/rbduser*
 
 # --- the exporter: qemu-storage-daemon, one export a home -------------------
-# qsd EXTRA [--object …]: EXTRA (",tls-creds=ID" or "") appended to --nbd-server; all homes of $USERS from
-# pool homes, as client.homeport-nbd, write-through (cache.direct=on: a
-# write is acknowledged once on the OSDs, so a killed exporter loses
-# nothing acknowledged).
+# qsd [TLS_DIR]: the exporter as a site runs it (configs/ceph/): every
+# image of pool homes, as client.homeport-nbd, on 127.0.0.1:$PORT
 qsd() {
-    local nbd_extra=${1:-} args=() u
-    shift
-    for u in $USERS; do
-        args+=(--blockdev "driver=rbd,node-name=$u,pool=homes,image=$u,user=homeport-nbd,conf=$CEPH_CONF,cache.direct=on"
-            --export "type=nbd,id=$u,node-name=$u,name=$u,writable=on")
-    done
-    daemon qsd qemu-storage-daemon "$@" \
-        --nbd-server "addr.type=inet,addr.host=127.0.0.1,addr.port=$PORT$nbd_extra" "${args[@]}"
+    daemon qsd env LISTEN=127.0.0.1 PORT="$PORT" TLS_DIR="${1:-}" "$TOP/configs/ceph/homeport-exporter"
     wait_for_secs 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT" 2> /dev/null
 }
 stop_qsd() { kill -9 "${PID[qsd]}" 2> /dev/null; wait "${PID[qsd]}" 2> /dev/null; }
-if ! qsd ""; then
+if ! qsd; then
     if grep -q "does not accept value 'rbd'" "$C/log/qsd.err"; then
         echo "1..0 # SKIP qemu's rbd driver is not installed (qemu-block-extra)"
         exit 0
@@ -276,8 +269,10 @@ writer_done() {
     local rc=0 pid=${WRITERS[$1]}
     if wait_for_secs 120 bash -c "! kill -0 $pid 2> /dev/null"; then
         wait "$pid" || rc=$?
-        check "$2 (every piece written in $((($(cat "$T/end.$1" 2> /dev/null || echo "$3") - $3) / 1000000)) ms, exit $rc)" test "$rc" = 0
+        WRITE_MS=$((($(cat "$T/end.$1" 2> /dev/null || echo "$3") - $3) / 1000000))
+        check "$2 (every piece written in $WRITE_MS ms, exit $rc)" test "$rc" = 0
     else
+        WRITE_MS=120000
         not_ok "$2: still writing after 120 s"
     fi
 }
@@ -307,9 +302,22 @@ paced_write "$T/home/rbduser2/qsd-kill"
 paced_write "$T/home/rbduser3/qsd-kill"
 sleep 1
 stop_qsd
-check "the exporter killed in the middle of two writes, started again" qsd ""
+check "the exporter killed in the middle of two writes, started again" qsd
 writer_done 1 "the write goes on across the exporter's restart (exclusive-lock)" "$s"
 writer_done 2 "  and to the image without exclusive-lock" "$s"
+check "  which waited for no lock: $WRITE_MS ms < 25000" test "$WRITE_MS" -lt 25000
+
+# A clean stop (SIGTERM, as systemctl restart does, to add a home) releases
+# the lock: the restarted exporter does not wait for it.
+s=$(date +%s%N)
+paced_write "$T/home/rbduser2/qsd-term"
+sleep 1
+kill -TERM "${PID[qsd]}"
+check "the exporter stopped with SIGTERM in the middle of a write" wait_for_secs 30 bash -c "! kill -0 ${PID[qsd]} 2> /dev/null"
+stop_qsd
+check "  and started again" qsd
+writer_done 3 "the write goes on across the exporter's clean restart (exclusive-lock)" "$s"
+check "  with no wait for the lock: $WRITE_MS ms < 25000" test "$WRITE_MS" -lt 25000
 WRITERS=()
 hp status
 cp "$T/out" "$T/status"
@@ -323,7 +331,7 @@ done
 stop_qsd
 for u in $USERS; do rbd_ export --no-progress "homes/$u" "$T/back-$u" > /dev/null 2>&1 || not_ok "rbd export $u"; done
 check "rbd export: the note written at login" bash -c "debugfs -R 'cat /note' '$T/back-rbduser1' 2> /dev/null | grep -qx 'on ceph'"
-for f in rbduser2/osd-kill rbduser2/qsd-kill rbduser3/qsd-kill; do
+for f in rbduser2/osd-kill rbduser2/qsd-kill rbduser2/qsd-term rbduser3/qsd-kill; do
     check "rbd export: $f, written across the failure, intact" \
         bash -c "debugfs -R 'dump /${f#*/} $T/back.file' '$T/back-${f%/*}' > /dev/null 2>&1 && cmp -s '$T/data' '$T/back.file'"
 done
@@ -334,7 +342,7 @@ rm -f "$T"/back-* "$T/back.file"
 if "$HOMEPORT" version | grep -qF "(TLS for NBD)" && command -v certtool > /dev/null; then
     check "a test PKI (certtool)" make_pki
     check "the exporter with --object tls-creds-x509 (verify-peer) and tls-creds on the NBD server" \
-        qsd ",tls-creds=tls0" --object "tls-creds-x509,id=tls0,endpoint=server,dir=$T/pki/server,verify-peer=on"
+        qsd "$T/pki/server"
     conf "servers = 127.0.0.1:$PORT
 probe_export = rbduser1"
     hp boot
