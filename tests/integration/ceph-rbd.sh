@@ -246,6 +246,7 @@ paced_write() {
         sleep 0.01
     done; date +%s%N > "$T/end.$n") &
     WRITERS+=($!)
+    echo "$1" >> "$T/writes"
 }
 # writer_done N DESCRIPTION START: the write WRITERS[N] finishes within
 # 120 s, every piece (START: when it began, date +%s%N)
@@ -260,6 +261,16 @@ writer_done() {
         not_ok "$2: still writing after 120 s"
     fi
 }
+# under_way N…: the writes WRITERS[N]… have 2 MiB of their 16 on disk and
+# are still writing
+under_way() {
+    local n f
+    for n; do
+        f=$(sed -n "$((n + 1))p" "$T/writes")
+        wait_for_secs 30 bash -c "[ \"\$(stat -c %s '$f' 2> /dev/null)\" -ge 2097152 ]" 2> /dev/null &&
+            kill -0 "${WRITERS[$n]}" 2> /dev/null || return 1
+    done
+}
 osds_up() { ceph_ osd stat 2> /dev/null | grep -q '2 osds: 2 up'; }
 
 for u in rbduser2 rbduser3; do
@@ -268,7 +279,7 @@ for u in rbduser2 rbduser3; do
 done
 s=$(date +%s%N)
 paced_write "$T/home/rbduser2/osd-kill"
-sleep 1
+check "a write under way" under_way 0
 kill -9 "${PID[osd.0]}"
 wait "${PID[osd.0]}" 2> /dev/null
 sleep 1
@@ -284,7 +295,7 @@ check "both OSDs up again" wait_for_secs 60 osds_up
 s=$(date +%s%N)
 paced_write "$T/home/rbduser2/qsd-kill"
 paced_write "$T/home/rbduser3/qsd-kill"
-sleep 1
+check "two writes under way" under_way 1 2
 stop_qsd
 check "the exporter killed in the middle of two writes, started again" qsd
 writer_done 1 "the write goes on across the exporter's restart (exclusive-lock)" "$s"
@@ -295,7 +306,7 @@ check "  which waited for no lock: $WRITE_MS ms < 25000" test "$WRITE_MS" -lt 25
 # the lock: the restarted exporter does not wait for it.
 s=$(date +%s%N)
 paced_write "$T/home/rbduser2/qsd-term"
-sleep 1
+check "a write under way" under_way 3
 kill -TERM "${PID[qsd]}"
 check "the exporter stopped with SIGTERM in the middle of a write" wait_for_secs 30 bash -c "! kill -0 ${PID[qsd]} 2> /dev/null"
 stop_qsd
