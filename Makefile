@@ -187,6 +187,8 @@ install: $(BIN)
 	for f in configs/pam-configs/*; do \
 	    sed 's|/usr/local/sbin/homeport|$(SBINDIR)/homeport|' $$f > $(DESTDIR)$(PAMCONFIGDIR)/$${f##*/} && \
 	    chmod 0644 $(DESTDIR)$(PAMCONFIGDIR)/$${f##*/} || exit 1; done
+	install -D -m 0644 configs/ceph/homeport-exporter $(DESTDIR)$(EXAMPLEDIR)/ceph/homeport-exporter
+	install -D -m 0644 configs/ceph/homeport-exporter.service $(DESTDIR)$(EXAMPLEDIR)/ceph/homeport-exporter.service
 	install -D -m 0755 init.d/homeport $(DESTDIR)$(SYSCONFDIR)/init.d/homeport
 	sed -i 's|^DAEMON=/usr/local/sbin/homeport$$|DAEMON=$(SBINDIR)/homeport|' $(DESTDIR)$(SYSCONFDIR)/init.d/homeport
 	install -D -m 0644 init.d/homeport.service $(DESTDIR)$(SYSTEMDUNITDIR)/homeport.service

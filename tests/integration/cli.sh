@@ -97,7 +97,9 @@ for f in usr/sbin/homeport usr/share/man/man8/homeport.8 usr/share/man/man5/home
     etc/X11/Xsession.d/95homeport-sync-popup usr/share/doc/homeport/examples/sync-exclude \
     etc/initramfs-tools/hooks/homeport etc/initramfs-tools/scripts/init-premount/homeport \
     usr/lib/dracut/modules.d/95homeport/module-setup.sh usr/share/man/man1/homeport-sync-popup.1 \
-    usr/share/pam-configs/homeport usr/share/pam-configs/homeport-roaming; do
+    usr/share/pam-configs/homeport usr/share/pam-configs/homeport-roaming \
+    usr/share/doc/homeport/examples/ceph/homeport-exporter \
+    usr/share/doc/homeport/examples/ceph/homeport-exporter.service; do
     check "installed $f" test -s "$T/dest/$f"
 done
 check "the init script runs the installed binary" grep -q "^DAEMON=/usr/sbin/homeport$" "$T/dest/etc/init.d/homeport"
