@@ -230,6 +230,7 @@ lint:
 	    --suppress=missingIncludeSystem -D_GNU_SOURCE -Iagent agent tests/unit tests/fuzz
 	clang-tidy --quiet --warnings-as-errors='*' $(SRCS) -- -std=gnu11 -D_GNU_SOURCE \
 	    -Iagent -Ibuild $(shell pkg-config --cflags mount blkid libnbd libcurl fuse3)
+	tests/funclen.sh $(FUNCLEN_MAX) agent > /dev/null || tests/funclen.sh $(FUNCLEN_MAX) agent
 
 FUNCLEN_MAX ?= 120
 funclen:
