@@ -9,7 +9,10 @@
 #   make fuzz       build the libFuzzer targets (tests/fuzz/) and run each for
 #                   FUZZ_SECONDS (default 60)
 #   make demo       the boot phase end to end against a local nbdkit
+#   make funclen    function lengths in agent/ (tests/funclen.sh); fails
+#                   when one is over FUNCLEN_MAX lines (default 120)
 #   make install    DESTDIR=… PREFIX=…
+#   make deb        the Debian package, in build/deb/ (see debian/README.source)
 
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 PREFIX ?= /usr/local
@@ -20,6 +23,11 @@ EXAMPLEDIR ?= $(PREFIX)/share/doc/homeport/examples
 BINDIR ?= $(PREFIX)/bin
 SYSTEMDUNITDIR ?= /lib/systemd/system
 DRACUTDIR ?= /usr/lib/dracut/modules.d
+# The initramfs-tools hook and boot script: the local administrator's place
+# (a package puts them in /usr/share/initramfs-tools instead: debian/rules)
+INITRAMFSDIR ?= $(SYSCONFDIR)/initramfs-tools
+# pam-auth-update(8) profiles (read only from there; disabled by default)
+PAMCONFIGDIR ?= /usr/share/pam-configs
 
 SRCS := $(sort $(wildcard agent/*.c agent/sync/*.c))
 LIBOBJS := $(filter-out agent/main.c,$(SRCS))
@@ -35,8 +43,8 @@ Q ?= @
 SYSROOT := build/sysroot
 DEPS_WORK := build/deps
 
-.PHONY: all dev asan check demo size install clean distclean format lint deps flavor FORCE \
-        fuzz fuzz-build fuzz-check fuzz-flavor
+.PHONY: all dev asan check demo size install deb clean distclean format lint deps flavor FORCE \
+        fuzz fuzz-build fuzz-check fuzz-flavor funclen
 all: build/homeport
 
 # The version string, rewritten only when it changes (main.c includes it).
@@ -171,9 +179,16 @@ install: $(BIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/homeport
 	install -D -m 0644 docs/homeport.8 $(DESTDIR)$(MANDIR)/man8/homeport.8
 	install -D -m 0644 docs/homeport.conf.5 $(DESTDIR)$(MANDIR)/man5/homeport.conf.5
+	install -D -m 0644 docs/homeport-sync-popup.1 $(DESTDIR)$(MANDIR)/man1/homeport-sync-popup.1
 	install -D -m 0644 configs/homeport.conf $(DESTDIR)$(EXAMPLEDIR)/homeport.conf
 	install -d $(DESTDIR)$(EXAMPLEDIR)/pam.d
 	install -m 0644 configs/pam.d/* $(DESTDIR)$(EXAMPLEDIR)/pam.d/
+	install -d $(DESTDIR)$(PAMCONFIGDIR)
+	for f in configs/pam-configs/*; do \
+	    sed 's|/usr/local/sbin/homeport|$(SBINDIR)/homeport|' $$f > $(DESTDIR)$(PAMCONFIGDIR)/$${f##*/} && \
+	    chmod 0644 $(DESTDIR)$(PAMCONFIGDIR)/$${f##*/} || exit 1; done
+	install -D -m 0644 configs/ceph/homeport-exporter $(DESTDIR)$(EXAMPLEDIR)/ceph/homeport-exporter
+	install -D -m 0644 configs/ceph/homeport-exporter.service $(DESTDIR)$(EXAMPLEDIR)/ceph/homeport-exporter.service
 	install -D -m 0755 init.d/homeport $(DESTDIR)$(SYSCONFDIR)/init.d/homeport
 	sed -i 's|^DAEMON=/usr/local/sbin/homeport$$|DAEMON=$(SBINDIR)/homeport|' $(DESTDIR)$(SYSCONFDIR)/init.d/homeport
 	install -D -m 0644 init.d/homeport.service $(DESTDIR)$(SYSTEMDUNITDIR)/homeport.service
@@ -184,13 +199,23 @@ install: $(BIN)
 	install -D -m 0644 configs/sync-exclude $(DESTDIR)$(EXAMPLEDIR)/sync-exclude
 	install -D -m 0644 configs/sync-exclude $(DESTDIR)$(SYSCONFDIR)/homeport/sync-exclude
 	install -D -m 0644 configs/sync-exclude.local.example $(DESTDIR)$(EXAMPLEDIR)/sync-exclude.local.example
-	install -D -m 0755 initramfs-hooks/initramfs-tools/hooks/homeport $(DESTDIR)$(SYSCONFDIR)/initramfs-tools/hooks/homeport
-	install -D -m 0755 initramfs-hooks/initramfs-tools/scripts/init-premount/homeport $(DESTDIR)$(SYSCONFDIR)/initramfs-tools/scripts/init-premount/homeport
+	install -D -m 0755 initramfs-hooks/initramfs-tools/hooks/homeport $(DESTDIR)$(INITRAMFSDIR)/hooks/homeport
+	install -D -m 0755 initramfs-hooks/initramfs-tools/scripts/init-premount/homeport $(DESTDIR)$(INITRAMFSDIR)/scripts/init-premount/homeport
 	install -D -m 0755 initramfs-hooks/dracut/95homeport/module-setup.sh $(DESTDIR)$(DRACUTDIR)/95homeport/module-setup.sh
 	install -D -m 0755 initramfs-hooks/dracut/95homeport/homeport-start.sh $(DESTDIR)$(DRACUTDIR)/95homeport/homeport-start.sh
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/homeport.conf ]; then \
 	    install -D -m 0644 configs/homeport.conf $(DESTDIR)$(SYSCONFDIR)/homeport.conf; \
 	else echo "kept existing $(DESTDIR)$(SYSCONFDIR)/homeport.conf"; fi
+
+# The Debian package (debian/): build/deb/homeport_VERSION_ARCH.deb, with
+# its .changes and .buildinfo (the last build's only).  DEB_VERSION=V packages version V instead of
+# debian/changelog's (the package test builds two versions this way).
+DEB_DIR := build/deb
+deb:
+	@mkdir -p $(DEB_DIR) && rm -f $(DEB_DIR)/*
+	HOMEPORT_DEB_VERSION=$(DEB_VERSION) dpkg-buildpackage --no-sign -b \
+	    --buildinfo-option=-u$(DEB_DIR) --changes-option=-u$(DEB_DIR) \
+	    --buildinfo-file=$(DEB_DIR)/homeport.buildinfo --changes-file=$(DEB_DIR)/homeport.changes
 
 # What format and lint cover (cppcheck walks agent/ and its subdirectories).
 LINT_FILES = agent/*.c agent/*.h agent/sync/*.c agent/sync/*.h tests/unit/*.c tests/unit/*.h \
@@ -205,6 +230,11 @@ lint:
 	    --suppress=missingIncludeSystem -D_GNU_SOURCE -Iagent agent tests/unit tests/fuzz
 	clang-tidy --quiet --warnings-as-errors='*' $(SRCS) -- -std=gnu11 -D_GNU_SOURCE \
 	    -Iagent -Ibuild $(shell pkg-config --cflags mount blkid libnbd libcurl fuse3)
+	tests/funclen.sh $(FUNCLEN_MAX) agent > /dev/null || tests/funclen.sh $(FUNCLEN_MAX) agent
+
+FUNCLEN_MAX ?= 120
+funclen:
+	tests/funclen.sh $(FUNCLEN_MAX) agent
 
 clean:
 	rm -rf build/static build/dev build/asan build/fuzz build/homeport build/homeport.stripped

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "json.h"
@@ -339,13 +340,38 @@ static enum boot_exit compute_exit(const struct boot_report *r)
     return BOOT_OK;
 }
 
+/* Dead nbd devices and loop devices on deleted files, into r->devices.
+ * The scan's buffer (BOOT_MAX_DEVICES of them, 270 KB) is on the heap, not
+ * the stack: the resident agent runs this once, and a stack keeps its
+ * high-water mark resident for the agent's whole life. */
+static void scan_devices(struct boot_report *r, const struct boot_env *env)
+{
+    struct hp_dev_problem *d = calloc(BOOT_MAX_DEVICES, sizeof *d);
+    long nd;
+
+    if (!d) {
+        r->internal_err = -ENOMEM;
+        return;
+    }
+    nd = mounts_scan_devices(env->sysfs, d, BOOT_MAX_DEVICES);
+    if (nd <= 0) {
+        free(d);
+        return;
+    }
+    r->devices = realloc(d, (size_t)nd * sizeof *d) ?: d;
+    r->ndevices = (size_t)nd;
+    for (long i = 0; i < nd; i++)
+        log_warn("device %s: %s", r->devices[i].name, r->devices[i].detail);
+}
+
 enum boot_exit boot_run(const struct hp_config *cfg, const struct boot_env *env,
                         struct boot_report *r)
 {
     struct hp_mount_table t;
-    long nd;
+    struct timespec t0, t1;
     int rc;
 
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(r, 0, sizeof *r);
     r->cfg = cfg;
     r->agent_pid = boot_running_agent(cfg->run_dir);
@@ -374,12 +400,7 @@ enum boot_exit boot_run(const struct hp_config *cfg, const struct boot_env *env,
         }
     }
 
-    nd = mounts_scan_devices(env->sysfs, r->devices, BOOT_MAX_DEVICES);
-    if (nd > 0) {
-        r->ndevices = (size_t)nd;
-        for (long i = 0; i < nd; i++)
-            log_warn("device %s: %s", r->devices[i].name, r->devices[i].detail);
-    }
+    scan_devices(r, env);
 
     if (!r->agent_pid && clean_leftovers(r) < 0)
         r->internal_err = -ENOMEM;
@@ -398,6 +419,8 @@ enum boot_exit boot_run(const struct hp_config *cfg, const struct boot_env *env,
         }
     }
     r->exit_code = compute_exit(r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    r->elapsed_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     return r->exit_code;
 }
 
@@ -412,6 +435,7 @@ void boot_report_free(struct boot_report *r)
     for (size_t i = 0; i < r->nleftovers; i++)
         free(r->leftovers[i].path);
     free(r->leftovers);
+    free(r->devices);
     if (r->nbd)
         nbd_probe_free(r->nbd, r->nnbd);
     free(r->nbd);
@@ -536,7 +560,8 @@ void boot_print_text(FILE *f, const struct boot_report *r)
         }
         fputc('\n', f);
     }
-    fprintf(f, "result %d (%s)\n", r->exit_code, exit_name(r->exit_code));
+    fprintf(f, "result %d (%s), boot phase %.1f ms\n", r->exit_code, exit_name(r->exit_code),
+            r->elapsed_ms);
 }
 
 static void json_action(FILE *f, int action, const char *done)
@@ -576,6 +601,77 @@ static void json_err_or_null(FILE *f, int err)
         json_str(f, strerror(-err));
     else
         fputs("null", f);
+}
+
+/* One server's entry of the "nbd" list. */
+static void json_nbd_probe(FILE *f, const struct nbd_probe *p, const char *probe_export)
+{
+    fprintf(f, "{\"server\": ");
+    json_str(f, p->server->label);
+    fprintf(f, ", \"ok\": %s, \"error\": ", p->err || p->probe_err ? "false" : "true");
+    if (p->err)
+        json_str(f, p->message);
+    else
+        fputs("null", f);
+    fprintf(f, ", \"errno\": ");
+    if (p->err)
+        json_str(f, errno_name(-p->err));
+    else
+        fputs("null", f);
+    fprintf(f, ", \"phase\": ");
+    json_str(f, p->err ? p->phase : "done");
+    fprintf(f, ", \"protocol\": ");
+    json_str(f, p->protocol);
+    fprintf(f, ", \"connect_ms\": ");
+    if (p->connect_ms >= 0)
+        fprintf(f, "%.3f", p->connect_ms);
+    else
+        fputs("null", f);
+    fprintf(f, ", \"handshake_ms\": %.3f, \"rtt_ms\": %.3f", p->handshake_ms, p->rtt_ms);
+    fprintf(f, ", \"tls\": %s, \"tls_info\": ",
+            p->tls == 1   ? "true"
+            : p->tls == 0 ? "false"
+                          : "null");
+    if (p->tls == 1) {
+        char kind[64], info[sizeof p->tls_info + 80];
+        snprintf(info, sizeof info, "%s%s%s", tls_describe(p->server->tls, kind, sizeof kind),
+                 p->tls_info[0] ? ": " : "", p->tls_info);
+        json_str(f, info);
+    } else {
+        fputs("null", f);
+    }
+    fprintf(f, ", \"exports\": ");
+    if (p->err || p->list_err)
+        fputs("null", f);
+    else {
+        fputc('[', f);
+        for (size_t j = 0; j < p->nexports; j++) {
+            if (j)
+                fputs(", ", f);
+            json_str(f, p->exports[j]);
+        }
+        fputc(']', f);
+    }
+    fprintf(f, ", \"list_error\": ");
+    json_err_or_null(f, p->err ? 0 : p->list_err);
+    fprintf(f, ", \"probe_export\": ");
+    json_str(f, probe_export);
+    fprintf(f, ", \"probe_size\": ");
+    if (p->probe_size >= 0)
+        fprintf(f, "%lld", (long long)p->probe_size);
+    else
+        fputs("null", f);
+    fprintf(f, ", \"probe_error\": ");
+    if (p->probe_err)
+        json_str(f, p->probe_msg);
+    else
+        fputs("null", f);
+    fprintf(f, ", \"probe_note\": ");
+    if (!p->probe_err && p->probe_size < 0 && p->probe_msg[0])
+        json_str(f, p->probe_msg);
+    else
+        fputs("null", f);
+    fputc('}', f);
 }
 
 void boot_print_json(FILE *f, const struct boot_report *r)
@@ -644,75 +740,11 @@ void boot_print_json(FILE *f, const struct boot_report *r)
     }
     fprintf(f, "],\n \"nbd\": [");
     for (size_t i = 0; i < r->nnbd; i++) {
-        const struct nbd_probe *p = &r->nbd[i];
-        fprintf(f, "%s\n  {\"server\": ", i ? "," : "");
-        json_str(f, p->server->label);
-        fprintf(f, ", \"ok\": %s, \"error\": ", p->err || p->probe_err ? "false" : "true");
-        if (p->err)
-            json_str(f, p->message);
-        else
-            fputs("null", f);
-        fprintf(f, ", \"errno\": ");
-        if (p->err)
-            json_str(f, errno_name(-p->err));
-        else
-            fputs("null", f);
-        fprintf(f, ", \"phase\": ");
-        json_str(f, p->err ? p->phase : "done");
-        fprintf(f, ", \"protocol\": ");
-        json_str(f, p->protocol);
-        fprintf(f, ", \"connect_ms\": ");
-        if (p->connect_ms >= 0)
-            fprintf(f, "%.3f", p->connect_ms);
-        else
-            fputs("null", f);
-        fprintf(f, ", \"handshake_ms\": %.3f, \"rtt_ms\": %.3f", p->handshake_ms, p->rtt_ms);
-        fprintf(f, ", \"tls\": %s, \"tls_info\": ",
-                p->tls == 1   ? "true"
-                : p->tls == 0 ? "false"
-                              : "null");
-        if (p->tls == 1) {
-            char kind[64], info[sizeof p->tls_info + 80];
-            snprintf(info, sizeof info, "%s%s%s", tls_describe(p->server->tls, kind, sizeof kind),
-                     p->tls_info[0] ? ": " : "", p->tls_info);
-            json_str(f, info);
-        } else {
-            fputs("null", f);
-        }
-        fprintf(f, ", \"exports\": ");
-        if (p->err || p->list_err)
-            fputs("null", f);
-        else {
-            fputc('[', f);
-            for (size_t j = 0; j < p->nexports; j++) {
-                if (j)
-                    fputs(", ", f);
-                json_str(f, p->exports[j]);
-            }
-            fputc(']', f);
-        }
-        fprintf(f, ", \"list_error\": ");
-        json_err_or_null(f, p->err ? 0 : p->list_err);
-        fprintf(f, ", \"probe_export\": ");
-        json_str(f, c->probe_export);
-        fprintf(f, ", \"probe_size\": ");
-        if (p->probe_size >= 0)
-            fprintf(f, "%lld", (long long)p->probe_size);
-        else
-            fputs("null", f);
-        fprintf(f, ", \"probe_error\": ");
-        if (p->probe_err)
-            json_str(f, p->probe_msg);
-        else
-            fputs("null", f);
-        fprintf(f, ", \"probe_note\": ");
-        if (!p->probe_err && p->probe_size < 0 && p->probe_msg[0])
-            json_str(f, p->probe_msg);
-        else
-            fputs("null", f);
-        fputc('}', f);
+        fputs(i ? ",\n  " : "\n  ", f);
+        json_nbd_probe(f, &r->nbd[i], c->probe_export);
     }
-    fprintf(f, "],\n \"exit_code\": %d, \"result\": ", r->exit_code);
+    fprintf(f, "],\n \"elapsed_ms\": %.3f, \"exit_code\": %d, \"result\": ", r->elapsed_ms,
+            r->exit_code);
     json_str(f, exit_name(r->exit_code));
     fprintf(f, "}\n");
 }

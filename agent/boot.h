@@ -68,7 +68,7 @@ struct boot_report {
     struct boot_mount *mounts; /* stale/orphan/unresponsive anywhere, live below staging;
                                   live homes too, unreported */
     size_t nmounts;
-    struct hp_dev_problem devices[BOOT_MAX_DEVICES];
+    struct hp_dev_problem *devices; /* at most BOOT_MAX_DEVICES */
     size_t ndevices;
     struct boot_leftover *leftovers;
     size_t nleftovers;
@@ -77,6 +77,7 @@ struct boot_report {
 
     int internal_err; /* -errno of a failure of the phase itself */
     enum boot_exit exit_code;
+    double elapsed_ms; /* the whole phase, probes included */
 };
 
 /* Where the phase looks (another root for tests or a chroot). */

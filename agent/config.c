@@ -20,20 +20,20 @@ enum key_type {
     K_STRING,
     K_BOOL,
     K_DURATION,
-    K_LOG_TARGET,
-    K_LOG_LEVEL,
     K_SERVERS,
     K_SIZE,
     K_TEMPLATE,
     K_PATH_TEMPLATE,
-    K_ATTACH,
-    K_KERNEL_API,
     K_SERVER,
     K_UINT,
     K_NAMES,
-    K_MESSAGES,
-    K_CHOICE, /* an unsigned: the index of the value in choices */
+    K_CHOICE, /* an unsigned (or an enum of that size): the value of a name in choices */
     K_URL     /* http:// or https://, %d for the HFS number */
+};
+
+struct choice {
+    const char *name;
+    unsigned value;
 };
 
 struct key_def {
@@ -41,25 +41,50 @@ struct key_def {
     const char *name;
     enum key_type type;
     size_t offset;
-    const char *def;            /* parsed by the same code as file values */
-    const char *const *choices; /* K_CHOICE: the values, NULL-terminated */
+    const char *def;              /* parsed by the same code as file values */
+    const struct choice *choices; /* K_CHOICE: the names and values, to {NULL} */
 };
 
 #define F(field) offsetof(struct hp_config, field)
 
-static const char *const locators[] = {"static", "hfs", NULL};
-static const char *const on_off[] = {"off", "on", NULL};
-static const char *const fail_modes[] = {"closed", "open", NULL};
-static const char *const home_modes[] = {"nbd", "sync", NULL};
-static const char *const sync_mounts[] = {"sshfs", "command", NULL};
-static const char *const sync_auths[] = {"password", "key", NULL};
-static const char *const login_syncs[] = {"blocking", "background", NULL};
-static const char *const tls_modes[] = {"auto", "off", "on", "require", NULL};
+static const struct choice locators[] = {{"static", 0}, {"hfs", 1}, {NULL, 0}};
+static const struct choice on_off[] = {{"off", 0}, {"on", 1}, {NULL, 0}};
+static const struct choice fail_modes[] = {{"closed", 0}, {"open", 1}, {NULL, 0}};
+static const struct choice home_modes[] = {{"nbd", HP_HOME_NBD}, {"sync", HP_HOME_SYNC}, {NULL, 0}};
+static const struct choice sync_mounts[] = {{"sshfs", 0}, {"command", 1}, {NULL, 0}};
+static const struct choice sync_auths[] = {
+    {"password", HP_SYNC_AUTH_PASSWORD}, {"key", HP_SYNC_AUTH_KEY}, {NULL, 0}};
+static const struct choice login_syncs[] = {{"blocking", 0}, {"background", 1}, {NULL, 0}};
+static const struct choice tls_modes[] = {{"auto", HP_TLS_AUTO},
+                                          {"off", HP_TLS_OFF},
+                                          {"on", HP_TLS_ON},
+                                          {"require", HP_TLS_REQUIRE},
+                                          {NULL, 0}};
+static const struct choice log_targets[] = {{"auto", LOG_TO_AUTO},
+                                            {"stderr", LOG_TO_STDERR},
+                                            {"syslog", LOG_TO_SYSLOG},
+                                            {"kmsg", LOG_TO_KMSG},
+                                            {NULL, 0}};
+/* syslog numbering: error (3) to debug (7) */
+static const struct choice log_levels[] = {{"error", LOG_LVL_ERR},     {"warning", LOG_LVL_WARN},
+                                           {"notice", LOG_LVL_NOTICE}, {"info", LOG_LVL_INFO},
+                                           {"debug", LOG_LVL_DEBUG},   {NULL, 0}};
+static const struct choice attaches[] = {
+    {"auto", HP_ATTACH_AUTO}, {"kernel", HP_ATTACH_KERNEL}, {"fuse", HP_ATTACH_FUSE}, {NULL, 0}};
+static const struct choice kernel_apis[] = {
+    {"auto", HP_KAPI_AUTO}, {"netlink", HP_KAPI_NETLINK}, {"ioctl", HP_KAPI_IOCTL}, {NULL, 0}};
+static const struct choice messages[] = {{"text", 0}, {"json", 1}, {NULL, 0}};
+
+/* K_CHOICE writes an unsigned: these enums are that. */
+_Static_assert(sizeof(enum log_target) == sizeof(unsigned), "enum log_target is an unsigned");
+_Static_assert(sizeof(enum log_level) == sizeof(unsigned), "enum log_level is an unsigned");
+_Static_assert(sizeof(enum hp_attach) == sizeof(unsigned), "enum hp_attach is an unsigned");
+_Static_assert(sizeof(enum hp_kernel_api) == sizeof(unsigned), "enum hp_kernel_api is an unsigned");
 
 static const struct key_def keys[] = {
     {"agent", "run_dir", K_PATH, F(run_dir), "/run/homeport"},
-    {"agent", "log", K_LOG_TARGET, F(log_target), "auto"},
-    {"agent", "log_level", K_LOG_LEVEL, F(log_level), "info"},
+    {"agent", "log", K_CHOICE, F(log_target), "auto", log_targets},
+    {"agent", "log_level", K_CHOICE, F(log_level), "info", log_levels},
     {"agent", "shutdown_timeout", K_DURATION, F(shutdown_timeout_ms), "60s"},
     {"agent", "state_dir", K_PATH, F(state_dir), "/var/lib/homeport"},
     {"boot", "staging_dir", K_PATH, F(staging_dir), "/home/profiletemp"},
@@ -81,8 +106,8 @@ static const struct key_def keys[] = {
     {"nbd", "tls_exempt", K_STRING, F(tls_exempt), ""},
     {"home", "server", K_SERVER, F(home_server), ""},
     {"home", "export", K_TEMPLATE, F(export_template), "%u"},
-    {"home", "attach", K_ATTACH, F(attach), "auto"},
-    {"home", "kernel_api", K_KERNEL_API, F(kernel_api), "auto"},
+    {"home", "attach", K_CHOICE, F(attach), "auto", attaches},
+    {"home", "kernel_api", K_CHOICE, F(kernel_api), "auto", kernel_apis},
     {"home", "mount_dir", K_PATH_TEMPLATE, F(mount_template), "/home/%u"},
     {"home", "mount_options", K_STRING, F(mount_options), "nosuid,nodev"},
     {"home", "fix_owner", K_BOOL, F(fix_owner), "no"},
@@ -95,7 +120,7 @@ static const struct key_def keys[] = {
     {"session", "exempt_services", K_NAMES, F(exempt_services), "systemd-user"},
     {"session", "lease", K_DURATION, F(lease_ms), "60s"},
     {"session", "kill_grace", K_DURATION, F(kill_grace_ms), "5s"},
-    {"session", "pam_messages", K_MESSAGES, F(pam_json), "text"},
+    {"session", "pam_messages", K_CHOICE, F(pam_json), "text", messages},
     {"session", "pam_timeout", K_DURATION, F(pam_timeout_ms), "120s"},
     {"remote", "locator", K_CHOICE, F(locator), "static", locators},
     {"remote", "hfs_url", K_URL, F(hfs_url), ""},
@@ -430,21 +455,24 @@ static int parse_servers(struct parser *p, const char *key, const char *v, struc
 }
 
 /* Index of v among names, or -1 after reporting "(expected a, b or c)". */
-static int parse_enum(struct parser *p, const struct key_def *k, const char *v,
-                      const char *const *names, size_t n)
+/* The value of the name v in k's choices, stored in *field. */
+static int parse_choice(struct parser *p, const struct key_def *k, const char *v, unsigned *field)
 {
+    const struct choice *c = k->choices;
     char expected[128] = "";
 
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(v, names[i]))
-            return (int)i;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; c[i].name; i++)
+        if (!strcmp(v, c[i].name)) {
+            *field = c[i].value;
+            return 0;
+        }
+    for (size_t i = 0; c[i].name; i++) {
         size_t used = strlen(expected);
         snprintf(expected + used, sizeof expected - used, "%s%s",
-                 i == 0 ? "" : (i == n - 1 ? " or " : ", "), names[i]);
+                 i == 0 ? "" : (c[i + 1].name ? ", " : " or "), c[i].name);
     }
     perror_at(p, "bad value for '%s': '%s' (expected %s)", k->name, v, expected);
-    return -1;
+    return -EINVAL;
 }
 
 /* A list of names separated by spaces or commas, kept as "a b c". */
@@ -496,26 +524,11 @@ bool config_list_has(const char *list, const char *name)
     return false;
 }
 
-static int set_value(struct parser *p, const struct key_def *k, const char *v,
-                     struct hp_config *cfg)
+/* The checks of the string kinds (K_PATTERN, K_STRING, K_PATH_TEMPLATE,
+ * K_TEMPLATE, K_URL): 0, or -EINVAL with the message. */
+static int check_string(struct parser *p, const struct key_def *k, const char *v)
 {
-    void *field = (char *)cfg + k->offset;
-    char *s = NULL;
-    int rc;
-
     switch (k->type) {
-    case K_PATH:
-        rc = normalize_path(v, &s);
-        if (rc == -EINVAL)
-            perror_at(p,
-                      "bad value for '%s': '%s' (expected an absolute path other than /, "
-                      "without . or .. components)",
-                      k->name, v);
-        if (rc < 0)
-            return rc;
-        free(*(char **)field);
-        *(char **)field = s;
-        return 0;
     case K_PATTERN:
         if (v[0] != '/' || strstr(v, "/../") || strlen(v) >= 4096) {
             perror_at(p, "bad value for '%s': '%s' (expected an absolute path pattern)", k->name,
@@ -529,11 +542,40 @@ static int set_value(struct parser *p, const struct key_def *k, const char *v,
                 perror_at(p, "bad value for '%s': control character in value", k->name);
                 return -EINVAL;
             }
-        if (!(s = strdup(v)))
-            return -ENOMEM;
-        free(*(char **)field);
-        *(char **)field = s;
         return 0;
+    case K_PATH_TEMPLATE:
+        if (v[0] != '/' || strstr(v, "/../") || strstr(v, "/./")) {
+            perror_at(p, "bad value for '%s': '%s' (expected an absolute path such as /home/%%u)",
+                      k->name, v);
+            return -EINVAL;
+        }
+        /* fall through */
+    case K_TEMPLATE:
+        if (config_expand(v, "x", NULL, 0) < 0 || !strstr(v, "%u")) {
+            perror_at(p,
+                      "bad value for '%s': '%s' (expected a template with %%u for the user "
+                      "name; %%%% for a literal %%)",
+                      k->name, v);
+            return -EINVAL;
+        }
+        return 0;
+    case K_URL:
+        if (*v && config_url_check(v) < 0) {
+            perror_at(p,
+                      "bad value for '%s': '%s' (expected http://host[:port][/path] or "
+                      "https://..., with %%d for the HFS number and %%%% for a literal %%)",
+                      k->name, v);
+            return -EINVAL;
+        }
+        return 0;
+    default: return -EINVAL;
+    }
+}
+
+/* The number kinds (K_BOOL, K_DURATION, K_UINT, K_SIZE) into field. */
+static int set_number(struct parser *p, const struct key_def *k, const char *v, void *field)
+{
+    switch (k->type) {
     case K_BOOL:
         if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on") || !strcmp(v, "1"))
             *(bool *)field = true;
@@ -557,24 +599,6 @@ static int set_value(struct parser *p, const struct key_def *k, const char *v,
             return -EINVAL;
         }
         return 0;
-    case K_LOG_TARGET: {
-        static const char *const names[] = {"auto", "stderr", "syslog", "kmsg"};
-        int i = parse_enum(p, k, v, names, 4);
-        if (i < 0)
-            return -EINVAL;
-        *(enum log_target *)field = (enum log_target)i;
-        return 0;
-    }
-    case K_LOG_LEVEL: {
-        /* syslog numbering: error (3) to debug (7) */
-        static const char *const names[] = {"error", "warning", "notice", "info", "debug"};
-        int i = parse_enum(p, k, v, names, 5);
-        if (i < 0)
-            return -EINVAL;
-        *(enum log_level *)field = (enum log_level)(LOG_LVL_ERR + i);
-        return 0;
-    }
-    case K_SERVERS: return parse_servers(p, k->name, v, cfg);
     case K_UINT: {
         char *end;
         unsigned long long n;
@@ -587,52 +611,54 @@ static int set_value(struct parser *p, const struct key_def *k, const char *v,
         *(unsigned *)field = (unsigned)n;
         return 0;
     }
-    case K_NAMES: return parse_names(p, k, v, (char **)field);
-    case K_MESSAGES: {
-        static const char *const names[] = {"text", "json"};
-        int i = parse_enum(p, k, v, names, 2);
-        if (i < 0)
-            return -EINVAL;
-        *(bool *)field = i == 1;
-        return 0;
-    }
-    case K_PATH_TEMPLATE:
-        if (v[0] != '/' || strstr(v, "/../") || strstr(v, "/./")) {
-            perror_at(p, "bad value for '%s': '%s' (expected an absolute path such as /home/%%u)",
-                      k->name, v);
-            return -EINVAL;
-        }
-        /* fall through */
-    case K_TEMPLATE: {
-        if (config_expand(v, "x", NULL, 0) < 0 || !strstr(v, "%u")) {
+    case K_SIZE:
+        if (config_parse_size(v, (uint64_t *)field) < 0) {
             perror_at(p,
-                      "bad value for '%s': '%s' (expected a template with %%u for the user "
-                      "name; %%%% for a literal %%)",
+                      "bad value for '%s': '%s' (expected a size such as 512M, 1G or 2.5G, "
+                      "from 16M to 16T)",
                       k->name, v);
             return -EINVAL;
         }
+        return 0;
+    default: return -EINVAL;
+    }
+}
+
+static int set_value(struct parser *p, const struct key_def *k, const char *v,
+                     struct hp_config *cfg)
+{
+    void *field = (char *)cfg + k->offset;
+    char *s = NULL;
+    int rc;
+
+    switch (k->type) {
+    case K_PATH:
+        rc = normalize_path(v, &s);
+        if (rc == -EINVAL)
+            perror_at(p,
+                      "bad value for '%s': '%s' (expected an absolute path other than /, "
+                      "without . or .. components)",
+                      k->name, v);
+        if (rc < 0)
+            return rc;
+        break;
+    case K_PATTERN:
+    case K_STRING:
+    case K_PATH_TEMPLATE:
+    case K_TEMPLATE:
+    case K_URL:
+        if ((rc = check_string(p, k, v)) < 0)
+            return rc;
         if (!(s = strdup(v)))
             return -ENOMEM;
-        free(*(char **)field);
-        *(char **)field = s;
-        return 0;
-    }
-    case K_ATTACH: {
-        static const char *const names[] = {"auto", "kernel", "fuse"};
-        int i = parse_enum(p, k, v, names, 3);
-        if (i < 0)
-            return -EINVAL;
-        *(enum hp_attach *)field = (enum hp_attach)i;
-        return 0;
-    }
-    case K_KERNEL_API: {
-        static const char *const names[] = {"auto", "netlink", "ioctl"};
-        int i = parse_enum(p, k, v, names, 3);
-        if (i < 0)
-            return -EINVAL;
-        *(enum hp_kernel_api *)field = (enum hp_kernel_api)i;
-        return 0;
-    }
+        break;
+    case K_BOOL:
+    case K_DURATION:
+    case K_UINT:
+    case K_SIZE: return set_number(p, k, v, field);
+    case K_SERVERS: return parse_servers(p, k->name, v, cfg);
+    case K_NAMES: return parse_names(p, k, v, (char **)field);
+    case K_CHOICE: return parse_choice(p, k, v, (unsigned *)field);
     case K_SERVER: {
         struct hp_server *srv = field;
         if (!*v) {
@@ -648,40 +674,11 @@ static int set_value(struct parser *p, const struct key_def *k, const char *v,
         }
         return 0;
     }
-    case K_CHOICE: {
-        size_t n = 0;
-        while (k->choices[n])
-            n++;
-        int i = parse_enum(p, k, v, k->choices, n);
-        if (i < 0)
-            return -EINVAL;
-        *(unsigned *)field = (unsigned)i;
-        return 0;
+    default: return -EINVAL;
     }
-    case K_URL:
-        if (*v && config_url_check(v) < 0) {
-            perror_at(p,
-                      "bad value for '%s': '%s' (expected http://host[:port][/path] or "
-                      "https://..., with %%d for the HFS number and %%%% for a literal %%)",
-                      k->name, v);
-            return -EINVAL;
-        }
-        if (!(s = strdup(v)))
-            return -ENOMEM;
-        free(*(char **)field);
-        *(char **)field = s;
-        return 0;
-    case K_SIZE:
-        if (config_parse_size(v, (uint64_t *)field) < 0) {
-            perror_at(p,
-                      "bad value for '%s': '%s' (expected a size such as 512M, 1G or 2.5G, "
-                      "from 16M to 16T)",
-                      k->name, v);
-            return -EINVAL;
-        }
-        return 0;
-    }
-    return -EINVAL;
+    free(*(char **)field); /* the string kinds */
+    *(char **)field = s;
+    return 0;
 }
 
 static char *trim(char *s)
@@ -955,7 +952,7 @@ static void check_tls(struct parser *p, struct hp_config *cfg)
         perror_at(p,
                   "tls = %s needs tls_ca_file (X.509 certificates) or tls_psk_file (a "
                   "pre-shared key)",
-                  tls_modes[mode]);
+                  tls_modes[mode].name);
     if (*cfg->tls_ca_file && *cfg->tls_psk_file)
         perror_at(p, "tls_ca_file and tls_psk_file: set one of them (X.509 or PSK), not both");
     if (!*cfg->tls_cert_file != !*cfg->tls_key_file)

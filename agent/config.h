@@ -120,7 +120,7 @@ struct hp_config {
     char *exempt_services;   /* PAM services that pass untouched ("systemd-user") */
     unsigned lease_ms;       /* a prepared home waits this long for its session */
     unsigned kill_grace_ms;  /* between SIGTERM and SIGKILL at the last logout */
-    bool pam_json;           /* pam_messages = json: {"message": ..., "isError": ...} lines */
+    unsigned pam_json;       /* 1: pam_messages = json: {"message": ..., "isError": ...} lines */
     unsigned pam_timeout_ms; /* the PAM client's wait for the agent's answer */
 
     /* [remote]: the site's services over HTTP (remote.h) */

@@ -20,6 +20,7 @@
 
 #include "alloccache.h"
 #include "log.h"
+#include "textfile.h"
 
 #define DISK_INO 2
 #define DISK_NAME "disk"
@@ -51,25 +52,19 @@ static double now_s(void)
 
 static void write_stats(struct disk *d)
 {
-    char tmp[4200];
-    FILE *f;
+    struct textfile_kv kv = {0};
 
     if (!d->p->stats_path)
         return;
-    snprintf(tmp, sizeof tmp, "%s:tmp", d->p->stats_path);
-    f = fopen(tmp, "we");
-    if (!f)
-        return;
     pthread_mutex_lock(&d->stats_mu);
-    fprintf(f,
-            "state=%s\nbytes_read=%llu\nbytes_written=%llu\nreconnects=%llu\nio_errors=%llu\n"
-            "last_error=%s\n",
-            d->dead_since ? "disconnected" : "connected", (unsigned long long)d->bytes_read,
-            (unsigned long long)d->bytes_written, (unsigned long long)d->reconnects,
-            (unsigned long long)d->io_errors, d->last_error);
+    textfile_kv_add(&kv, "state", "%s", d->dead_since ? "disconnected" : "connected");
+    textfile_kv_add(&kv, "bytes_read", "%llu", (unsigned long long)d->bytes_read);
+    textfile_kv_add(&kv, "bytes_written", "%llu", (unsigned long long)d->bytes_written);
+    textfile_kv_add(&kv, "reconnects", "%llu", (unsigned long long)d->reconnects);
+    textfile_kv_add(&kv, "io_errors", "%llu", (unsigned long long)d->io_errors);
+    textfile_kv_add(&kv, "last_error", "%s", d->last_error);
     pthread_mutex_unlock(&d->stats_mu);
-    if (fclose(f) == 0)
-        rename(tmp, d->p->stats_path);
+    textfile_kv_replace(&kv, d->p->stats_path, 0666);
 }
 
 /* Rewrite the stats file every second while the numbers move, so that
@@ -139,7 +134,7 @@ static bool reconnect(struct disk *d, struct nbd_handle *seen)
     unsigned backoff_ms = 100;
     do {
         struct nbd_export ex;
-        char why[256];
+        char why[HP_WHY_MAX];
         unsigned budget = d->p->connect_timeout_ms;
         d->last_attempt = now_s();
         if (nbd_export_open(d->p->server, d->p->export, budget, &ex, why, sizeof why) == 0) {
@@ -165,10 +160,8 @@ static bool reconnect(struct disk *d, struct nbd_handle *seen)
             }
         }
         pthread_mutex_lock(&d->stats_mu);
-        snprintf(d->last_error, sizeof d->last_error, "%s", why);
-        for (char *c = d->last_error; *c; c++) /* one line in the stats file (home.h) */
-            if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                *c = ' ';
+        snprintf(d->last_error, sizeof d->last_error, "%.255s", why);
+        textfile_one_line(d->last_error); /* one line in the stats file (home.h) */
         pthread_mutex_unlock(&d->stats_mu);
         if (expired)
             break;

@@ -29,13 +29,18 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "log.h"
+#include "user.h"
 
 struct nbd_handle;
 
-enum home_phase { HOME_PREPARED, HOME_MOUNTED };
+/* Where a user's home is: none here, prepared on its stage dir (the
+ * login's account stage), or mounted on the home dir.  A record is
+ * prepared or mounted; a session (session.h) may have none. */
+enum home_phase { HOME_NONE, HOME_PREPARED, HOME_MOUNTED };
 
 struct home_state {
-    char user[40];
+    char user[HP_USER_NAME_MAX + 1];
     char attach[8];   /* "fuse" */
     char device[64];  /* /dev/loopN */
     char server[300]; /* label */
@@ -52,9 +57,6 @@ struct home_state {
     bool closing;     /* the last session ended but the unmount failed: retry it */
 };
 
-/* Where messages for the person waiting go (the greeter, a terminal). */
-typedef void (*home_progress_fn)(void *ctx, const char *msg);
-
 /* Prepare user's home (see above) from srv (NULL: the configured home
  * server; see remote_locate).  warm: a warm connection to that server
  * (warm.h) for the worker to use, or NULL.  Returns 0; -EALREADY
@@ -63,7 +65,7 @@ typedef void (*home_progress_fn)(void *ctx, const char *msg);
  * another -errno.  why says it for people.  On failure nothing is left
  * attached. */
 int home_prepare(const struct hp_config *cfg, const char *user, const struct hp_server *srv,
-                 struct nbd_handle *warm, home_progress_fn progress, void *ctx, char *why,
+                 struct nbd_handle *warm, progress_fn progress, void *ctx, char *why,
                  size_t whylen);
 
 /* Move a prepared home onto its home dir, recorded as mounted with that
@@ -74,7 +76,7 @@ int home_enter(const struct hp_config *cfg, const char *user, int sessions, char
 
 /* prepare + enter: the admin's `homeport mount`. */
 int home_mount(const struct hp_config *cfg, const char *user, const struct hp_server *srv,
-               home_progress_fn progress, void *ctx, char *why, size_t whylen);
+               progress_fn progress, void *ctx, char *why, size_t whylen);
 
 /* Unmount user's home, prepared or mounted, and release it.  -ENOENT when
  * there is none; -EBUSY when processes keep it busy (listed in why). */

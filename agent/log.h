@@ -12,6 +12,14 @@
 
 enum log_target { LOG_TO_AUTO, LOG_TO_STDERR, LOG_TO_SYSLOG, LOG_TO_KMSG };
 
+/* The size of a reason buffer ("why"): what failed, for which user or
+ * file, and what to do, for people. */
+#define HP_WHY_MAX 1024
+
+/* Where messages for the person waiting go (the greeter, a terminal): a
+ * login's or a mount's progress, besides the log.  ctx is the caller's. */
+typedef void (*progress_fn)(void *ctx, const char *msg);
+
 /* Levels follow syslog(3) numbering so they map 1:1. */
 enum log_level {
     LOG_LVL_ERR = 3,

@@ -215,7 +215,7 @@ static int verb_boot(int argc, char **argv, struct globals *g)
     if (g->verbose == 0 && log_current_target() == LOG_TO_STDERR && isatty(STDOUT_FILENO))
         log_open(LOG_TO_STDERR, LOG_LVL_ERR);
 
-    char why[600];
+    char why[HP_WHY_MAX];
     if (tls_setup(&cfg, why, sizeof why) < 0) {
         fprintf(stderr, "homeport boot: %s\n", why);
         config_free(&cfg);
@@ -254,7 +254,7 @@ static int verb_config_check(int argc, char **argv, struct globals *g)
         return 2;
     /* what the agent would refuse at start: the secret of the services,
      * the TLS files */
-    char why[600];
+    char why[HP_WHY_MAX];
     int rc = remote_setup(&cfg, why, sizeof why);
     remote_cleanup();
     if (rc == 0)
@@ -396,7 +396,7 @@ static void print_progress(void *ctx, const char *msg)
 static int verb_home(int argc, char **argv, struct globals *g, bool mount)
 {
     struct hp_config cfg;
-    char why[1024];
+    char why[HP_WHY_MAX];
     int idx = parse_opts(argc, argv, g, true, NULL, NULL, NULL, NULL), rc;
 
     if (idx < 0)
@@ -592,7 +592,7 @@ static int verb_sync(int argc, char **argv, struct globals *g)
     struct exclude_list ex = {0};
     struct sync_stats st;
     struct hp_config cfg;
-    char why[1024], host[256];
+    char why[HP_WHY_MAX], host[256];
     const char *user = NULL;
     int idx = parse_opts(argc, argv, g, true, "n", longs, sync_opt, &a), rc;
 

@@ -314,6 +314,59 @@ static void step(struct probe *p)
     }
 }
 
+/* Start probing srv: resolve its address, then connect (or the TLS
+ * probe). */
+static void start_probe(struct probe *p, const struct hp_server *srv)
+{
+    p->sock = -1;
+    p->t0 = now_ms();
+    if (srv->tls) {
+        start_tls_probe(p);
+        return;
+    }
+    if (srv->kind == HP_SRV_TCP) {
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+        int rc = getaddrinfo(srv->host, srv->port, &hints, &p->ai);
+        if (rc != 0) {
+            p->out->err = -EHOSTUNREACH;
+            p->out->phase = "resolve";
+            snprintf(p->out->message, sizeof p->out->message, "cannot resolve %s: %s", srv->host,
+                     gai_strerror(rc));
+            p->phase = P_DONE;
+            return;
+        }
+        p->next_ai = p->ai;
+    }
+    start_connect(p);
+}
+
+/* What poll said of p's socket (re: its revents). */
+static void on_events(struct probe *p, short re)
+{
+    if (p->phase == P_CONNECT) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(p->sock, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (!err)
+            connected(p);
+        else if (!start_connect(p) && p->phase != P_DONE)
+            fail(p, err, NULL);
+        return;
+    }
+    if ((re & (POLLIN | POLLHUP | POLLERR)) && nbd_aio_notify_read(p->h) < 0) {
+        if (p->phase == P_ABORT)
+            p->phase = P_DONE;
+        else
+            fail_nbd(p);
+        return;
+    }
+    if ((re & POLLOUT) && nbd_aio_notify_write(p->h) < 0) {
+        fail_nbd(p);
+        return;
+    }
+    step(p);
+}
+
 size_t nbd_probe_servers(const struct hp_server *servers, size_t n, const char *probe_export,
                          unsigned timeout_ms, struct nbd_probe *out)
 {
@@ -340,29 +393,9 @@ size_t nbd_probe_servers(const struct hp_server *servers, size_t n, const char *
     }
 
     for (size_t i = 0; i < n; i++) {
-        struct probe *p = &ps[i];
-        p->out = &out[i];
-        p->export = probe_export ? probe_export : "";
-        p->sock = -1;
-        p->t0 = now_ms();
-        if (servers[i].tls) {
-            start_tls_probe(p);
-            continue;
-        }
-        if (servers[i].kind == HP_SRV_TCP) {
-            struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-            int rc = getaddrinfo(servers[i].host, servers[i].port, &hints, &p->ai);
-            if (rc != 0) {
-                p->out->err = -EHOSTUNREACH;
-                p->out->phase = "resolve";
-                snprintf(p->out->message, sizeof p->out->message, "cannot resolve %s: %s",
-                         servers[i].host, gai_strerror(rc));
-                p->phase = P_DONE;
-                continue;
-            }
-            p->next_ai = p->ai;
-        }
-        start_connect(p);
+        ps[i].out = &out[i];
+        ps[i].export = probe_export ? probe_export : "";
+        start_probe(&ps[i], &servers[i]);
     }
 
     for (;;) {
@@ -411,37 +444,8 @@ size_t nbd_probe_servers(const struct hp_server *servers, size_t n, const char *
         if (r < 0 && errno != EINTR)
             break;
         for (size_t i = 0; i < n && r > 0; i++) {
-            struct probe *p = &ps[i];
-            short re = pfd[i].revents;
-            if (!re || p->phase == P_DONE)
-                continue;
-            if (p->phase == P_CONNECT) {
-                int err = 0;
-                socklen_t len = sizeof err;
-                getsockopt(p->sock, SOL_SOCKET, SO_ERROR, &err, &len);
-                if (err) {
-                    int saved = err;
-                    if (!start_connect(p) || p->phase == P_DONE) {
-                        if (p->phase != P_DONE)
-                            fail(p, saved, NULL);
-                    }
-                    continue;
-                }
-                connected(p);
-                continue;
-            }
-            if ((re & (POLLIN | POLLHUP | POLLERR)) && nbd_aio_notify_read(p->h) < 0) {
-                if (p->phase == P_ABORT)
-                    p->phase = P_DONE;
-                else
-                    fail_nbd(p);
-                continue;
-            }
-            if ((re & POLLOUT) && nbd_aio_notify_write(p->h) < 0) {
-                fail_nbd(p);
-                continue;
-            }
-            step(p);
+            if (pfd[i].revents && ps[i].phase != P_DONE)
+                on_events(&ps[i], pfd[i].revents);
         }
     }
 

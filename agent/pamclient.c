@@ -77,7 +77,7 @@ int pamclient_run(const struct hp_config *cfg, const char *bad_config, FILE *out
     const char *type = getenv("PAM_TYPE"), *user = getenv("PAM_USER"),
                *service = getenv("PAM_SERVICE");
     struct proto_request req = {0};
-    char buf[PROTO_MAX + 1], msg[PROTO_MAX + 256], path[256], why[256];
+    char buf[PROTO_MAX + 1], msg[PROTO_MAX + 256], path[256], why[HP_WHY_MAX];
     int verb, fd, n;
 
     if (!type || !*type) {

@@ -19,6 +19,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "user.h"
+
 #define PROTO_VERSION 1
 #define PROTO_MAX 4096
 
@@ -39,7 +41,7 @@ enum proto_verb {
 
 struct proto_request {
     enum proto_verb verb;
-    char user[33];                     /* empty for ping */
+    char user[HP_USER_NAME_MAX + 1];   /* empty for ping */
     char service[64];                  /* PAM_SERVICE, may be empty */
     char secret[PROTO_SECRET_MAX + 1]; /* auth: the password (decoded), else empty */
 };

@@ -165,7 +165,7 @@ static int explain(const struct hp_config *cfg, const char *what, const char *se
 
 struct wait_ctx {
     const char *user;
-    home_progress_fn progress;
+    progress_fn progress;
     void *ctx;
 };
 
@@ -185,7 +185,7 @@ static void migration_tick(void *v, unsigned elapsed_ms)
 }
 
 int remote_locate(const struct hp_config *cfg, const char *user, struct hp_server *srv,
-                  home_progress_fn progress, void *ctx, char *why, size_t whylen)
+                  progress_fn progress, void *ctx, char *why, size_t whylen)
 {
     char url[1100], num[16], detail[600], what[100];
     struct http_opts o;

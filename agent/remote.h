@@ -46,7 +46,7 @@ const char *remote_host_name(const struct hp_config *cfg, char *buf, size_t len)
  * error); -EREMOTEIO when it answered with an error (its reason is in why);
  * -EPROTO for an answer that makes no sense; or the transport's -errno. */
 int remote_locate(const struct hp_config *cfg, const char *user, struct hp_server *srv,
-                  home_progress_fn progress, void *ctx, char *why, size_t whylen);
+                  progress_fn progress, void *ctx, char *why, size_t whylen);
 
 /* How remote_locate reads the home file server's answer r to its POST to
  * url (the answer came: any status): the same returns, *srv filled on 0.

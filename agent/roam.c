@@ -10,7 +10,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -23,6 +22,7 @@
 #include "mounts.h"
 #include "remote.h"
 #include "roamlist.h"
+#include "secret.h"
 #include "spawn.h"
 #include "sync/exclude.h"
 #include "textfile.h"
@@ -238,96 +238,6 @@ static int expand_word(const char *w, size_t n, const char *user, const char *mp
     return 0;
 }
 
-/* Run argv with secret (may be NULL) on its stdin, its stderr captured in
- * why, for at most timeout_ms.  Its exit status, or -ETIMEDOUT / -errno. */
-static int run_tool(char *const argv[], const char *secret, unsigned timeout_ms, bool stdout_too,
-                    char *why, size_t whylen)
-{
-    int in[2], err[2], status, rc = 0;
-    size_t got = 0;
-    int64_t end = clock_ms() + timeout_ms;
-    pid_t pid;
-
-    if (pipe2(in, O_CLOEXEC) < 0)
-        return -errno;
-    if (pipe2(err, O_CLOEXEC) < 0) {
-        rc = -errno;
-        close(in[0]);
-        close(in[1]);
-        return rc;
-    }
-    pid = fork();
-    if (pid < 0) {
-        rc = -errno;
-        close(in[0]);
-        close(in[1]);
-        close(err[0]);
-        close(err[1]);
-        return rc;
-    }
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(in[0], 0);
-        dup2(stdout_too ? err[1] : null, 1);
-        dup2(err[1], 2);
-        spawn_close_fds(NULL, 0);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    close(in[0]);
-    close(err[1]);
-    if (secret) {
-        size_t n = strlen(secret);
-        signal(SIGPIPE, SIG_IGN);
-        if (write(in[1], secret, n) != (ssize_t)n || write(in[1], "\n", 1) != 1)
-            log_debug("%s did not read its password", argv[0]);
-    }
-    close(in[1]);
-    why[0] = '\0';
-    /* sshfs forks into the background once mounted: its stderr stays open in
-     * the daemon, so the wait is for the first process's exit, not for EOF */
-    for (;;) {
-        struct pollfd pf = {err[0], POLLIN, 0};
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        int64_t now = clock_ms();
-        if (w == pid)
-            break;
-        if (now >= end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            rc = -ETIMEDOUT;
-            break;
-        }
-        if (poll(&pf, 1, (int)(end - now < 100 ? end - now : 100)) > 0) {
-            ssize_t r = read(err[0], why + got, whylen - got - 1);
-            if (r > 0) {
-                got += (size_t)r;
-                why[got] = '\0';
-            } else if (r == 0) {
-                pf.fd = -1;
-            }
-        }
-    }
-    {
-        /* what is left in the pipe, without waiting for a daemon's EOF */
-        int fl = fcntl(err[0], F_GETFL);
-        ssize_t r;
-        fcntl(err[0], F_SETFL, fl | O_NONBLOCK);
-        while (got + 1 < whylen && (r = read(err[0], why + got, whylen - got - 1)) > 0)
-            got += (size_t)r;
-        why[got] = '\0';
-    }
-    close(err[0]);
-    while (got > 0 && (why[got - 1] == '\n' || why[got - 1] == '\r'))
-        why[--got] = '\0';
-    for (char *c = why; *c; c++)
-        if (*c == '\n' || *c == '\r')
-            *c = ' ';
-    if (rc < 0)
-        return rc;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 /* Debian's sshfs refuses to read absolute and ".." symlinks unless told
  * no_contain_symlinks (an option other builds do not know).  A home's links
  * are synced as links, never followed, so they must be readable. */
@@ -335,13 +245,129 @@ static bool sshfs_has_contain_symlinks(void)
 {
     static int known = -1;
     static char help[16384];
-    char *const argv[] = {"sshfs", "-h", NULL};
+    const char *const argv[] = {"sshfs", "-h", NULL};
 
     if (known < 0) {
-        run_tool(argv, NULL, 5000, true, help, sizeof help);
+        spawn_capture(argv, NULL, 5000, true, help, sizeof help);
         known = strstr(help, "no_contain_symlinks") != NULL;
     }
     return known;
+}
+
+/* A mount's command line: argv points into the buffers. */
+struct mount_cmd {
+    char *argv[ARGV_MAX + 1];
+    char words[ARGV_MAX][PATH_MAX];
+    char src[PATH_MAX + 600], opts[4096];
+};
+
+/* mount = command: mount_command's words, expanded. */
+static int command_argv(const struct hp_config *cfg, const char *user, const char *stage,
+                        struct mount_cmd *m, char *why, size_t whylen)
+{
+    const char *s = cfg->sync_mount_command, *w;
+    size_t n = 0, wl;
+
+    while (n < ARGV_MAX && (w = next_word(&s, &wl))) {
+        if (expand_word(w, wl, user, stage, m->words[n], sizeof m->words[n]) < 0) {
+            snprintf(why, whylen, "mount_command: cannot expand '%.*s'", (int)wl, w);
+            return -EINVAL;
+        }
+        m->argv[n] = m->words[n];
+        n++;
+    }
+    m->argv[n] = NULL;
+    if (n == 0) {
+        snprintf(why, whylen, "mount_command is empty");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* auth = key: user's key_file, which must be root's and private. */
+static int check_key_file(const struct hp_config *cfg, const char *user, char *key, size_t keylen,
+                          char *why, size_t whylen)
+{
+    struct stat ks;
+    const char *bad = NULL;
+
+    if (config_expand(cfg->sync_key_file, user, key, keylen) < 0 &&
+        (size_t)snprintf(key, keylen, "%s", cfg->sync_key_file) >= keylen)
+        return -ENAMETOOLONG;
+    if (lstat(key, &ks) < 0)
+        bad = strerror(errno);
+    else if (!S_ISREG(ks.st_mode))
+        bad = "not a regular file";
+    else if (ks.st_uid != 0)
+        bad = "not root's";
+    else if (ks.st_mode & 077)
+        bad = "others may read it";
+    if (bad) { /* ssh would refuse it too, but sshfs does not say why */
+        snprintf(why, whylen, "key_file %s: %s (it must be a regular file of root's, mode 0600)",
+                 key, bad);
+        return -EACCES;
+    }
+    return 0;
+}
+
+/* mount = sshfs: its command line.  *password is set to NULL when it is
+ * not to be given (auth = key). */
+static int sshfs_argv(const struct hp_config *cfg, const struct passwd *pw, const char *stage,
+                      const char **password, struct mount_cmd *m, char *why, size_t whylen)
+{
+    const char *user = pw->pw_name;
+    char remote_dir[PATH_MAX] = "", user_at[300], key[PATH_MAX];
+    size_t n = 0, len = sizeof m->opts;
+    int rc;
+
+    if (config_expand(cfg->sshfs_user, user, user_at, sizeof user_at) < 0 ||
+        (*cfg->sshfs_path && expand_word(cfg->sshfs_path, strlen(cfg->sshfs_path), user, stage,
+                                         remote_dir, sizeof remote_dir) < 0)) {
+        snprintf(why, whylen, "sshfs_user or sshfs_path cannot be expanded for %s", user);
+        return -EINVAL;
+    }
+    snprintf(m->src, sizeof m->src, "%s@%s:%s", user_at, cfg->sshfs_host, remote_dir);
+    rc = snprintf(m->opts, len,
+                  "port=%u,reconnect,ServerAliveInterval=15,ServerAliveCountMax=3,dir_cache=no,"
+                  "ConnectTimeout=%u,allow_other,default_permissions,uid=%u,gid=%u,"
+                  "UserKnownHostsFile=%s,GlobalKnownHostsFile=/dev/null,StrictHostKeyChecking=yes,",
+                  cfg->sshfs_port, cfg->sync_mount_timeout_ms / 1000 + 1, (unsigned)pw->pw_uid,
+                  (unsigned)pw->pw_gid, cfg->sync_known_hosts);
+    if (cfg->sync_auth == HP_SYNC_AUTH_KEY) {
+        int krc = check_key_file(cfg, user, key, sizeof key, why, whylen);
+        if (krc < 0)
+            return krc;
+        rc += snprintf(m->opts + rc, len - (size_t)rc,
+                       "IdentityFile=%s,IdentitiesOnly=yes,BatchMode=yes,"
+                       "PasswordAuthentication=no",
+                       key);
+        *password = NULL;
+    } else {
+        if (!*password) {
+            snprintf(why, whylen,
+                     "no password of %s to mount the server home with (auth = password "
+                     "needs the auth line with pam_exec expose_authtok: see homeport(8))",
+                     user);
+            return -EACCES;
+        }
+        rc += snprintf(m->opts + rc, len - (size_t)rc,
+                       "password_stdin,PreferredAuthentications=password,"
+                       "PubkeyAuthentication=no,NumberOfPasswordPrompts=1");
+    }
+    if (sshfs_has_contain_symlinks())
+        rc += snprintf(m->opts + rc, len - (size_t)rc, ",no_contain_symlinks");
+    if (*cfg->sshfs_options)
+        snprintf(m->opts + rc, len - (size_t)rc, ",%s", cfg->sshfs_options);
+    roamlist_mount(cfg, user, remote_dir, m->opts, sizeof m->opts);
+    m->argv[n++] = "sshfs";
+    m->argv[n++] = "-F"; /* root's ~/.ssh/config has no say */
+    m->argv[n++] = "/dev/null";
+    m->argv[n++] = m->src;
+    m->argv[n++] = (char *)stage;
+    m->argv[n++] = "-o";
+    m->argv[n++] = m->opts;
+    m->argv[n] = NULL;
+    return 0;
 }
 
 int roam_mount(const struct hp_config *cfg, const char *user, const char *password, char *why,
@@ -349,9 +375,8 @@ int roam_mount(const struct hp_config *cfg, const char *user, const char *passwo
 {
     struct roam_paths p;
     struct passwd *pw = getpwnam(user);
-    char *argv[ARGV_MAX + 1], words[ARGV_MAX][PATH_MAX], err[1024] = "";
-    char src[PATH_MAX + 600], opts[4096], remote_dir[PATH_MAX] = "", user_at[300];
-    size_t n = 0;
+    struct mount_cmd m;
+    char err[1024] = "";
     int rc;
 
     if (roam_paths(cfg, user, &p) < 0) {
@@ -371,90 +396,15 @@ int roam_mount(const struct hp_config *cfg, const char *user, const char *passwo
     }
     chmod(p.stage, 0700);
     if (cfg->sync_mount == HP_SYNC_COMMAND) {
-        const char *s = cfg->sync_mount_command, *w;
-        size_t wl;
-        while (n < ARGV_MAX && (w = next_word(&s, &wl))) {
-            if (expand_word(w, wl, user, p.stage, words[n], sizeof words[n]) < 0) {
-                snprintf(why, whylen, "mount_command: cannot expand '%.*s'", (int)wl, w);
-                return -EINVAL;
-            }
-            argv[n] = words[n];
-            n++;
-        }
-        argv[n] = NULL;
         password = NULL;
-        if (n == 0) {
-            snprintf(why, whylen, "mount_command is empty");
-            return -EINVAL;
-        }
+        rc = command_argv(cfg, user, p.stage, &m, why, whylen);
     } else {
-        if (config_expand(cfg->sshfs_user, user, user_at, sizeof user_at) < 0 ||
-            (*cfg->sshfs_path && expand_word(cfg->sshfs_path, strlen(cfg->sshfs_path), user,
-                                             p.stage, remote_dir, sizeof remote_dir) < 0)) {
-            snprintf(why, whylen, "sshfs_user or sshfs_path cannot be expanded for %s", user);
-            return -EINVAL;
-        }
-        snprintf(src, sizeof src, "%s@%s:%s", user_at, cfg->sshfs_host, remote_dir);
-        rc = snprintf(
-            opts, sizeof opts,
-            "port=%u,reconnect,ServerAliveInterval=15,ServerAliveCountMax=3,dir_cache=no,"
-            "ConnectTimeout=%u,allow_other,default_permissions,uid=%u,gid=%u,"
-            "UserKnownHostsFile=%s,GlobalKnownHostsFile=/dev/null,StrictHostKeyChecking=yes,",
-            cfg->sshfs_port, cfg->sync_mount_timeout_ms / 1000 + 1, (unsigned)pw->pw_uid,
-            (unsigned)pw->pw_gid, cfg->sync_known_hosts);
-        if (cfg->sync_auth == HP_SYNC_AUTH_KEY) {
-            char key[PATH_MAX];
-            if (config_expand(cfg->sync_key_file, user, key, sizeof key) < 0 &&
-                (size_t)snprintf(key, sizeof key, "%s", cfg->sync_key_file) >= sizeof key)
-                return -ENAMETOOLONG;
-            struct stat ks;
-            const char *bad = NULL;
-            if (lstat(key, &ks) < 0)
-                bad = strerror(errno);
-            else if (!S_ISREG(ks.st_mode))
-                bad = "not a regular file";
-            else if (ks.st_uid != 0)
-                bad = "not root's";
-            else if (ks.st_mode & 077)
-                bad = "others may read it";
-            if (bad) { /* ssh would refuse it too, but sshfs does not say why */
-                snprintf(why, whylen,
-                         "key_file %s: %s (it must be a regular file of root's, mode 0600)", key,
-                         bad);
-                return -EACCES;
-            }
-            rc += snprintf(opts + rc, sizeof opts - (size_t)rc,
-                           "IdentityFile=%s,IdentitiesOnly=yes,BatchMode=yes,"
-                           "PasswordAuthentication=no",
-                           key);
-            password = NULL;
-        } else {
-            if (!password) {
-                snprintf(why, whylen,
-                         "no password of %s to mount the server home with (auth = password "
-                         "needs the auth line with pam_exec expose_authtok: see homeport(8))",
-                         user);
-                return -EACCES;
-            }
-            rc += snprintf(opts + rc, sizeof opts - (size_t)rc,
-                           "password_stdin,PreferredAuthentications=password,"
-                           "PubkeyAuthentication=no,NumberOfPasswordPrompts=1");
-        }
-        if (sshfs_has_contain_symlinks())
-            rc += snprintf(opts + rc, sizeof opts - (size_t)rc, ",no_contain_symlinks");
-        if (*cfg->sshfs_options)
-            snprintf(opts + rc, sizeof opts - (size_t)rc, ",%s", cfg->sshfs_options);
-        roamlist_mount(cfg, user, remote_dir, opts, sizeof opts);
-        argv[n++] = "sshfs";
-        argv[n++] = "-F"; /* root's ~/.ssh/config has no say */
-        argv[n++] = "/dev/null";
-        argv[n++] = src;
-        argv[n++] = p.stage;
-        argv[n++] = "-o";
-        argv[n++] = opts;
-        argv[n] = NULL;
+        rc = sshfs_argv(cfg, pw, p.stage, &password, &m, why, whylen);
     }
-    rc = run_tool(argv, password, cfg->sync_mount_timeout_ms, false, err, sizeof err);
+    if (rc < 0)
+        return rc;
+    rc = spawn_capture((const char *const *)m.argv, password, cfg->sync_mount_timeout_ms, false,
+                       err, sizeof err);
     if (rc == 0 && roam_mounted(cfg, user)) {
         log_notice("server home of %s mounted on %s", user, p.stage);
         return 0;
@@ -463,17 +413,15 @@ int roam_mount(const struct hp_config *cfg, const char *user, const char *passwo
         snprintf(why, whylen, "mounting the server home of %s timed out after %u s", user,
                  cfg->sync_mount_timeout_ms / 1000);
     else if (rc == 127 || rc == -ENOENT)
-        snprintf(why, whylen, "cannot run %s (is it installed?)", argv[0]);
+        snprintf(why, whylen, "cannot run %s (is it installed?)", m.argv[0]);
     else
         snprintf(why, whylen, "mounting the server home of %s failed (%s exit %d)%s%s", user,
-                 argv[0], rc, err[0] ? ": " : "", err);
+                 m.argv[0], rc, err[0] ? ": " : "", err);
     if (rc == 0) /* it said yes but nothing is there */
-        rc = -EIO;
-    else if (strstr(err, "Permission denied") || strstr(err, "Authentication failed"))
-        rc = -EACCES;
-    else
-        rc = rc < 0 ? rc : -EIO;
-    return rc;
+        return -EIO;
+    if (strstr(err, "Permission denied") || strstr(err, "Authentication failed"))
+        return -EACCES;
+    return rc < 0 ? rc : -EIO;
 }
 
 int roam_umount(const struct hp_config *cfg, const char *user, char *why, size_t whylen)
@@ -575,26 +523,39 @@ int roam_prepare_local(const struct hp_config *cfg, const char *user, char *why,
 
 /* ---- records -------------------------------------------------------------- */
 
+#define ROAM_RECORD_LINE_MAX 63 /* a longer line of a record is ignored */
+
+static void sessions_field(void *ctx, const char *key, const char *v)
+{
+    long *n = ctx;
+    char *end;
+
+    if (strcmp(key, "sessions") != 0)
+        return;
+    /* strtol, not sscanf's %d: a number past INT_MAX is no record, not undefined */
+    errno = 0;
+    *n = strtol(v, &end, 10);
+    if (end == v || errno || *n < 0 || *n > INT_MAX)
+        *n = -1;
+}
+
 int roam_get_sessions(const struct hp_config *cfg, const char *user)
 {
     struct roam_paths p;
-    char buf[64], *end;
-    long n;
+    long n = -1;
 
     if (roam_paths(cfg, user, &p) < 0)
         return -EINVAL;
-    if (textfile_read_line(p.record, buf, sizeof buf, 1) < 0 || strncmp(buf, "sessions=", 9) != 0)
+    if (textfile_kv_read(p.record, ROAM_RECORD_LINE_MAX, sessions_field, &n) < 0 || n < 0)
         return -ENOENT;
-    /* strtol, not sscanf's %d: a number past INT_MAX is no record, not undefined */
-    errno = 0;
-    n = strtol(buf + 9, &end, 10);
-    return end > buf + 9 && errno == 0 && n >= 0 && n <= INT_MAX ? (int)n : -ENOENT;
+    return (int)n;
 }
 
 int roam_set_sessions(const struct hp_config *cfg, const char *user, int sessions)
 {
     struct roam_paths p;
-    char buf[64], dir[PATH_MAX];
+    struct textfile_kv kv = {0};
+    char dir[PATH_MAX];
     int rc;
 
     if (roam_paths(cfg, user, &p) < 0)
@@ -602,8 +563,8 @@ int roam_set_sessions(const struct hp_config *cfg, const char *user, int session
     snprintf(dir, sizeof dir, "%s/roam", cfg->run_dir);
     if ((rc = tree_mkdirs(dir, 0700)) < 0)
         return rc;
-    snprintf(buf, sizeof buf, "sessions=%d\n", sessions);
-    return textfile_write(p.record, buf, 0600);
+    textfile_kv_add(&kv, "sessions", "%d", sessions);
+    return textfile_kv_replace(&kv, p.record, 0600);
 }
 
 void roam_forget(const struct hp_config *cfg, const char *user)
@@ -685,43 +646,10 @@ int roam_status(const struct hp_config *cfg, FILE *out, bool json)
     return bad;
 }
 
-/* ---- the password --------------------------------------------------------- */
-
-#define SECRET_PAGE 4096
-static char *secret; /* a locked page */
-
-int roam_keep_password(const char *password)
-{
-    size_t n = password ? strlen(password) : 0;
-
-    if (n == 0 || n >= SECRET_PAGE) {
-        roam_forget_password();
-        return n ? -E2BIG : 0;
-    }
-    if (!secret) {
-        void *p =
-            mmap(NULL, SECRET_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED)
-            return -ENOMEM;
-        if (mlock(p, SECRET_PAGE) < 0)
-            log_warn("cannot lock the password's memory: %s", strerror(errno));
-        madvise(p, SECRET_PAGE, MADV_DONTDUMP);
-        secret = p;
-    }
-    memcpy(secret, password, n + 1);
-    return 0;
-}
-
-void roam_forget_password(void)
-{
-    if (secret)
-        explicit_bzero(secret, SECRET_PAGE);
-}
-
 /* ---- login, session, logout ---------------------------------------------- */
 
 struct pass_ctx {
-    roam_progress_fn progress;
+    progress_fn progress;
     void *ctx;
     const char *user;
     unsigned long lines;
@@ -751,12 +679,12 @@ static void summarize(const struct sync_stats *st, char *out, size_t len)
 }
 
 /* A pass, logged, waiting up to wait_ms for one that is running. */
-static int pass_logged(const struct hp_config *cfg, const char *user, roam_progress_fn progress,
+static int pass_logged(const struct hp_config *cfg, const char *user, progress_fn progress,
                        void *ctx, unsigned wait_ms, char *msg, size_t msglen)
 {
     struct pass_ctx pc = {progress, ctx, user, 0, 0, cfg->progress_interval_ms};
     struct sync_stats st;
-    char why[1024], sum[256];
+    char why[HP_WHY_MAX], sum[256];
     int64_t end = clock_ms() + wait_ms;
     int rc;
 
@@ -794,7 +722,7 @@ static void flag_set(const char *flag, bool on)
     }
 }
 
-int roam_login(const struct hp_config *cfg, const char *user, roam_progress_fn progress, void *ctx,
+int roam_login(const struct hp_config *cfg, const char *user, progress_fn progress, void *ctx,
                char *msg, size_t msglen)
 {
     struct roam_paths p;
@@ -806,12 +734,12 @@ int roam_login(const struct hp_config *cfg, const char *user, roam_progress_fn p
     }
     if (progress)
         progress(ctx, "Connecting to your home on the server...");
-    rc = roam_mount(cfg, user, secret && *secret ? secret : NULL, msg, msglen);
-    roam_forget_password();
+    rc = roam_mount(cfg, user, secret_get(user), msg, msglen);
+    secret_forget(user);
     if (rc < 0 && rc != -EALREADY)
         return rc;
     if ((rc = roam_prepare_local(cfg, user, msg, msglen)) < 0) {
-        char why[512];
+        char why[HP_WHY_MAX];
         roam_umount(cfg, user, why, sizeof why);
         return rc;
     }
@@ -850,7 +778,7 @@ int roam_login(const struct hp_config *cfg, const char *user, roam_progress_fn p
 int roam_logout(const struct hp_config *cfg, const char *user, unsigned wait_ms, char *msg,
                 size_t msglen)
 {
-    char why[512];
+    char why[HP_WHY_MAX];
     int rc = 0;
 
     if (roam_mounted(cfg, user)) {

@@ -26,6 +26,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "log.h"
 #include "sync/engine.h"
 
 struct roam_paths {
@@ -74,22 +75,13 @@ int roam_get_sessions(const struct hp_config *cfg, const char *user);
 int roam_set_sessions(const struct hp_config *cfg, const char *user, int sessions);
 void roam_forget(const struct hp_config *cfg, const char *user);
 
-/* The password for the next roam_login's mount (auth = password), kept in
- * locked memory (never swapped, not in core dumps) until roam_forget_password
- * wipes it.  NULL or "" wipes.  0 or -ENOMEM. */
-int roam_keep_password(const char *password);
-void roam_forget_password(void);
-
-/* Progress for the person waiting (the greeter). */
-typedef void (*roam_progress_fn)(void *ctx, const char *msg);
-
 /* The login's part: mount the server home (-EALREADY is fine), prepare the
  * local home, and the first pass: waited for, with progress lines, or in a
  * process of its own (login_sync = background).  The flag file exists
  * while the pass runs.  0 with a closing message in msg (a pass that fails
  * leaves the local home as it was and says so: the login goes on), or
  * -errno when the server home cannot be had. */
-int roam_login(const struct hp_config *cfg, const char *user, roam_progress_fn progress, void *ctx,
+int roam_login(const struct hp_config *cfg, const char *user, progress_fn progress, void *ctx,
                char *msg, size_t msglen);
 
 /* The last logout's part: a last pass (waiting up to wait_ms for a pass

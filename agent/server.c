@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -28,11 +27,13 @@
 #include "proto.h"
 #include "remote.h"
 #include "roam.h"
+#include "secret.h"
 #include "session.h"
 #include "spawn.h"
 #include "textfile.h"
 #include "tls.h"
 #include "tree.h"
+#include "user.h"
 #include "warm.h"
 
 #include "version.h"
@@ -93,72 +94,6 @@ static struct {
     int64_t next_heartbeat; /* presence: due then (ms, monotonic) */
     pid_t heartbeat_pid;    /* the process sending them, while it runs */
 } S = {.lfd = -1, .sigr = -1, .sigw = -1, .lockfd = -1, .notify_fd = -1};
-
-/* ---- passwords for the roaming mount ------------------------------------ */
-
-/* What pam_exec expose_authtok gave at the auth stage, kept until the
- * user's mount has used it, at most one lease: in locked memory, never in
- * core dumps; a job gets a copy and the table is wiped in it. */
-#define MAX_SECRETS 16
-struct secret {
-    char user[33];
-    char pw[PROTO_SECRET_MAX + 1];
-    int64_t until;
-};
-static struct secret *secrets;
-
-static void secrets_init(void)
-{
-    size_t len = MAX_SECRETS * sizeof *secrets;
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-    if (p == MAP_FAILED) {
-        log_warn("cannot map memory for passwords: %s", strerror(errno));
-        return;
-    }
-    if (mlock(p, len) < 0)
-        log_warn("cannot lock the memory for passwords: %s", strerror(errno));
-    madvise(p, len, MADV_DONTDUMP);
-    secrets = p;
-}
-
-static struct secret *secret_of(const char *user)
-{
-    for (size_t i = 0; secrets && i < MAX_SECRETS; i++)
-        if (secrets[i].user[0] && !strcmp(secrets[i].user, user))
-            return &secrets[i];
-    return NULL;
-}
-
-static void secret_wipe(struct secret *s)
-{
-    if (s)
-        explicit_bzero(s, sizeof *s);
-}
-
-static int secret_keep(const char *user, const char *pw)
-{
-    struct secret *s = secret_of(user);
-    int64_t now = clock_ms();
-
-    for (size_t i = 0; !s && secrets && i < MAX_SECRETS; i++)
-        if (!secrets[i].user[0] || secrets[i].until <= now)
-            s = &secrets[i];
-    if (!s)
-        return -ENOSPC;
-    secret_wipe(s);
-    snprintf(s->user, sizeof s->user, "%s", user);
-    snprintf(s->pw, sizeof s->pw, "%s", pw);
-    s->until = now + S.cfg.lease_ms;
-    return 0;
-}
-
-static void secrets_expire(int64_t now)
-{
-    for (size_t i = 0; secrets && i < MAX_SECRETS; i++)
-        if (secrets[i].user[0] && secrets[i].until <= now)
-            secret_wipe(&secrets[i]);
-}
 
 static void on_signal(int sig)
 {
@@ -225,7 +160,7 @@ static struct user *find_user(const char *name, bool create)
 /* Forget a user the agent holds nothing for. */
 static void maybe_forget(struct user *u)
 {
-    if (u->running || u->head || u->su.home != SH_NONE || u->su.sessions > 0 || u->su.presence)
+    if (u->running || u->head || u->su.home != HOME_NONE || u->su.sessions > 0 || u->su.presence)
         return;
     for (size_t i = 0; i < S.nusers; i++)
         if (S.users[i] == u) {
@@ -278,16 +213,13 @@ static void run_job(struct job *j, int wfd)
     log_close();
     spawn_close_fds(keep, 2);
     log_open(S.cfg.log_target, log_current_level());
-    if (j->req.verb == PV_ACCOUNT || j->req.verb == PV_OPEN_SESSION) {
-        struct secret *sec = secret_of(su.name);
-        if (sec && roam_keep_password(sec->pw) < 0)
-            log_warn("cannot keep the password of %s for its mount", su.name);
-    }
-    if (secrets) /* this process needs no other password */
-        explicit_bzero(secrets, MAX_SECRETS * sizeof *secrets);
+    if (j->req.verb == PV_ACCOUNT || j->req.verb == PV_OPEN_SESSION)
+        secret_keep_only(su.name); /* this process needs no other password */
+    else
+        secret_keep_only(NULL);
     rc = session_run(&S.cfg, j->req.verb, j->req.service, j->warm, &su, job_progress, &ctx, msg,
                      sizeof msg);
-    roam_forget_password();
+    secret_forget(su.name);
     snprintf(res, sizeof res, "%d %d %d %d %s", rc, (int)su.home, su.sessions, (int)su.presence,
              msg);
     write_line(wfd, 'R', res);
@@ -346,7 +278,7 @@ static void start_job(struct user *u)
     }
     /* A home to prepare: give the job a warm connection (the worker it
      * starts inherits it). */
-    if ((j->req.verb == PV_ACCOUNT || j->req.verb == PV_OPEN_SESSION) && u->su.home == SH_NONE &&
+    if ((j->req.verb == PV_ACCOUNT || j->req.verb == PV_OPEN_SESSION) && u->su.home == HOME_NONE &&
         S.cfg.locator == HP_LOCATOR_STATIC) {
         j->warm = warm_take(S.warm, config_home_server(&S.cfg), clock_ms());
         if (j->warm)
@@ -416,11 +348,11 @@ static void parse_line(struct job *j, char *line)
     int rc, home, sessions, presence, off = 0;
     if (line[0] == 'R' &&
         sscanf(line + 1, " %d %d %d %d %n", &rc, &home, &sessions, &presence, &off) == 4 &&
-        off > 0 && home >= SH_NONE && home <= SH_MOUNTED) {
+        off > 0 && home >= HOME_NONE && home <= HOME_MOUNTED) {
         j->got_result = true;
         j->rc = rc;
         j->result = j->user->su;
-        j->result.home = (enum session_home)home;
+        j->result.home = (enum home_phase)home;
         j->result.sessions = sessions;
         j->result.presence = presence != 0;
         snprintf(j->text, sizeof j->text, "%s", line + 1 + off);
@@ -446,12 +378,12 @@ static void conclude(struct job *j, int status)
     if (j->got_result)
         u->su = j->result;
     if (verb == PV_ACCOUNT || verb == PV_OPEN_SESSION)
-        secret_wipe(secret_of(u->su.name)); /* used, or refused: asked again at the next auth */
-    if (u->su.home != SH_MOUNTED)
+        secret_forget(u->su.name); /* used, or refused: asked again at the next auth */
+    if (u->su.home != HOME_MOUNTED)
         u->next_sync = 0;
     else if (!u->next_sync && S.cfg.home_mode == HP_HOME_SYNC && S.cfg.sync_interval_ms)
         u->next_sync = now + S.cfg.sync_interval_ms;
-    u->lease_end = u->su.home == SH_PREPARED && u->su.sessions == 0 ? now + S.cfg.lease_ms : 0;
+    u->lease_end = u->su.home == HOME_PREPARED && u->su.sessions == 0 ? now + S.cfg.lease_ms : 0;
     u->retry_at = 0;
     if ((verb == PV_CLOSE_SESSION || verb == PV_RELEASE) && j->rc == -EBUSY) {
         u->retry_at = now + RETRY_MS;
@@ -553,7 +485,7 @@ static void send_heartbeats(void)
     log_open(S.cfg.log_target, log_current_level());
     for (size_t i = 0; i < S.nusers; i++) { /* the loop's users, as of the fork */
         const char *name = S.users[i]->su.name;
-        char why[700];
+        char why[HP_WHY_MAX];
         int rc;
         if (!S.users[i]->su.presence)
             continue;
@@ -572,7 +504,7 @@ static void send_heartbeats(void)
 
 static void handle_request(struct client *c)
 {
-    char buf[PROTO_MAX + 1], why[256];
+    char buf[PROTO_MAX + 1], why[HP_WHY_MAX];
     struct proto_request req;
     ssize_t n = recv(c->fd, buf, sizeof buf, MSG_TRUNC | MSG_DONTWAIT);
 
@@ -597,7 +529,7 @@ static void handle_request(struct client *c)
         int rc = 0;
         if (c->uid == 0 && S.cfg.home_mode == HP_HOME_SYNC &&
             S.cfg.sync_auth == HP_SYNC_AUTH_PASSWORD)
-            rc = secret_keep(req.user, req.secret);
+            rc = secret_keep(req.user, req.secret, clock_ms() + S.cfg.lease_ms);
         explicit_bzero(&req, sizeof req);
         explicit_bzero(buf, sizeof buf);
         if (c->uid != 0)
@@ -741,7 +673,7 @@ static void reload(void)
             return;
         }
     }
-    char why[600];
+    char why[HP_WHY_MAX];
     if (remote_setup(&n, why, sizeof why) < 0 || tls_setup(&n, why, sizeof why) < 0) {
         log_err("reload: %s; keeping the running configuration", why);
         config_free(&n);
@@ -765,7 +697,7 @@ static void adopt(void *ctx, const char *name)
     (void)ctx;
     if (rc == -ENOENT || !(u = find_user(name, true)))
         return;
-    u->su.home = s.phase == HOME_PREPARED ? SH_PREPARED : SH_MOUNTED;
+    u->su.home = s.phase;
     u->su.sessions = s.sessions;
     u->su.presence = remote_presence_on(&S.cfg); /* held here: heartbeats resume */
     if (rc < 0) {
@@ -775,9 +707,9 @@ static void adopt(void *ctx, const char *name)
             u->lease_end = clock_ms();
         return;
     }
-    if (u->su.home == SH_PREPARED && s.sessions == 0)
+    if (u->su.home == HOME_PREPARED && s.sessions == 0)
         u->lease_end = clock_ms() + S.cfg.lease_ms;
-    if (u->su.home == SH_MOUNTED && s.sessions == 0 && s.closing)
+    if (u->su.home == HOME_MOUNTED && s.sessions == 0 && s.closing)
         u->retry_at = clock_ms(); /* its last logout could not unmount it */
     log_notice("re-adopted the home of %s: %s on %s, %d session%s%s", name,
                s.phase == HOME_PREPARED ? "prepared" : "mounted",
@@ -797,7 +729,7 @@ static void adopt_roaming(void *ctx, const char *name, int sessions, bool mounte
         roam_forget(&S.cfg, name);
         return;
     }
-    u->su.home = sessions > 0 ? SH_MOUNTED : SH_PREPARED;
+    u->su.home = sessions > 0 ? HOME_MOUNTED : HOME_PREPARED;
     u->su.sessions = sessions;
     u->su.presence = remote_presence_on(&S.cfg);
     if (sessions == 0)
@@ -866,7 +798,7 @@ static bool idle_for_exit(void)
 
     for (size_t i = 0; i < S.nusers; i++) {
         struct user *u = S.users[i];
-        if (u->running || u->head || u->su.home == SH_PREPARED)
+        if (u->running || u->head || u->su.home == HOME_PREPARED)
             return false; /* work in flight, or a prepared home to release */
         in_use |= u->su.sessions > 0;
     }
@@ -885,7 +817,7 @@ static void say_goodbye(void)
 {
     for (size_t i = 0; i < S.nusers; i++) {
         struct user *u = S.users[i];
-        if (u->su.home != SH_NONE)
+        if (u->su.home != HOME_NONE)
             log_notice("the home of %s stays mounted (%d session%s), served by its worker, for "
                        "the next agent to re-adopt",
                        u->su.name, u->su.sessions, u->su.sessions == 1 ? "" : "s");
@@ -959,50 +891,37 @@ static int daemonize(void)
     return spawn_detach(S.cfg.log_target);
 }
 
-int server_run(struct hp_config *cfg, const struct server_opts *o)
+/* The agent's lock: taken, or handed over by the running agent
+ * (--replace).  0, or start_failed's 1. */
+static int lock_agent(const struct server_opts *o)
 {
     char path[PATH_MAX];
-    int sp[2], rc;
+    pid_t other = 0;
 
-    S.cfg = *cfg;
-    memset(cfg, 0, sizeof *cfg);
-    S.o = o;
-    if ((rc = tree_mkdirs(S.cfg.run_dir, 0755)) < 0)
-        return start_failed("cannot create run_dir %s: %s", S.cfg.run_dir, strerror(-rc));
-    if (snprintf(S.sock_path, sizeof S.sock_path, "%s/agent.sock", S.cfg.run_dir) >=
-        (int)sizeof S.sock_path)
-        return start_failed("run_dir %s is too long for a socket path", S.cfg.run_dir);
-    snprintf(S.pid_path, sizeof S.pid_path, "%s/agent.pid", S.cfg.run_dir);
     snprintf(path, sizeof path, "%s/agent.lock", S.cfg.run_dir);
     S.lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (S.lockfd < 0)
         return start_failed("cannot open %s: %s", path, strerror(errno));
-    pid_t other = 0;
-    if (take_lock(&other) < 0) {
-        if (!o->replace && other)
-            return start_failed("another homeport agent is running (pid %d)", (int)other);
-        if (!o->replace)
-            return start_failed("another homeport agent holds %s", path);
-        if (take_over(other) < 0)
-            return start_failed("the running agent (pid %d) did not hand over within %d s",
-                                (int)other, HANDOVER_MS / 1000);
-    }
+    if (take_lock(&other) == 0)
+        return 0;
+    if (!o->replace && other)
+        return start_failed("another homeport agent is running (pid %d)", (int)other);
+    if (!o->replace)
+        return start_failed("another homeport agent holds %s", path);
+    if (take_over(other) < 0)
+        return start_failed("the running agent (pid %d) did not hand over within %d s", (int)other,
+                            HANDOVER_MS / 1000);
+    return 0;
+}
 
-    /* in the background only now: the lock (inherited) is ours, and what
-     * went wrong so far went to the terminal */
-    if (!o->foreground && (rc = daemonize()) < 0)
-        return start_failed("cannot start in the background: %s", strerror(-rc));
+/* Signals through the self-pipe, before anything slow: a SIGHUP or SIGTERM
+ * during the boot phase waits for the loop instead of killing the agent. */
+static int catch_signals(void)
+{
+    int sp[2];
 
-    char why[600];
-    if (http_global_init() < 0)
-        return start_failed("cannot initialize libcurl");
-    if (remote_setup(&S.cfg, why, sizeof why) < 0 || tls_setup(&S.cfg, why, sizeof why) < 0)
-        return start_failed("%s", why);
-
-    /* Signals before anything slow: a SIGHUP or SIGTERM during the boot
-     * phase waits for the loop instead of killing the agent. */
     if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) < 0)
-        return start_failed("pipe: %s", strerror(errno));
+        return -errno;
     S.sigr = sp[0];
     S.sigw = sp[1];
     struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
@@ -1018,165 +937,227 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
      * that they are reaped here rather than by whatever init this is. */
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         log_debug("cannot become a child subreaper: %s", strerror(errno));
+    return 0;
+}
+
+/* What this machine holds already: the boot phase, the homes and roaming
+ * profiles of a previous agent, the password store, warm connections, and
+ * the expected user's cache. */
+static void adopt_all(void)
+{
+    int lock_err, rc;
+    char expected[HP_USER_NAME_MAX + 2]; /* a longer name read is invalid, not cut to one */
 
     run_boot_phase();
     home_foreach(&S.cfg, adopt, NULL);
     roam_foreach(&S.cfg, adopt_roaming, NULL);
-    secrets_init();
+    rc = secret_init(&lock_err);
+    if (rc < 0)
+        log_warn("cannot map memory for passwords: %s", strerror(-rc));
+    else if (lock_err)
+        log_warn("cannot lock the memory for passwords: %s", strerror(lock_err));
     S.warm = warm_new(&S.cfg, S.cfg.warm_connections);
-    char expected[64];
     if (session_expected_user(&S.cfg, expected, sizeof expected)) {
         struct user *u = find_user(expected, true);
-        if (u && u->su.home == SH_NONE)
+        if (u && u->su.home == HOME_NONE)
             enqueue_own(u, PV_CACHE); /* runs while the rest starts */
     }
+}
 
+/* Everything before the loop: the lock, the background, signals,
+ * adoption, the socket.  0, or start_failed's 1. */
+static int start_up(struct hp_config *cfg, const struct server_opts *o)
+{
+    char why[HP_WHY_MAX];
+    int rc;
+
+    S.cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    S.o = o;
+    if ((rc = tree_mkdirs(S.cfg.run_dir, 0755)) < 0)
+        return start_failed("cannot create run_dir %s: %s", S.cfg.run_dir, strerror(-rc));
+    if (snprintf(S.sock_path, sizeof S.sock_path, "%s/agent.sock", S.cfg.run_dir) >=
+        (int)sizeof S.sock_path)
+        return start_failed("run_dir %s is too long for a socket path", S.cfg.run_dir);
+    snprintf(S.pid_path, sizeof S.pid_path, "%s/agent.pid", S.cfg.run_dir);
+    if ((rc = lock_agent(o)) != 0)
+        return rc;
+    /* in the background only now: the lock (inherited) is ours, and what
+     * went wrong so far went to the terminal */
+    if (!o->foreground && (rc = daemonize()) < 0)
+        return start_failed("cannot start in the background: %s", strerror(-rc));
+    if (http_global_init() < 0)
+        return start_failed("cannot initialize libcurl");
+    if (remote_setup(&S.cfg, why, sizeof why) < 0 || tls_setup(&S.cfg, why, sizeof why) < 0)
+        return start_failed("%s", why);
+    if ((rc = catch_signals()) < 0)
+        return start_failed("pipe: %s", strerror(-rc));
+    adopt_all();
     if ((rc = open_socket()) < 0)
         return start_failed("cannot listen on %s: %s", S.sock_path, strerror(-rc));
     if ((rc = write_pid_file()) < 0)
         return start_failed("cannot write %s: %s", S.pid_path, strerror(-rc));
     log_notice("agent ready (pid %d) on %s", (int)getpid(), S.sock_path);
     notify_parent("ready");
+    return 0;
+}
 
-    size_t cap = 64;
-    struct pollfd *fds = malloc(cap * sizeof *fds);
-    if (!fds)
-        return start_failed("out of memory");
-    for (;;) {
-        int64_t now = clock_ms(), next = now + 60000;
-        size_t n = 0, njobs = 0;
-
-        /* timers: leases, unmount retries */
-        for (size_t i = 0; i < S.nusers; i++) {
-            struct user *u = S.users[i];
-            int64_t due = 0;
-            if (u->lease_end)
-                due = u->lease_end;
-            if (u->retry_at && (!due || u->retry_at < due))
-                due = u->retry_at;
-            if (!due || u->running || u->head)
-                continue;
-            if (due <= now) {
-                u->lease_end = u->retry_at = 0;
-                log_info("%s: %s", u->su.name,
-                         u->su.home == SH_PREPARED ? "lease over: releasing the prepared home"
-                                                   : "retrying the unmount");
-                enqueue_own(u, PV_RELEASE);
-            } else if (due < next) {
-                next = due;
-            }
+/* Leases over and unmounts to retry: queued.  The earliest still ahead
+ * lowers *next. */
+static void due_releases(int64_t now, int64_t *next)
+{
+    for (size_t i = 0; i < S.nusers; i++) {
+        struct user *u = S.users[i];
+        int64_t due = 0;
+        if (u->lease_end)
+            due = u->lease_end;
+        if (u->retry_at && (!due || u->retry_at < due))
+            due = u->retry_at;
+        if (!due || u->running || u->head)
+            continue;
+        if (due <= now) {
+            u->lease_end = u->retry_at = 0;
+            log_info("%s: %s", u->su.name,
+                     u->su.home == HOME_PREPARED ? "lease over: releasing the prepared home"
+                                                 : "retrying the unmount");
+            enqueue_own(u, PV_RELEASE);
+        } else if (due < *next) {
+            *next = due;
         }
-        secrets_expire(now);
-        for (size_t i = 0; i < S.nusers; i++) { /* home_mode = sync: passes in the session */
-            struct user *u = S.users[i];
-            if (!u->next_sync || u->su.home != SH_MOUNTED || S.stopping)
-                continue;
-            if (u->next_sync <= now && !u->running && !u->head) {
-                u->next_sync = now + S.cfg.sync_interval_ms;
-                enqueue_own(u, PV_SYNC);
-            }
-            if (u->next_sync < next)
-                next = u->next_sync;
-        }
-        if (remote_presence_on(&S.cfg)) {
-            if (now >= S.next_heartbeat) {
-                send_heartbeats();
-                S.next_heartbeat = now + S.cfg.heartbeat_interval_ms;
-            }
-            if (S.next_heartbeat < next)
-                next = S.next_heartbeat;
-        }
-        if (must_exit(now))
-            break;
-        if (S.stopping && S.stop_deadline < next)
-            next = S.stop_deadline;
-
-        for (size_t i = 0; i < S.nusers; i++)
-            njobs += S.users[i]->running != NULL;
-        size_t nwarm = (size_t)(S.cfg.nservers + 1) * S.cfg.warm_connections;
-        if (cap < 2 + S.nclients + njobs + nwarm) {
-            cap = 2 + S.nclients + njobs + nwarm + 64;
-            struct pollfd *nf = realloc(fds, cap * sizeof *nf);
-            if (!nf) {
-                log_err("out of memory");
-                break;
-            }
-            fds = nf;
-        }
-        fds[n++] = (struct pollfd){.fd = S.sigr, .events = POLLIN};
-        fds[n++] = (struct pollfd){.fd = S.lfd, .events = POLLIN};
-        size_t first_client = n;
-        for (size_t i = 0; i < S.nclients; i++)
-            fds[n++] = (struct pollfd){.fd = S.clients[i]->fd, .events = POLLIN};
-        size_t first_job = n;
-        for (size_t i = 0; i < S.nusers; i++)
-            if (S.users[i]->running && S.users[i]->running->rfd >= 0)
-                fds[n++] = (struct pollfd){.fd = S.users[i]->running->rfd, .events = POLLIN};
-
-        size_t first_warm = n;
-        n += warm_poll(S.warm, fds + n, cap - n, now, &next);
-
-        int timeout = next - now > INT_MAX ? INT_MAX : (int)(next - now);
-        if (poll(fds, n, timeout < 0 ? 0 : timeout) < 0 && errno != EINTR) {
-            log_err("poll: %s", strerror(errno));
-            break;
-        }
-        warm_events(S.warm, fds + first_warm, n - first_warm, clock_ms());
-        if (fds[0].revents) {
-            unsigned char sig;
-            while (read(S.sigr, &sig, 1) == 1) {
-                if (sig == SIGCHLD) {
-                    reap_children();
-                } else if (sig == SIGHUP) {
-                    reload();
-                } else if (sig == SIGUSR2) {
-                    log_notice("handing over to a new agent: exiting now");
-                    S.exit_now = true;
-                } else if (!S.stopping) {
-                    S.stopping = true;
-                    S.stop_deadline = clock_ms() + S.cfg.shutdown_timeout_ms;
-                    log_notice("signal %d: shutting down (releasing prepared homes, waiting up "
-                               "to %u ms for open sessions)",
-                               sig, S.cfg.shutdown_timeout_ms);
-                    for (size_t i = 0; i < S.nusers; i++)
-                        if (S.users[i]->su.home == SH_PREPARED && S.users[i]->su.sessions == 0)
-                            S.users[i]->lease_end = clock_ms();
-                } else {
-                    log_notice("signal %d again: exiting now", sig);
-                    S.exit_now = true;
-                }
-            }
-        }
-        /* Jobs first: a finished job frees its client for the next request.
-         * Collect the ready jobs before handling any (handling changes the
-         * lists). */
-        struct job *ready[256];
-        size_t nready = 0;
-        for (size_t k = first_job; k < first_warm && nready < 256; k++) {
-            if (!fds[k].revents)
-                continue;
-            for (size_t i = 0; i < S.nusers; i++)
-                if (S.users[i]->running && S.users[i]->running->rfd == fds[k].fd)
-                    ready[nready++] = S.users[i]->running;
-        }
-        for (size_t k = 0; k < nready; k++)
-            job_readable(ready[k]);
-        struct client *readable[MAX_CLIENTS];
-        size_t nread = 0;
-        for (size_t k = first_client; k < first_job; k++)
-            if (fds[k].revents)
-                for (size_t i = 0; i < S.nclients; i++)
-                    if (S.clients[i]->fd == fds[k].fd)
-                        readable[nread++] = S.clients[i];
-        for (size_t k = 0; k < nread; k++)
-            handle_request(readable[k]);
-        if (fds[1].revents)
-            accept_clients();
     }
+}
 
+/* Run what is due at now: releases, expired passwords, sync passes in
+ * the session (home_mode = sync), presence heartbeats.  Returns when the
+ * next one is due. */
+static int64_t due_timers(int64_t now)
+{
+    int64_t next = now + 60000;
+
+    due_releases(now, &next);
+    secret_expire(now);
+    for (size_t i = 0; i < S.nusers; i++) {
+        struct user *u = S.users[i];
+        if (!u->next_sync || u->su.home != HOME_MOUNTED || S.stopping)
+            continue;
+        if (u->next_sync <= now && !u->running && !u->head) {
+            u->next_sync = now + S.cfg.sync_interval_ms;
+            enqueue_own(u, PV_SYNC);
+        }
+        if (u->next_sync < next)
+            next = u->next_sync;
+    }
+    if (remote_presence_on(&S.cfg)) {
+        if (now >= S.next_heartbeat) {
+            send_heartbeats();
+            S.next_heartbeat = now + S.cfg.heartbeat_interval_ms;
+        }
+        if (S.next_heartbeat < next)
+            next = S.next_heartbeat;
+    }
+    return next;
+}
+
+/* What the loop polls: the signal pipe, the socket, the clients, the
+ * running jobs' pipes, the warm connections, in this order. */
+struct poll_set {
+    struct pollfd *fds;
+    size_t cap, n, first_client, first_job, first_warm;
+};
+
+static int poll_set_build(struct poll_set *ps, int64_t now, int64_t *next)
+{
+    size_t njobs = 0, n = 0;
+
+    for (size_t i = 0; i < S.nusers; i++)
+        njobs += S.users[i]->running != NULL;
+    size_t nwarm = (size_t)(S.cfg.nservers + 1) * S.cfg.warm_connections;
+    if (ps->cap < 2 + S.nclients + njobs + nwarm) {
+        size_t cap = 2 + S.nclients + njobs + nwarm + 64;
+        struct pollfd *nf = realloc(ps->fds, cap * sizeof *nf);
+        if (!nf)
+            return -ENOMEM;
+        ps->fds = nf;
+        ps->cap = cap;
+    }
+    ps->fds[n++] = (struct pollfd){.fd = S.sigr, .events = POLLIN};
+    ps->fds[n++] = (struct pollfd){.fd = S.lfd, .events = POLLIN};
+    ps->first_client = n;
+    for (size_t i = 0; i < S.nclients; i++)
+        ps->fds[n++] = (struct pollfd){.fd = S.clients[i]->fd, .events = POLLIN};
+    ps->first_job = n;
+    for (size_t i = 0; i < S.nusers; i++)
+        if (S.users[i]->running && S.users[i]->running->rfd >= 0)
+            ps->fds[n++] = (struct pollfd){.fd = S.users[i]->running->rfd, .events = POLLIN};
+    ps->first_warm = n;
+    n += warm_poll(S.warm, ps->fds + n, ps->cap - n, now, next);
+    ps->n = n;
+    return 0;
+}
+
+/* The signals the self-pipe holds. */
+static void handle_signals(void)
+{
+    unsigned char sig;
+
+    while (read(S.sigr, &sig, 1) == 1) {
+        if (sig == SIGCHLD) {
+            reap_children();
+        } else if (sig == SIGHUP) {
+            reload();
+        } else if (sig == SIGUSR2) {
+            log_notice("handing over to a new agent: exiting now");
+            S.exit_now = true;
+        } else if (!S.stopping) {
+            S.stopping = true;
+            S.stop_deadline = clock_ms() + S.cfg.shutdown_timeout_ms;
+            log_notice("signal %d: shutting down (releasing prepared homes, waiting up "
+                       "to %u ms for open sessions)",
+                       sig, S.cfg.shutdown_timeout_ms);
+            for (size_t i = 0; i < S.nusers; i++)
+                if (S.users[i]->su.home == HOME_PREPARED && S.users[i]->su.sessions == 0)
+                    S.users[i]->lease_end = clock_ms();
+        } else {
+            log_notice("signal %d again: exiting now", sig);
+            S.exit_now = true;
+        }
+    }
+}
+
+/* Jobs first: a finished job frees its client for the next request.  The
+ * ready ones are collected before any is handled (handling changes the
+ * lists).  Then the clients' requests, then new clients. */
+static void dispatch(const struct poll_set *ps)
+{
+    const struct pollfd *fds = ps->fds;
+    struct job *ready[256];
+    struct client *readable[MAX_CLIENTS];
+    size_t nready = 0, nread = 0;
+
+    for (size_t k = ps->first_job; k < ps->first_warm && nready < 256; k++) {
+        if (!fds[k].revents)
+            continue;
+        for (size_t i = 0; i < S.nusers; i++)
+            if (S.users[i]->running && S.users[i]->running->rfd == fds[k].fd)
+                ready[nready++] = S.users[i]->running;
+    }
+    for (size_t k = 0; k < nready; k++)
+        job_readable(ready[k]);
+    for (size_t k = ps->first_client; k < ps->first_job; k++)
+        if (fds[k].revents)
+            for (size_t i = 0; i < S.nclients; i++)
+                if (S.clients[i]->fd == fds[k].fd)
+                    readable[nread++] = S.clients[i];
+    for (size_t k = 0; k < nread; k++)
+        handle_request(readable[k]);
+    if (fds[1].revents)
+        accept_clients();
+}
+
+static void shut_down(void)
+{
     say_goodbye();
     warm_free(S.warm);
-    free(fds);
     while (S.nclients)
         drop_client(S.clients[0]);
     close(S.lfd);
@@ -1185,5 +1166,39 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
     log_notice("agent stopped");
     remote_cleanup();
     config_free(&S.cfg);
+}
+
+int server_run(struct hp_config *cfg, const struct server_opts *o)
+{
+    struct poll_set ps = {.cap = 64};
+    int rc = start_up(cfg, o);
+
+    if (rc != 0)
+        return rc;
+    ps.fds = malloc(ps.cap * sizeof *ps.fds);
+    if (!ps.fds)
+        return start_failed("out of memory");
+    for (;;) {
+        int64_t now = clock_ms(), next = due_timers(now);
+        if (must_exit(now))
+            break;
+        if (S.stopping && S.stop_deadline < next)
+            next = S.stop_deadline;
+        if (poll_set_build(&ps, now, &next) < 0) {
+            log_err("out of memory");
+            break;
+        }
+        int timeout = next - now > INT_MAX ? INT_MAX : (int)(next - now);
+        if (poll(ps.fds, ps.n, timeout < 0 ? 0 : timeout) < 0 && errno != EINTR) {
+            log_err("poll: %s", strerror(errno));
+            break;
+        }
+        warm_events(S.warm, ps.fds + ps.first_warm, ps.n - ps.first_warm, clock_ms());
+        if (ps.fds[0].revents)
+            handle_signals();
+        dispatch(&ps);
+    }
+    shut_down();
+    free(ps.fds);
     return 0;
 }

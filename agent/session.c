@@ -205,29 +205,29 @@ int session_kill_user(uid_t uid, unsigned grace_ms, char *report, size_t len)
 }
 
 /* Where the home of u really is now. */
-static enum session_home look(const struct hp_config *cfg, const struct session_user *u,
-                              struct home_state *s)
+static enum home_phase look(const struct hp_config *cfg, const struct session_user *u,
+                            struct home_state *s)
 {
     int rc = home_lookup(cfg, u->name, s);
 
     if (rc == -ENOENT)
-        return SH_NONE;
+        return HOME_NONE;
     if (rc < 0) {
-        char why[512];
+        char why[HP_WHY_MAX];
         log_warn("the home of %s is not where its record says: releasing what is left", u->name);
         if (home_umount(cfg, u->name, why, sizeof why) < 0)
             log_warn("%s", why);
         if (home_lookup(cfg, u->name, s) < 0)
-            return SH_NONE;
+            return HOME_NONE;
     }
-    return s->phase == HOME_PREPARED ? SH_PREPARED : SH_MOUNTED;
+    return s->phase;
 }
 
 /* Ask the presence service whether u may log in here (presence = on). */
 static int presence_login(const struct hp_config *cfg, struct session_user *u, char *msg,
                           size_t len)
 {
-    char why[700] = "";
+    char why[HP_WHY_MAX] = "";
     int rc;
 
     if (!remote_presence_on(cfg))
@@ -249,7 +249,7 @@ static int presence_login(const struct hp_config *cfg, struct session_user *u, c
 /* The home is no longer held here: free the user's presence. */
 static void presence_logout(const struct hp_config *cfg, struct session_user *u)
 {
-    char why[700];
+    char why[HP_WHY_MAX];
 
     if (!u->presence)
         return;
@@ -260,7 +260,7 @@ static void presence_logout(const struct hp_config *cfg, struct session_user *u)
 
 /* Locate u's export (remote.h) and prepare the home from there. */
 static int prepare(const struct hp_config *cfg, struct session_user *u, struct nbd_handle *warm,
-                   home_progress_fn progress, void *ctx, char *msg, size_t msglen)
+                   progress_fn progress, void *ctx, char *msg, size_t msglen)
 {
     struct hp_server srv;
     const struct hp_server *home = config_home_server(cfg);
@@ -302,11 +302,11 @@ static int do_close(const struct hp_config *cfg, struct session_user *u, bool st
     if (rc == -ENOENT)
         rc = 0;
     if (rc < 0) {
-        if (u->home == SH_MOUNTED) /* a restarted agent must retry it too */
+        if (u->home == HOME_MOUNTED) /* a restarted agent must retry it too */
             home_set_sessions(cfg, u->name, 0, true);
         return rc;
     }
-    u->home = SH_NONE;
+    u->home = HOME_NONE;
     presence_logout(cfg, u);
     snprintf(msg, len, "Home of %s unmounted", u->name);
     return 0;
@@ -314,7 +314,7 @@ static int do_close(const struct hp_config *cfg, struct session_user *u, bool st
 
 /* ---- home_mode = sync: the roaming profile (roam.h) ---------------------- */
 
-static enum session_home roam_look(const struct hp_config *cfg, struct session_user *u)
+static enum home_phase roam_look(const struct hp_config *cfg, struct session_user *u)
 {
     int n = roam_get_sessions(cfg, u->name);
 
@@ -325,10 +325,10 @@ static enum session_home roam_look(const struct hp_config *cfg, struct session_u
             roam_forget(cfg, u->name);
         }
         u->sessions = 0;
-        return SH_NONE;
+        return HOME_NONE;
     }
     u->sessions = n > 0 ? n : 0;
-    return n > 0 ? SH_MOUNTED : SH_PREPARED;
+    return n > 0 ? HOME_MOUNTED : HOME_PREPARED;
 }
 
 static int roam_close(const struct hp_config *cfg, struct session_user *u, bool stop, char *msg,
@@ -341,14 +341,14 @@ static int roam_close(const struct hp_config *cfg, struct session_user *u, bool 
     rc = roam_logout(cfg, u->name, cfg->pam_timeout_ms / 2, msg, len);
     if (rc < 0)
         return rc;
-    u->home = SH_NONE;
+    u->home = HOME_NONE;
     u->sessions = 0;
     presence_logout(cfg, u);
     return 0;
 }
 
 static int roam_stage(const struct hp_config *cfg, enum proto_verb verb, struct session_user *u,
-                      home_progress_fn progress, void *ctx, char *msg, size_t msglen)
+                      progress_fn progress, void *ctx, char *msg, size_t msglen)
 {
     struct roam_paths p;
     int rc;
@@ -359,7 +359,7 @@ static int roam_stage(const struct hp_config *cfg, enum proto_verb verb, struct 
     switch (verb) {
     case PV_ACCOUNT:
     case PV_OPEN_SESSION:
-        if (u->home == SH_NONE) {
+        if (u->home == HOME_NONE) {
             if (progress)
                 progress(ctx, "Checking user...");
             rc = presence_login(cfg, u, msg, msglen);
@@ -370,7 +370,7 @@ static int roam_stage(const struct hp_config *cfg, enum proto_verb verb, struct 
                 return rc;
             }
             roam_set_sessions(cfg, u->name, 0);
-            u->home = SH_PREPARED;
+            u->home = HOME_PREPARED;
         }
         if (verb == PV_ACCOUNT) {
             if (!msg[0])
@@ -379,14 +379,14 @@ static int roam_stage(const struct hp_config *cfg, enum proto_verb verb, struct 
         }
         u->sessions++;
         roam_set_sessions(cfg, u->name, u->sessions);
-        u->home = SH_MOUNTED;
+        u->home = HOME_MOUNTED;
         if (u->sessions > 1)
             snprintf(msg, msglen, "Home of %s on %s (%d sessions)", u->name, p.local, u->sessions);
         else if (!msg[0])
             snprintf(msg, msglen, "Home of %s on %s", u->name, p.local);
         return 0;
     case PV_CLOSE_SESSION:
-        if (u->home != SH_MOUNTED) {
+        if (u->home != HOME_MOUNTED) {
             snprintf(msg, msglen, "No open session of %s here", u->name);
             return 0;
         }
@@ -399,11 +399,11 @@ static int roam_stage(const struct hp_config *cfg, enum proto_verb verb, struct 
         }
         return roam_close(cfg, u, true, msg, msglen);
     case PV_RELEASE:
-        if (u->home == SH_NONE || u->sessions > 0)
+        if (u->home == HOME_NONE || u->sessions > 0)
             return 0;
         return roam_close(cfg, u, false, msg, msglen);
     case PV_SYNC:
-        if (u->home != SH_MOUNTED)
+        if (u->home != HOME_MOUNTED)
             return 0;
         rc = roam_periodic(cfg, u->name);
         return rc == -EBUSY ? 0 : rc;
@@ -412,11 +412,11 @@ static int roam_stage(const struct hp_config *cfg, enum proto_verb verb, struct 
 }
 
 int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *service,
-                struct nbd_handle *warm, struct session_user *u, home_progress_fn progress,
-                void *ctx, char *msg, size_t msglen)
+                struct nbd_handle *warm, struct session_user *u, progress_fn progress, void *ctx,
+                char *msg, size_t msglen)
 {
     struct home_state s;
-    char why[256];
+    char why[HP_WHY_MAX];
     int rc;
 
     msg[0] = '\0';
@@ -435,7 +435,7 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
         rc = presence_login(cfg, u, msg, msglen);
         if (rc < 0)
             return rc;
-        if (u->home != SH_NONE) {
+        if (u->home != HOME_NONE) {
             snprintf(msg, msglen, "Home of %s is ready", u->name);
             return 0;
         }
@@ -444,11 +444,11 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
             presence_logout(cfg, u);
             return rc;
         }
-        u->home = SH_PREPARED;
+        u->home = HOME_PREPARED;
         snprintf(msg, msglen, "Home of %s is ready", u->name);
         return 0;
     case PV_OPEN_SESSION:
-        if (u->home == SH_MOUNTED) {
+        if (u->home == HOME_MOUNTED) {
             u->sessions = (u->sessions > 0 ? u->sessions : 0) + 1;
             home_set_sessions(cfg, u->name, u->sessions, false);
             if (u->sessions == 1)
@@ -458,7 +458,7 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
                          s.mountpoint, u->sessions);
             return 0;
         }
-        if (u->home == SH_NONE) { /* no account stage, or its lease ran out */
+        if (u->home == HOME_NONE) { /* no account stage, or its lease ran out */
             rc = presence_login(cfg, u, msg, msglen);
             if (rc == 0)
                 rc = prepare(cfg, u, warm, progress, ctx, msg, msglen);
@@ -466,17 +466,17 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
                 presence_logout(cfg, u);
                 return rc;
             }
-            u->home = SH_PREPARED;
+            u->home = HOME_PREPARED;
         }
         rc = home_enter(cfg, u->name, 1, s.mountpoint, sizeof s.mountpoint, msg, msglen);
         if (rc < 0)
             return rc;
-        u->home = SH_MOUNTED;
+        u->home = HOME_MOUNTED;
         u->sessions = 1;
         snprintf(msg, msglen, "Home of %s mounted on %s", u->name, s.mountpoint);
         return 0;
     case PV_CLOSE_SESSION:
-        if (u->home != SH_MOUNTED || u->sessions <= 0) {
+        if (u->home != HOME_MOUNTED || u->sessions <= 0) {
             u->sessions = 0;
             snprintf(msg, msglen, "No open session of %s here", u->name);
             return 0;
@@ -492,10 +492,10 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
         home_set_sessions(cfg, u->name, 0, false);
         return do_close(cfg, u, true, msg, msglen);
     case PV_RELEASE: /* the lease ran out, or an unmount is retried */
-        if (u->home == SH_NONE || u->sessions > 0)
+        if (u->home == HOME_NONE || u->sessions > 0)
             return 0;
-        return do_close(cfg, u, u->home == SH_MOUNTED, msg, msglen);
-    case PV_CACHE: return u->home == SH_NONE ? warm_cache(cfg, u->name, msg, msglen) : 0;
+        return do_close(cfg, u, u->home == HOME_MOUNTED, msg, msglen);
+    case PV_CACHE: return u->home == HOME_NONE ? warm_cache(cfg, u->name, msg, msglen) : 0;
     case PV_SYNC:
     case PV_AUTH:
     case PV_PING: break;
@@ -507,6 +507,6 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
 void session_after(const struct hp_config *cfg, enum proto_verb verb, int rc,
                    const struct session_user *u)
 {
-    if (verb == PV_OPEN_SESSION && rc == 0 && u->home == SH_MOUNTED && u->sessions == 1)
+    if (verb == PV_OPEN_SESSION && rc == 0 && u->home == HOME_MOUNTED && u->sessions == 1)
         remember_last_user(cfg, u->name);
 }

@@ -28,12 +28,11 @@
 #include "config.h"
 #include "home.h"
 #include "proto.h"
-
-enum session_home { SH_NONE, SH_PREPARED, SH_MOUNTED };
+#include "user.h"
 
 struct session_user {
-    char name[33];
-    enum session_home home;
+    char name[HP_USER_NAME_MAX + 1];
+    enum home_phase home;
     int sessions;
     bool presence; /* logged in at the presence service from here (remote.h) */
 };
@@ -50,8 +49,8 @@ const char *session_exempt(const struct hp_config *cfg, const char *user, const 
  * from close_session/release means the home stays mounted and should be
  * retried. */
 int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *service,
-                struct nbd_handle *warm, struct session_user *u, home_progress_fn progress,
-                void *ctx, char *msg, size_t msglen);
+                struct nbd_handle *warm, struct session_user *u, progress_fn progress, void *ctx,
+                char *msg, size_t msglen);
 
 /* What a stage leaves to do once its answer is out: record the last user
  * after a first open_session. */

@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "clock.h"
 
 static const char *const extra_dirs[] = {"/usr/sbin", "/sbin"};
 
@@ -71,6 +75,99 @@ int spawn_wait(const char *const argv[], int quiet)
     if (WIFEXITED(status))
         return WEXITSTATUS(status);
     return 128 + WTERMSIG(status);
+}
+
+/* Read what the child pid writes on fd into out (len bytes, got so far)
+ * until it exits or end (ms, monotonic) passes: then kill it.  -ETIMEDOUT
+ * or 0, *status set. */
+static int collect(pid_t pid, int fd, int64_t end, char *out, size_t len, size_t *got, int *status)
+{
+    struct pollfd pf = {fd, POLLIN, 0};
+
+    for (;;) {
+        pid_t w = waitpid(pid, status, WNOHANG);
+        int64_t now = clock_ms();
+        if (w == pid)
+            break;
+        if (now >= end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, status, 0);
+            return -ETIMEDOUT;
+        }
+        if (poll(&pf, 1, (int)(end - now < 100 ? end - now : 100)) > 0) {
+            ssize_t r = read(fd, out + *got, len - *got - 1);
+            if (r > 0)
+                *got += (size_t)r;
+            else if (r == 0)
+                pf.fd = -1;
+        }
+    }
+    /* what is left in the pipe, without waiting for a daemon's EOF */
+    ssize_t r;
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    while (*got + 1 < len && (r = read(fd, out + *got, len - *got - 1)) > 0)
+        *got += (size_t)r;
+    return 0;
+}
+
+int spawn_capture(const char *const argv[], const char *input, unsigned timeout_ms, bool stdout_too,
+                  char *out, size_t outlen)
+{
+    char exe[4096];
+    int in[2], err[2], status = 0, rc = find_tool(argv[0], exe, sizeof exe);
+    size_t got = 0;
+    int64_t end = clock_ms() + timeout_ms;
+    pid_t pid;
+
+    out[0] = '\0';
+    if (rc < 0)
+        return rc;
+    if (pipe2(in, O_CLOEXEC) < 0)
+        return -errno;
+    if (pipe2(err, O_CLOEXEC) < 0) {
+        rc = -errno;
+        close(in[0]);
+        close(in[1]);
+        return rc;
+    }
+    pid = fork();
+    if (pid < 0) {
+        rc = -errno;
+        close(in[0]);
+        close(in[1]);
+        close(err[0]);
+        close(err[1]);
+        return rc;
+    }
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(in[0], 0);
+        dup2(stdout_too ? err[1] : null, 1);
+        dup2(err[1], 2);
+        spawn_close_fds(NULL, 0);
+        execv(exe, (char *const *)argv);
+        _exit(127);
+    }
+    close(in[0]);
+    close(err[1]);
+    if (input) {
+        size_t n = strlen(input);
+        signal(SIGPIPE, SIG_IGN);
+        if (write(in[1], input, n) != (ssize_t)n || write(in[1], "\n", 1) != 1)
+            log_debug("%s did not read its input", argv[0]);
+    }
+    close(in[1]);
+    rc = collect(pid, err[0], end, out, outlen, &got, &status);
+    close(err[0]);
+    out[got] = '\0';
+    while (got > 0 && (out[got - 1] == '\n' || out[got - 1] == '\r'))
+        out[--got] = '\0';
+    for (char *c = out; *c; c++)
+        if (*c == '\n' || *c == '\r')
+            *c = ' ';
+    if (rc < 0)
+        return rc;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 static bool kept(int fd, const int *keep, size_t nkeep)

@@ -7,6 +7,7 @@
 #ifndef HOMEPORT_SPAWN_H
 #define HOMEPORT_SPAWN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "log.h"
@@ -16,6 +17,16 @@
  * status (0..255), 128+N when killed by signal N, -ENOENT when the tool is
  * not found, or another -errno. */
 int spawn_wait(const char *const argv[], int quiet);
+
+/* Run argv[0] (found as spawn_wait finds it) with argv, input (may be
+ * NULL) and a newline on its stdin, its stderr (and its stdout when
+ * stdout_too, else /dev/null) captured in out as one line, for at most
+ * timeout_ms (then killed).  Waits for the process's exit, not for EOF on
+ * its stderr: a tool that leaves a daemon behind (sshfs) keeps it open.
+ * Returns its exit status (0..255), 128+N when killed by signal N,
+ * -ETIMEDOUT, -ENOENT when the tool is not found, or another -errno. */
+int spawn_capture(const char *const argv[], const char *input, unsigned timeout_ms, bool stdout_too,
+                  char *out, size_t outlen);
 
 /* Close every descriptor from 3 up, except the nkeep in keep (negative
  * entries are ignored).  For processes that outlive their parent's purpose

@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -140,4 +142,103 @@ int textfile_replace(const char *path, const void *data, size_t len, unsigned mo
 int textfile_write(const char *path, const char *text, unsigned mode)
 {
     return textfile_replace(path, text, strlen(text), mode, 0);
+}
+
+char *textfile_one_line(char *s)
+{
+    for (char *c = s; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = ' ';
+    return s;
+}
+
+void textfile_kv_add(struct textfile_kv *kv, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    char *value = NULL;
+    int n;
+
+    if (kv->err)
+        return;
+    va_start(ap, fmt);
+    /* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): false positive, ap is started */
+    n = vasprintf(&value, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        kv->err = -ENOMEM;
+        return;
+    }
+    textfile_one_line(value);
+    size_t need = kv->len + strlen(key) + 1 + (size_t)n + 2;
+    if (need > kv->cap) {
+        size_t cap = need * 2;
+        char *b = realloc(kv->buf, cap);
+        if (!b) {
+            free(value);
+            kv->err = -ENOMEM;
+            return;
+        }
+        kv->buf = b;
+        kv->cap = cap;
+    }
+    kv->len += (size_t)snprintf(kv->buf + kv->len, kv->cap - kv->len, "%s=%s\n", key, value);
+    free(value);
+}
+
+int textfile_kv_replace(struct textfile_kv *kv, const char *path, unsigned mode)
+{
+    int rc = kv->err ? kv->err : textfile_replace(path, kv->buf ? kv->buf : "", kv->len, mode, 0);
+
+    free(kv->buf);
+    *kv = (struct textfile_kv){0};
+    return rc;
+}
+
+/* The next line of f into line (len bytes, the newline dropped), or false
+ * at the end.  A line that does not fit is skipped whole (*line is then
+ * ""), never read as several. */
+static bool next_line(FILE *f, char *line, size_t len)
+{
+    size_t n = 0;
+    int c;
+
+    while ((c = getc(f)) != EOF && c != '\n')
+        if (n < len)
+            line[n++] = (char)c;
+    if (c == EOF && n == 0)
+        return false;
+    if (n == len) /* too long (a NUL in a line only ends its value early) */
+        n = 0;
+    line[n] = '\0';
+    return true;
+}
+
+int textfile_kv_read(const char *path, size_t maxline,
+                     void (*fn)(void *ctx, const char *key, const char *value), void *ctx)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    char *line;
+
+    if (!f) {
+        int e = -errno;
+        if (fd >= 0)
+            close(fd);
+        return e;
+    }
+    line = malloc(maxline + 1);
+    if (!line) {
+        fclose(f);
+        return -ENOMEM;
+    }
+    while (next_line(f, line, maxline + 1)) {
+        char *eq = strchr(line, '=');
+        if (!eq)
+            continue;
+        *eq = '\0';
+        fn(ctx, line, eq + 1);
+    }
+    free(line);
+    fclose(f);
+    return 0;
 }

@@ -8,17 +8,33 @@
  *
  * The pool lives in the agent's event loop: warm_poll() says what to wait
  * for, warm_events() reacts.  A connection taken is replaced 100 ms later
- * (after the login that took it), in the background.  A server that
- * closes an idle connection is noticed (the socket turns readable) and
- * reconnected, with a backoff (1 s doubling up to 60 s) while connections
- * keep dying young or failing.
+ * (after the login that took it), in the background.  The first fill, and
+ * a refill after the server closed an idle connection, happen at a random
+ * moment within 4 s, so that many agents starting together, or seeing
+ * their server restart, do not connect in the same second.  Failures back
+ * off (1 s doubling up to 60 s; each wait from half that, at random over
+ * that or 4 s, whichever is longer)
+ * while connections keep failing or dying young; meanwhile only the first
+ * slot of that server tries, the others follow once it got through.
+ *
+ * A server that closes idle connections in the options phase (qemu's NBD
+ * server does) is recognised when two connections in a row of one slot
+ * are closed after about the same idle time: the pool keeps 1 connection
+ * to it instead of per, opens it again no sooner than that time after the
+ * last one closed, says so once in the log, and forgets it when a
+ * connection outlives twice that time.  warm_take never hands out one
+ * that the server has closed, nor one about to reach that time.
+ *
+ * The agent keeps RUN_DIR/warm up to date for homeport status.
  */
 #ifndef HOMEPORT_WARM_H
 #define HOMEPORT_WARM_H
 
 #include <poll.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "config.h"
 
@@ -46,5 +62,10 @@ struct nbd_handle *warm_take(struct warm_pool *p, const struct hp_server *srv, i
 
 /* How many are ready, for the log and tests. */
 size_t warm_ready(const struct warm_pool *p);
+
+/* Print what the running agent's pool holds (from RUN_DIR/warm), a line a
+ * server; json: as ', "warm": [...]' for the end of a JSON object.
+ * Returns the number of servers printed (0 when no agent runs). */
+int warm_status(const char *run_dir, FILE *out, bool json);
 
 #endif

@@ -63,6 +63,6 @@ tls_psk_conf() {
 # requires_tls: skip the whole test when the binary under test has no TLS
 # for NBD; certtool makes the PKI.
 requires_tls() {
-    "$HOMEPORT" version | grep -qF "(TLS for NBD)" || { echo "1..0 # SKIP this binary's libnbd has no TLS"; exit 0; }
+    "$HOMEPORT" version | grep -qF "(TLS for NBD)" || skip_all "this binary's libnbd has no TLS"
     requires certtool "$@"
 }

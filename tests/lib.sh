@@ -52,10 +52,7 @@ done_testing() {
 
 # Re-run this script inside a private mount namespace (once).
 enter_namespace() {
-    if [ "$(id -u)" != 0 ]; then
-        echo "1..0 # SKIP needs root (mounts, namespaces)"
-        exit 0
-    fi
+    [ "$(id -u)" = 0 ] || skip_all "needs root (mounts, namespaces)"
     if [ -z "${HP_IN_NS:-}" ]; then
         HP_IN_NS=1 exec unshare -m --propagation private -- bash "$0" "$@"
     fi
@@ -123,6 +120,27 @@ unmount_stale = ${UNMOUNT_STALE:-yes}
 connect_timeout = ${CONNECT_TIMEOUT:-5s}
 ${NBD_CONF:-}
 CONF
+}
+
+# home_conf [NBD-LINES]: the configuration of a test of NBD homes:
+# write_conf with NBD-LINES in [nbd] (servers, tls_* …), homes mounted on
+# $T/home/USER with attach = $ATTACH (default fuse) and HOME_CONF's lines,
+# SESSION_CONF's lines in [session] when set, images made in $T/srv of
+# IMAGE_SIZE (default 32M) and SERVER_CONF's lines in [server].
+home_conf() {
+    NBD_CONF=${1:-} write_conf
+    cat >> "$CONF" << C
+[home]
+mount_dir = $T/home/%u
+attach = ${ATTACH:-fuse}
+${HOME_CONF:-}
+${SESSION_CONF:+[session]
+$SESSION_CONF}
+[server]
+image_dir = $T/srv
+default_size = ${IMAGE_SIZE:-32M}
+${SERVER_CONF:-}
+C
 }
 
 # hp ARGS…: run homeport with the test config; stdout in $T/out, stderr in
@@ -245,12 +263,37 @@ start_agent_fg() {
     wait_for bash -c "test \"\$(cat '$T/run/homeport/agent.pid' 2>/dev/null)\" = $AGENT"
 }
 
+# skip_all REASON: skip the whole test, saying why (TAP "1..0 # SKIP").
+skip_all() {
+    echo "1..0 # SKIP $*"
+    exit 0
+}
+
 # requires CMD…: skip the whole test (with the reason) when one is missing.
 requires() {
     local c
     for c in "$@"; do
-        command -v "$c" > /dev/null || { echo "1..0 # SKIP $c is not installed (tests/install-deps.sh)"; exit 0; }
+        command -v "$c" > /dev/null || skip_all "$c is not installed (tests/install-deps.sh)"
     done
+}
+
+# requires_fuse: skip the whole test when this machine has no FUSE.
+requires_fuse() { [ -e /dev/fuse ] || skip_all "no /dev/fuse"; }
+
+# bail DESC: a step the test cannot go on without failed: a failed check
+# named DESC, the plan, and exit 1.
+bail() {
+    not_ok "$*"
+    done_testing
+    exit 1
+}
+
+# given DESC COMMAND…: a step the test needs but whose behaviour another
+# test checks: silent when it works, bail when not.
+given() {
+    local d=$1
+    shift
+    "$@" || bail "$d"
 }
 
 # own_libnbd: 0 when $HOMEPORT carries the libnbd that deps/ builds, with

@@ -36,7 +36,7 @@ check "staging dir is root 0755" test "$(stat -c '%u:%g %a' "$S")" = "0:0 755"
 check "/etc untouched through the symlink" test -f /etc/passwd
 check "sentinel outside untouched" test "$(cat "$T/outside/sentinel")" = keep
 check "sentinel keeps its hard link count" test "$(stat -c %h "$T/outside/sentinel")" = 1
-contains "$T/out" "^result 0 \(ok\)" "result line"
+contains "$T/out" "^result 0 \(ok\), boot phase [0-9]+\.[0-9] ms$" "result line, with the phase's time"
 
 # --- deep tree: deeper than PATH_MAX, removed with bounded descriptors -----
 # (python: bash's cd re-walks $PWD on every step and takes minutes)
@@ -89,5 +89,6 @@ expect_rc 0 "boot --json"
 check "JSON parses and says emptied" test "$(json_get "$T/out" 'j["staging"]["result"]')" = emptied
 check "JSON counts 2 removed" test "$(json_get "$T/out" 'j["staging"]["removed"]')" = 2
 check "JSON exit_code 0" test "$(json_get "$T/out" 'j["exit_code"]')" = 0
+check "JSON elapsed_ms, a time in ms" test "$(json_get "$T/out" '0 < j["elapsed_ms"] < 60000')" = True
 
 done_testing

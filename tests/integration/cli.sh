@@ -96,11 +96,15 @@ for f in usr/sbin/homeport usr/share/man/man8/homeport.8 usr/share/man/man5/home
     etc/init.d/homeport lib/systemd/system/homeport.service usr/bin/homeport-sync-popup \
     etc/X11/Xsession.d/95homeport-sync-popup usr/share/doc/homeport/examples/sync-exclude \
     etc/initramfs-tools/hooks/homeport etc/initramfs-tools/scripts/init-premount/homeport \
-    usr/lib/dracut/modules.d/95homeport/module-setup.sh; do
+    usr/lib/dracut/modules.d/95homeport/module-setup.sh usr/share/man/man1/homeport-sync-popup.1 \
+    usr/share/pam-configs/homeport usr/share/pam-configs/homeport-roaming \
+    usr/share/doc/homeport/examples/ceph/homeport-exporter \
+    usr/share/doc/homeport/examples/ceph/homeport-exporter.service; do
     check "installed $f" test -s "$T/dest/$f"
 done
 check "the init script runs the installed binary" grep -q "^DAEMON=/usr/sbin/homeport$" "$T/dest/etc/init.d/homeport"
 check "so does the unit" grep -q "^ExecStart=/usr/sbin/homeport agent --replace$" "$T/dest/lib/systemd/system/homeport.service"
+check "so do the pam-auth-update profiles" bash -c "grep -q 'pam_exec.so stdout quiet /usr/sbin/homeport pam' '$T/dest/usr/share/pam-configs/homeport' && grep -q 'expose_authtok quiet /usr/sbin/homeport pam' '$T/dest/usr/share/pam-configs/homeport-roaming'"
 check "and the X session script its popup" grep -q "/usr/bin/homeport-sync-popup" "$T/dest/etc/X11/Xsession.d/95homeport-sync-popup"
 check "installed binary runs" "$T/dest/usr/sbin/homeport" version
 echo "# local change" >> "$T/dest/etc/homeport.conf"

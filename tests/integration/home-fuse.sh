@@ -16,17 +16,8 @@ for i in $(seq -w 1 20); do add_users "u$i:$((3000 + 10#$i))"; done
 mkdir -p "$T/srv" "$T/skel"
 echo hi > "$T/skel/README"
 conf() {
-    NBD_CONF="servers = unix:$T/nbd.sock" write_conf
-    cat >> "$CONF" <<C
-[home]
-mount_dir = $T/home/%u
-dead_timeout = ${DEAD_TIMEOUT:-30s}
-fix_owner = ${FIX_OWNER:-no}
-[server]
-image_dir = $T/srv
-skel = $T/skel
-default_size = 64M
-C
+    ATTACH=auto HOME_CONF="dead_timeout = ${DEAD_TIMEOUT:-30s}
+fix_owner = ${FIX_OWNER:-no}" IMAGE_SIZE=64M SERVER_CONF="skel = $T/skel" home_conf "servers = unix:$T/nbd.sock"
 }
 conf
 for u in alice bob carol; do hp mkhome "$u"; done

@@ -34,27 +34,16 @@ stop_all() {
 }
 CLEANUP_HOOK=stop_all
 
-[ -e /dev/fuse ] || { echo "1..0 # SKIP no /dev/fuse"; exit 0; }
-command -v busybox > /dev/null || { echo "1..0 # SKIP busybox is not installed"; exit 0; }
+requires_fuse
+requires busybox
 
 add_users alice:2001 bob:2002 carol:2003
 mkdir -p "$T/srv" "$T/skel" "$T/bin" "$T/fake"
 echo hi > "$T/skel/README"
-conf() { # conf LEASE [extra lines]
-    NBD_CONF="servers = unix:$T/nbd.sock" write_conf
+conf() { # conf [LEASE]
+    SESSION_CONF="lease = ${1:-60s}
+kill_grace = 1s" SERVER_CONF="skel = $T/skel" home_conf "servers = unix:$T/nbd.sock"
     sed -i "s/^\[agent\]$/[agent]\nshutdown_timeout = 2s/" "$CONF"
-    cat >> "$CONF" <<C
-[home]
-mount_dir = $T/home/%u
-attach = fuse
-[session]
-lease = ${1:-60s}
-kill_grace = 1s
-[server]
-image_dir = $T/srv
-skel = $T/skel
-default_size = 32M
-C
 }
 conf
 for u in alice bob carol; do hp mkhome "$u"; done

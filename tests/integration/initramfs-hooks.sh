@@ -20,6 +20,21 @@ check "homeport-start.sh is POSIX sh (busybox ash -n)" busybox sh -n "$MOD/homep
 check "init-premount script is POSIX sh (busybox ash -n)" busybox sh -n "$TOP/initramfs-hooks/initramfs-tools/scripts/init-premount/homeport"
 check "initramfs-tools hook is POSIX sh (busybox ash -n)" busybox sh -n "$TOP/initramfs-hooks/initramfs-tools/hooks/homeport"
 
+# initramfs-tools hook, a configuration without NBD servers (the package's
+# default): nothing goes in, update-initramfs goes on
+if [ -r /usr/share/initramfs-tools/hook-functions ]; then
+    printf '[nbd]\nservers =\n' > "$T/noservers.conf"
+    mkdir -p "$T/itd"
+    rc=0
+    DESTDIR=$T/itd CONFDIR=$T/no-confdir HOMEPORT_BIN=$HOMEPORT HOMEPORT_CONF=$T/noservers.conf \
+        timeout 60 sh "$TOP/initramfs-hooks/initramfs-tools/hooks/homeport" > "$T/out" 2> "$T/err" || rc=$?
+    expect_rc 0 "initramfs-tools hook, no [nbd] servers: exits 0"
+    contains "$T/err" "no \[nbd\] servers in $T/noservers.conf: not added to the initramfs" "says why it adds nothing"
+    check "nothing added to the image" test -z "$(ls -A "$T/itd")"
+else
+    skip "initramfs-tools hook without servers" "no initramfs-tools"
+fi
+
 # the kernel: the one the VM tests fetch (build-image.sh, once)
 rc=0
 if file -L "$HOMEPORT" | grep -q 'statically linked'; then

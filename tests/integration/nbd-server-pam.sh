@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Logins and a reconnect with Debian's nbd-server as the home server (as
-# with nbdkit in pam-agent.sh and home-fuse.sh): the agent's warm
+# with nbdkit in pam/*.sh and home-fuse.sh): the agent's warm
 # connections to nbd-server, a login through pamtester on one; nbd-server
 # killed (the main process, then its children, which hold the warm
 # connections and the port) and started again: the next login goes on with
@@ -21,19 +21,9 @@ requires nbd-server pamtester
 add_users nsuser:2603
 mkdir -p "$T/srv"
 PORT=$(free_port)
-CONNECT_TIMEOUT=20s NBD_CONF="servers = 127.0.0.1:$PORT
-warm_connections = 2" write_conf
-cat >> "$CONF" <<C
-[home]
-mount_dir = $T/home/%u
-attach = fuse
-dead_timeout = 60s
-[session]
-kill_grace = 1s
-[server]
-image_dir = $T/srv
-default_size = 64M
-C
+CONNECT_TIMEOUT=20s HOME_CONF="dead_timeout = 60s" SESSION_CONF="kill_grace = 1s" IMAGE_SIZE=64M \
+    home_conf "servers = 127.0.0.1:$PORT
+warm_connections = 2"
 hp mkhome nsuser
 expect_rc 0 "an image made by mkhome"
 printf '[generic]\nallowlist = true\n[nsuser]\nexportname = %s\n' "$T/srv/nsuser" > "$T/ns-server.cfg"

@@ -16,17 +16,9 @@ CLEANUP_HOOK=stop_server
 add_users nsuser:2601
 mkdir -p "$T/srv"
 PORT=$(free_port)
-NBD_CONF="servers = 127.0.0.1:$PORT
+IMAGE_SIZE=64M home_conf "servers = 127.0.0.1:$PORT
 probe_export = nsuser
-warm_connections = 0" write_conf
-cat >> "$CONF" <<C
-[home]
-mount_dir = $T/home/%u
-attach = fuse
-[server]
-image_dir = $T/srv
-default_size = 64M
-C
+warm_connections = 0"
 hp mkhome nsuser
 expect_rc 0 "an image made by mkhome"
 cat > "$T/nbd-server.conf" <<C

@@ -17,10 +17,8 @@ stop_all() {
 }
 CLEANUP_HOOK=stop_all
 
-for cmd in pamtester curl openssl python3; do
-    command -v $cmd > /dev/null || { echo "1..0 # SKIP $cmd is not installed (tests/install-deps.sh)"; exit 0; }
-done
-[ -e /dev/fuse ] || { echo "1..0 # SKIP no /dev/fuse"; exit 0; }
+requires pamtester curl openssl python3
+requires_fuse
 
 add_users alice:2001 bob:2002 carol:2003 dave:2004
 mkdir -p "$T/srv" "$T/skel" "$T/pam.d" "$T/b/home" "$T/b/run" "$T/tls"

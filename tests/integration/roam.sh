@@ -22,9 +22,9 @@ stop_all() {
 }
 CLEANUP_HOOK=stop_all
 
-have_ssh || { echo "1..0 # SKIP sshd, ssh-keygen or sshfs missing (tests/install-deps.sh)"; exit 0; }
-command -v pamtester > /dev/null || { echo "1..0 # SKIP pamtester missing"; exit 0; }
-[ -e /dev/fuse ] || { echo "1..0 # SKIP no /dev/fuse"; exit 0; }
+have_ssh || skip_all "sshd, ssh-keygen or sshfs missing (tests/install-deps.sh)"
+requires pamtester
+requires_fuse
 
 add_users alice:2001 bob:2002
 server_home alice

@@ -10,10 +10,7 @@ source "$(dirname "$0")/../lib.sh"
 # shellcheck source=../lib-ssh.sh
 source "$(dirname "$0")/../lib-ssh.sh"
 enter_namespace "$@"
-if ! have_ssh; then
-    echo "1..0 # SKIP needs sshd, ssh, ssh-keygen, sshfs and openssl"
-    exit 0
-fi
+have_ssh || skip_all "needs sshd, ssh, ssh-keygen, sshfs and openssl"
 setup_root
 # shellcheck disable=SC2034 # read by _cleanup in lib.sh
 CLEANUP_HOOK=stop_sshfs

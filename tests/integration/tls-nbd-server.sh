@@ -22,18 +22,10 @@ mkdir -p "$T/srv"
 check "a test PKI (certtool)" make_pki
 PORT=$(free_port)
 conf() { # conf TLS-LINES
-    NBD_CONF="servers = localhost:$PORT
+    home_conf "servers = localhost:$PORT
 probe_export = nsuser
 warm_connections = 0
-$1" write_conf
-    cat >> "$CONF" <<C
-[home]
-mount_dir = $T/home/%u
-attach = fuse
-[server]
-image_dir = $T/srv
-default_size = 32M
-C
+$1"
 }
 conf "$(tls_x509_conf)"
 hp mkhome nsuser

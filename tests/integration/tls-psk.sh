@@ -17,19 +17,9 @@ add_users alice:2001
 mkdir -p "$T/srv"
 check "a test PKI with a PSK file" make_pki
 PORT=$(free_port)
-NBD_CONF="servers = 127.0.0.1:$PORT
+SESSION_CONF="kill_grace = 1s" home_conf "servers = 127.0.0.1:$PORT
 warm_connections = 2
-$(tls_psk_conf)" write_conf
-cat >> "$CONF" <<C
-[home]
-mount_dir = $T/home/%u
-attach = fuse
-[session]
-kill_grace = 1s
-[server]
-image_dir = $T/srv
-default_size = 32M
-C
+$(tls_psk_conf)"
 hp mkhome alice
 check "nbdkit --tls=require --tls-psk on 127.0.0.1:$PORT" \
     start_nbdkit_tcp "$PORT" --tls=require --tls-psk="$T/pki/psk" file dir="$T/srv"

@@ -15,17 +15,9 @@ add_users alice:2001
 mkdir -p "$T/srv"
 check "a test PKI" make_pki
 PORT=$(free_port)
-conf() {
-    NBD_CONF="servers = localhost:$PORT
-$1" write_conf
-    cat >> "$CONF" <<C
-[home]
-mount_dir = $T/home/%u
-attach = fuse
-[server]
-image_dir = $T/srv
-default_size = 32M
-C
+conf() { # conf TLS-LINES
+    home_conf "servers = localhost:$PORT
+$1"
 }
 MARK="homeport-wire-marker-$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')"
 # round NAME: capture a mount, a write of the marker, a read back, the unmount

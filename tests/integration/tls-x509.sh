@@ -18,17 +18,9 @@ mkdir -p "$T/srv"
 check "a test PKI (certtool)" make_pki
 PORT=$(free_port)
 conf() {
-    NBD_CONF="servers = localhost:$PORT
+    ATTACH=auto IMAGE_SIZE=64M home_conf "servers = localhost:$PORT
 probe_export = alice
-$(tls_x509_conf)" write_conf
-    cat >> "$CONF" <<C
-[home]
-mount_dir = $T/home/%u
-attach = auto
-[server]
-image_dir = $T/srv
-default_size = 64M
-C
+$(tls_x509_conf)"
 }
 conf
 hp mkhome alice

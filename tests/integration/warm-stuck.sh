@@ -18,18 +18,8 @@ CLEANUP_HOOK=stop_all
 requires pamtester
 add_users wuser:2602
 mkdir -p "$T/srv"
-CONNECT_TIMEOUT=20s NBD_CONF="servers = unix:$T/nbd.sock
-warm_connections = 2" write_conf
-cat >> "$CONF" <<C
-[home]
-mount_dir = $T/home/%u
-attach = fuse
-[session]
-kill_grace = 1s
-[server]
-image_dir = $T/srv
-default_size = 32M
-C
+CONNECT_TIMEOUT=20s SESSION_CONF="kill_grace = 1s" home_conf "servers = unix:$T/nbd.sock
+warm_connections = 2"
 hp mkhome wuser
 check "nbdkit A" start_nbdkit "$T/nbd.sock" file dir="$T/srv"
 A_PID=$NBDKIT_PID

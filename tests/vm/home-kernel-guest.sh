@@ -90,7 +90,9 @@ if [ "$API" = netlink ]; then
     agent=$!
     i=0
     while [ ! -S /run/homeport/agent.sock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-    sleep 0.5 # the warm connections
+    # the warm connections (opened at a random moment within 4 s)
+    i=0
+    while ! $HP status | grep -q '^warm connections to .*: [1-9][0-9]* ready' && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
     ms() { cut -d' ' -f1 /proc/uptime | tr -d .; } # centiseconds
     a=$(ms)
     if out=$(PAM_TYPE=account PAM_USER=alice PAM_SERVICE=login timeout 60 $HP pam 2>&1); then res pam-account ok "$(echo "$out" | tail -n1)"; else res pam-account fail "$out"; fi

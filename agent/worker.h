@@ -1,0 +1,44 @@
+/* worker: the process that holds a home's connection to its server.
+ *
+ * One per home, so that a stuck server freezes no one else.  It connects
+ * (on a warm connection when there is one), then either serves the export
+ * as DIR/disk on a private FUSE mount (fusedisk.h), or hands the socket to
+ * nbd.ko and watches for a dead link, giving the kernel a new connection
+ * until it works again.  It outlives the command that started it: its
+ * stdio goes to /dev/null and its log to syslog or the kernel log.
+ *
+ * Its counters go to a stats file of key=value lines (state, reconnects,
+ * last_error; FUSE adds bytes_read and bytes_written), rewritten whole.
+ * On start it reports once on a pipe: "ok [DEVICE]" or "err ERRNO REASON".
+ */
+#ifndef HOMEPORT_WORKER_H
+#define HOMEPORT_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+struct nbd_handle;
+
+struct worker_params {
+    const struct hp_config *cfg;
+    const struct hp_server *srv;
+    const char *export;
+    const char *fuse_dir;    /* FUSE attach: the (empty) mount dir; NULL: kernel attach */
+    const char *stats;       /* the stats file */
+    struct nbd_handle *warm; /* a warm connection to srv (warm.h) or NULL */
+};
+
+/* Start the worker and wait (connect_timeout + 5 s) until it serves.
+ * *pid is the worker's (also on failure, when it was started: the caller
+ * stops it), dev the device it attached (kernel: /dev/nbdN; FUSE: left
+ * alone).  0, or -errno with why. */
+int worker_start(const struct worker_params *p, pid_t *pid, char *dev, size_t devlen, char *why,
+                 size_t whylen);
+
+/* Whether pid is a live homeport process (not a zombie). */
+bool worker_alive(pid_t pid);
+
+#endif

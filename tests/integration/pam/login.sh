@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The agent starts (pid file, socket mode 0600, warm connections to the
+# server before any login); a login through PAM: account prepares the
+# home on the stage dir (greeter lines, a warm connection used and
+# replaced), open_session mounts it on the home dir.
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+given "alice's home" homes alice
+check "nbdkit serves the image dir" start_nbdkit "$T/nbd.sock" file dir="$T/srv"
+pam_services
+check "the service uses the shipped snippets" grep -q "^session requisite pam_exec.so stdout quiet $HOMEPORT -c $CONF pam" "$T/pam.d/hp"
+check "agent starts" start_agent
+check "pid file names it" test "$(cat "$R/agent.pid")" = "$AGENT"
+check "socket is mode 0600" test "$(stat -c %a "$SOCK")" = 600
+check "2 warm connections wait on the server before any login" wait_for bash -c '[ "$(nbd_conns)" = 3 ]'
+
+pt alice acct_mgmt
+expect_rc 0 "account alice"
+contains "$T/out" "^Checking user\.\.\.$" "greeter: checking user"
+contains "$T/out" "^Requesting home of alice from unix:$T/nbd.sock\.\.\.$" "greeter: requesting home"
+contains "$T/out" "^Checking the home of alice\.\.\.$" "greeter: checking the home"
+contains "$T/out" "^Home of alice is ready$" "greeter: ready"
+check "prepared, not yet on the home dir" bash -c "! grep -q ' $T/home/alice ' /proc/self/mountinfo"
+check "prepared on the stage dir" grep -q " $R/stage/alice " /proc/self/mountinfo
+contains "$T/agent.log" "account alice: on a warm connection to unix:$T/nbd.sock" "it used a warm connection"
+check "which is replaced in the background (2 idle + 1 in use)" wait_for bash -c '[ "$(nbd_conns)" = 4 ]'
+hp status
+contains "$T/out" "^alice /dev/loop[0-9]+ on $R/stage/alice \(prepared\): .*sessions 0" "status: prepared"
+s=$(date +%s%N)
+pt alice open_session
+e=$(date +%s%N)
+expect_rc 0 "open_session alice"
+diag "open_session through pamtester: $(((e - s) / 1000000)) ms"
+contains "$T/out" "^Home of alice mounted on $T/home/alice$" "greeter: mounted"
+check "home mounted on the home dir" mounted alice
+check "the stage mount is gone" bash -c "! grep -q ' $R/stage/alice ' /proc/self/mountinfo"
+check "the home belongs to alice" test "$(stat -c %U "$T/home/alice")" = alice
+check "skeleton there" test "$(cat "$T/home/alice/README")" = hi
+hp status --json
+check "status: mounted, 1 session" test "$(json_get "$T/out" '[(h["user"], h["phase"], h["sessions"]) for h in j["homes"]] == [("alice", "mounted", 1)]')" = True
+finish
