@@ -411,6 +411,43 @@ static int roam_stage(const struct hp_config *cfg, enum proto_verb verb, struct 
     }
 }
 
+/* open_session: count a session on a mounted home, mount a prepared one
+ * (a bind mount and a record write), or prepare one first. */
+static int open_session(const struct hp_config *cfg, struct session_user *u, struct home_state *s,
+                        struct nbd_handle *warm, progress_fn progress, void *ctx, char *msg,
+                        size_t msglen)
+{
+    int rc;
+
+    if (u->home == HOME_MOUNTED) {
+        u->sessions = (u->sessions > 0 ? u->sessions : 0) + 1;
+        home_set_sessions(cfg, u->name, u->sessions, false);
+        if (u->sessions == 1)
+            snprintf(msg, msglen, "Home of %s mounted on %s", u->name, s->mountpoint);
+        else
+            snprintf(msg, msglen, "Home of %s mounted on %s (%d sessions)", u->name, s->mountpoint,
+                     u->sessions);
+        return 0;
+    }
+    if (u->home == HOME_NONE) { /* no account stage, or its lease ran out */
+        rc = presence_login(cfg, u, msg, msglen);
+        if (rc == 0)
+            rc = prepare(cfg, u, warm, progress, ctx, msg, msglen);
+        if (rc < 0) {
+            presence_logout(cfg, u);
+            return rc;
+        }
+        u->home = HOME_PREPARED;
+    }
+    rc = home_enter(cfg, u->name, 1, s->mountpoint, sizeof s->mountpoint, msg, msglen);
+    if (rc < 0)
+        return rc;
+    u->home = HOME_MOUNTED;
+    u->sessions = 1;
+    snprintf(msg, msglen, "Home of %s mounted on %s", u->name, s->mountpoint);
+    return 0;
+}
+
 int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *service,
                 struct nbd_handle *warm, struct session_user *u, progress_fn progress, void *ctx,
                 char *msg, size_t msglen)
@@ -447,34 +484,7 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
         u->home = HOME_PREPARED;
         snprintf(msg, msglen, "Home of %s is ready", u->name);
         return 0;
-    case PV_OPEN_SESSION:
-        if (u->home == HOME_MOUNTED) {
-            u->sessions = (u->sessions > 0 ? u->sessions : 0) + 1;
-            home_set_sessions(cfg, u->name, u->sessions, false);
-            if (u->sessions == 1)
-                snprintf(msg, msglen, "Home of %s mounted on %s", u->name, s.mountpoint);
-            else
-                snprintf(msg, msglen, "Home of %s mounted on %s (%d sessions)", u->name,
-                         s.mountpoint, u->sessions);
-            return 0;
-        }
-        if (u->home == HOME_NONE) { /* no account stage, or its lease ran out */
-            rc = presence_login(cfg, u, msg, msglen);
-            if (rc == 0)
-                rc = prepare(cfg, u, warm, progress, ctx, msg, msglen);
-            if (rc < 0) {
-                presence_logout(cfg, u);
-                return rc;
-            }
-            u->home = HOME_PREPARED;
-        }
-        rc = home_enter(cfg, u->name, 1, s.mountpoint, sizeof s.mountpoint, msg, msglen);
-        if (rc < 0)
-            return rc;
-        u->home = HOME_MOUNTED;
-        u->sessions = 1;
-        snprintf(msg, msglen, "Home of %s mounted on %s", u->name, s.mountpoint);
-        return 0;
+    case PV_OPEN_SESSION: return open_session(cfg, u, &s, warm, progress, ctx, msg, msglen);
     case PV_CLOSE_SESSION:
         if (u->home != HOME_MOUNTED || u->sessions <= 0) {
             u->sessions = 0;
@@ -502,6 +512,25 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
     }
     snprintf(msg, msglen, "not a stage: %s", proto_verb_name(verb) ? proto_verb_name(verb) : "?");
     return -EINVAL;
+}
+
+int session_open_prepared(const struct hp_config *cfg, const char *service, struct session_user *u,
+                          char *msg, size_t msglen)
+{
+    struct home_state s;
+
+    msg[0] = '\0';
+    /* The exemptions that need no look-up; a user exempt by uid or group
+     * (NSS, which may ask a directory server: not for the agent's own
+     * process) has no prepared home to open. */
+    if (cfg->home_mode != HP_HOME_NBD ||
+        (service && *service && config_list_has(cfg->exempt_services, service)) ||
+        config_list_has(cfg->exempt_users, u->name))
+        return -EAGAIN;
+    if (home_lookup(cfg, u->name, &s) < 0 || (s.phase != HOME_PREPARED && s.phase != HOME_MOUNTED))
+        return -EAGAIN;
+    u->home = s.phase;
+    return open_session(cfg, u, &s, NULL, NULL, NULL, msg, msglen);
 }
 
 void session_after(const struct hp_config *cfg, enum proto_verb verb, int rc,

@@ -52,6 +52,14 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
                 struct nbd_handle *warm, struct session_user *u, progress_fn progress, void *ctx,
                 char *msg, size_t msglen);
 
+/* open_session of a home that is prepared or mounted already: a bind
+ * mount (or one more session) and a record write, nothing asked of a
+ * server, so quick enough for the agent's own process.  -EAGAIN when the
+ * stage needs more (no prepared home, an exempt user or service, sync
+ * mode): run it with session_run.  Else as session_run. */
+int session_open_prepared(const struct hp_config *cfg, const char *service, struct session_user *u,
+                          char *msg, size_t msglen);
+
 /* What a stage leaves to do once its answer is out: record the last user
  * after a first open_session. */
 void session_after(const struct hp_config *cfg, enum proto_verb verb, int rc,
