@@ -83,5 +83,5 @@ hp umount bob
 expect_rc 0 "umount bob"
 debugfs -R "dump /big $T/big.back" "$T/srv/bob" > /dev/null 2>&1
 check "the data written across the restart is intact" cmp -s "$T/big" "$T/big.back"
-check "nbdkit logged no TLS error" bash -c "! grep -qi 'gnutls' '$T/nbdkit.log'"
+lacks "$T/nbdkit.log" "[Gg][Nn][Uu][Tt][Ll][Ss]" "nbdkit logged no TLS error"
 done_testing
