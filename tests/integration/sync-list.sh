@@ -21,9 +21,9 @@ stop_all() {
 }
 CLEANUP_HOOK=stop_all
 
-have_ssh || { echo "1..0 # SKIP sshd, ssh-keygen or sshfs missing (tests/install-deps.sh)"; exit 0; }
+have_ssh || skip_all "sshd, ssh-keygen or sshfs missing (tests/install-deps.sh)"
 requires pamtester
-[ -e /dev/fuse ] || { echo "1..0 # SKIP no /dev/fuse"; exit 0; }
+requires_fuse
 
 add_users alice:2001 bob:2002
 server_home alice
