@@ -502,6 +502,7 @@ def main():
         signal.signal(sig, lambda s, f: sys.exit(128 + s))
     res = h.res
     try:
+        res["netns_prefix"] = h.prefix  # every namespace made is named PREFIXs or PREFIXaN
         h.make_network()
         h.start_tcpdump()
         h.start_nbdkit()
