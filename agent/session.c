@@ -62,7 +62,9 @@ const char *session_exempt(const struct hp_config *cfg, const char *user, const 
 }
 
 /* Remember who used this machine last, for the next boot's cache warming.
- * Best effort: a failure is only logged. */
+ * Best effort: a failure is only logged, and no fsync (the agent writes it
+ * itself after an open_session it answered, and its loop must not wait on
+ * the state disk for a hint). */
 static void remember_last_user(const struct hp_config *cfg, const char *user)
 {
     char path[4200], line[64];
@@ -71,7 +73,8 @@ static void remember_last_user(const struct hp_config *cfg, const char *user)
     snprintf(path, sizeof path, "%s/last_user", cfg->state_dir);
     snprintf(line, sizeof line, "%s\n", user);
     if (rc == 0)
-        rc = textfile_write(path, line, 0644); /* a name per job's pid: jobs run at once */
+        rc = textfile_replace(path, line, strlen(line), 0644,
+                              TEXTFILE_NO_SYNC); /* temp name per pid */
     if (rc < 0)
         log_warn("cannot record the last user in %s: %s", path, strerror(-rc));
 }

@@ -126,7 +126,7 @@ int textfile_replace(const char *path, const void *data, size_t len, unsigned mo
         else if (w > 0)
             off += (size_t)w;
     }
-    if (rc == 0 && fsync(fd) < 0)
+    if (rc == 0 && !(flags & TEXTFILE_NO_SYNC) && fsync(fd) < 0)
         rc = -errno;
     if (close(fd) < 0 && rc == 0)
         rc = -errno;

@@ -23,11 +23,12 @@ int textfile_read_private(const char *path, const char *what, char *buf, size_t 
                           char *why, size_t whylen);
 
 /* Replace path with the len bytes at data, atomically: written to
- * PATH.tmp.PID (mode, less the umask), fsynced, renamed over path.  A reader
- * sees the old file or the new one.  0 or -errno (the temp file removed;
- * path untouched unless only the directory's fsync failed). */
+ * PATH.tmp.PID (mode, less the umask), fsynced (not with TEXTFILE_NO_SYNC),
+ * renamed over path.  A reader sees the old file or the new one.  0 or -errno (the temp file
+ * removed; path untouched unless only the directory's fsync failed). */
 #define TEXTFILE_EXCL 1     /* a temp file already there: -EEXIST, left alone */
 #define TEXTFILE_SYNC_DIR 2 /* fsync the directory after the rename: the rename is durable */
+#define TEXTFILE_NO_SYNC 4  /* no fsync of the data: a hint that may be lost in a crash */
 int textfile_replace(const char *path, const void *data, size_t len, unsigned mode, int flags);
 
 /* textfile_replace of the string text, no flags. */

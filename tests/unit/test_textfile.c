@@ -63,6 +63,15 @@ int main(void)
 
     unlink(path);
     snprintf(path, sizeof path, "%s/rec", dir);
+    ok(textfile_replace(path, "hint\n", 5, 0644, TEXTFILE_NO_SYNC) == 0,
+       "replaced without an fsync (TEXTFILE_NO_SYNC)");
+    char got[16] = "";
+    f = fopen(path, "r");
+    if (f) {
+        got[fread(got, 1, sizeof got - 1, f)] = '\0';
+        fclose(f);
+    }
+    is_str(got, "hint\n", "  and holds the new text");
     unlink(path);
     ok(rmdir(dir) == 0, "no temp file left behind");
     return tap_done();
