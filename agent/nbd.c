@@ -571,6 +571,7 @@ static void fill_export(struct nbd_handle *h, struct nbd_export *ex)
     ex->size = nbd_get_size(h);
     ex->read_only = nbd_is_read_only(h) == 1;
     ex->can_flush = nbd_can_flush(h) == 1;
+    ex->multi_conn = nbd_can_multi_conn(h) == 1;
 }
 
 int nbd_export_open(const struct hp_server *srv, const char *name, unsigned timeout_ms,

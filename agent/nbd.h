@@ -64,6 +64,7 @@ struct nbd_export {
     int64_t size;
     bool read_only;
     bool can_flush;
+    bool multi_conn; /* the server advertised NBD_FLAG_CAN_MULTI_CONN */
 };
 
 /* Connect to srv (TCP with keepalive, or a unix socket) and negotiate
