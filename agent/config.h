@@ -42,6 +42,9 @@ struct hp_tls {
 };
 
 /* An NBD server address as written in `servers =`. */
+/* [nbd] connections: at most this many NBD connections per home. */
+#define HP_NBD_MAX_CONNECTIONS 8
+
 struct hp_server {
     enum { HP_SRV_TCP, HP_SRV_UNIX } kind;
     char host[256];  /* TCP: name or address, without IPv6 brackets */
@@ -94,6 +97,7 @@ struct hp_config {
     char *probe_export;          /* "" = don't fetch an export's size */
     unsigned connect_timeout_ms; /* connect + handshake, per server */
     unsigned warm_connections;   /* per server, held by the agent (warm.h) */
+    unsigned connections;        /* per home on the FUSE attach (fusedisk.h) */
     char *expected_user;         /* "": none; "last": the last user here; or a name */
     uint64_t cache_size;         /* NBD_CMD_CACHE this much of the expected user's export */
     unsigned tls_mode;           /* enum hp_tls_mode, as written */

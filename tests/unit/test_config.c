@@ -335,6 +335,15 @@ int main(void)
                      "bad value for 'pam_messages': 'html' (expected text or json)");
         expect_error("[nbd]\nwarm_connections = 17\n", 0,
                      "warm_connections = 17: at most 16 per server");
+        ok(config_defaults(&cfg) == 0 && cfg.connections == 4, "4 connections a home by default");
+        config_free(&cfg);
+        rc = load("[nbd]\nconnections = 1\n", &cfg);
+        ok(rc == 0 && cfg.connections == 1, "connections = 1");
+        config_free(&cfg);
+        expect_error("[nbd]\nconnections = 0\n", 0,
+                     "connections = 0: expected 1 to 8 NBD connections per home");
+        expect_error("[nbd]\nconnections = 9\n", 0,
+                     "connections = 9: expected 1 to 8 NBD connections per home");
     }
 
     /* server addresses */
