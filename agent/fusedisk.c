@@ -10,6 +10,7 @@
 #include <fuse_lowlevel.h>
 #include <libnbd.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,18 +26,27 @@
 #define DISK_INO 2
 #define DISK_NAME "disk"
 
-struct disk {
-    const struct fusedisk_params *p;
-    pthread_rwlock_t lock; /* readers use h; the writer swaps it */
+/* One NBD connection of the home, with its own reconnect. */
+struct conn {
+    pthread_rwlock_t lock; /* readers use ex.h; the writer swaps it */
     pthread_mutex_t reconnect_mu;
     struct nbd_export ex;
+    unsigned index;
+    double dead_since;   /* under disk.stats_mu; 0 = connected */
+    double last_attempt; /* of a reconnect after the dead timeout; under reconnect_mu */
+};
+
+struct disk {
+    const struct fusedisk_params *p;
+    struct conn conn[HP_NBD_MAX_CONNECTIONS];
+    unsigned want;     /* connections to have, conn[0] included */
+    atomic_uint nconn; /* conn[0..nconn) are open (or reconnecting) */
+    atomic_uint next;  /* round-robin over them */
     uint64_t size;
     bool read_only;
     /* counters, under stats_mu */
     pthread_mutex_t stats_mu;
     uint64_t bytes_read, bytes_written, reconnects, io_errors;
-    double dead_since;   /* 0 = connected */
-    double last_attempt; /* of a reconnect after the dead timeout */
     char last_error[256];
     struct fuse_session *se;
     int stopping;            /* under stats_mu */
@@ -50,6 +60,16 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Under stats_mu: is any open connection down? */
+static bool any_dead(struct disk *d)
+{
+    unsigned n = atomic_load(&d->nconn);
+    for (unsigned i = 0; i < n; i++)
+        if (d->conn[i].dead_since)
+            return true;
+    return false;
+}
+
 static void write_stats(struct disk *d)
 {
     struct textfile_kv kv = {0};
@@ -57,7 +77,8 @@ static void write_stats(struct disk *d)
     if (!d->p->stats_path)
         return;
     pthread_mutex_lock(&d->stats_mu);
-    textfile_kv_add(&kv, "state", "%s", d->dead_since ? "disconnected" : "connected");
+    textfile_kv_add(&kv, "state", "%s", any_dead(d) ? "disconnected" : "connected");
+    textfile_kv_add(&kv, "connections", "%u", atomic_load(&d->nconn));
     textfile_kv_add(&kv, "bytes_read", "%llu", (unsigned long long)d->bytes_read);
     textfile_kv_add(&kv, "bytes_written", "%llu", (unsigned long long)d->bytes_written);
     textfile_kv_add(&kv, "reconnects", "%llu", (unsigned long long)d->reconnects);
@@ -76,7 +97,8 @@ static void *stats_thread(void *arg)
 
     pthread_mutex_lock(&d->stats_mu);
     while (!d->stopping) {
-        uint64_t sum = d->bytes_read + d->bytes_written + d->reconnects + d->io_errors;
+        uint64_t sum = d->bytes_read + d->bytes_written + d->reconnects + d->io_errors +
+                       atomic_load(&d->nconn);
         if (sum != last) {
             pthread_mutex_unlock(&d->stats_mu);
             write_stats(d);
@@ -97,95 +119,149 @@ static bool handle_dead(struct nbd_handle *h)
     return nbd_aio_is_dead(h) == 1 || nbd_aio_is_closed(h) == 1;
 }
 
-/* Called after a failed request on handle `seen`.  Returns true when a
- * fresh handle is in place and the request should be retried. */
-static bool reconnect(struct disk *d, struct nbd_handle *seen)
+/* "" for a home on one connection, " (connection 2 of 4)" otherwise. */
+static const char *conn_name(const struct disk *d, const struct conn *c, char *buf, size_t len)
 {
-    bool fresh = false;
+    if (d->want < 2)
+        return "";
+    snprintf(buf, len, " (connection %u of %u)", c->index + 1, d->want);
+    return buf;
+}
 
-    pthread_mutex_lock(&d->reconnect_mu);
-    pthread_rwlock_rdlock(&d->lock);
-    bool replaced = d->ex.h != seen;
-    bool dead = d->ex.h == NULL || handle_dead(d->ex.h);
-    pthread_rwlock_unlock(&d->lock);
-    if (replaced) { /* another thread reconnected meanwhile */
-        pthread_mutex_unlock(&d->reconnect_mu);
-        return true;
+/* Open a connection like the first one (nbd_export_open: the same server,
+ * TLS settings and budget) and check that the export kept its size.
+ * 0 or -errno with why. */
+static int open_like_first(struct disk *d, struct nbd_export *ex, char *why, size_t whylen)
+{
+    int rc = nbd_export_open(d->p->server, d->p->export, d->p->connect_timeout_ms, ex, why, whylen);
+    if (rc < 0)
+        return rc;
+    if ((uint64_t)ex->size != d->size) {
+        snprintf(why, whylen, "export size changed from %llu to %lld", (unsigned long long)d->size,
+                 (long long)ex->size);
+        nbd_export_close(ex);
+        return -EIO;
     }
-    if (!dead) { /* a real I/O error from the server, not a dead link */
-        pthread_mutex_unlock(&d->reconnect_mu);
-        return false;
-    }
+    return 0;
+}
+
+static void set_last_error(struct disk *d, const char *why)
+{
     pthread_mutex_lock(&d->stats_mu);
-    if (!d->dead_since) {
-        d->dead_since = now_s();
-        log_warn("%s: connection to %s lost; reconnecting", d->p->export, d->p->server->label);
-    }
-    double dead_since = d->dead_since;
+    snprintf(d->last_error, sizeof d->last_error, "%.255s", why);
+    textfile_one_line(d->last_error); /* one line in the stats file (home.h) */
     pthread_mutex_unlock(&d->stats_mu);
-    write_stats(d);
+}
 
-    double limit = dead_since + d->p->dead_timeout_ms / 1000.0;
-    bool expired = now_s() >= limit;
-    if (expired && now_s() - d->last_attempt < 5.0) {
-        pthread_mutex_unlock(&d->reconnect_mu);
-        return false;
-    }
+/* Put a fresh handle in c, close the old one, count the reconnect. */
+static void swap_in(struct disk *d, struct conn *c, struct nbd_export *ex)
+{
+    char nm[48];
+
+    pthread_rwlock_wrlock(&c->lock);
+    struct nbd_export old = c->ex;
+    c->ex = *ex;
+    pthread_rwlock_unlock(&c->lock);
+    if (old.h)
+        nbd_close(old.h);
+    pthread_mutex_lock(&d->stats_mu);
+    d->reconnects++;
+    c->dead_since = 0;
+    if (!any_dead(d))
+        d->last_error[0] = '\0';
+    pthread_mutex_unlock(&d->stats_mu);
+    log_notice("%s: reconnected to %s%s", d->p->export, d->p->server->label,
+               conn_name(d, c, nm, sizeof nm));
+}
+
+/* Try to reconnect c: backoff 100 ms doubling to 2 s until limit, or once
+ * when the dead timeout has expired.  Under c->reconnect_mu. */
+static bool reconnect_loop(struct disk *d, struct conn *c, double limit, bool expired)
+{
     unsigned backoff_ms = 100;
     do {
         struct nbd_export ex;
         char why[HP_WHY_MAX];
-        unsigned budget = d->p->connect_timeout_ms;
-        d->last_attempt = now_s();
-        if (nbd_export_open(d->p->server, d->p->export, budget, &ex, why, sizeof why) == 0) {
-            if ((uint64_t)ex.size != d->size) {
-                snprintf(why, sizeof why, "export size changed from %llu to %lld",
-                         (unsigned long long)d->size, (long long)ex.size);
-                nbd_export_close(&ex);
-            } else {
-                pthread_rwlock_wrlock(&d->lock);
-                struct nbd_export old = d->ex;
-                d->ex = ex;
-                pthread_rwlock_unlock(&d->lock);
-                if (old.h)
-                    nbd_close(old.h);
-                pthread_mutex_lock(&d->stats_mu);
-                d->reconnects++;
-                d->dead_since = 0;
-                d->last_error[0] = '\0';
-                pthread_mutex_unlock(&d->stats_mu);
-                log_notice("%s: reconnected to %s", d->p->export, d->p->server->label);
-                fresh = true;
-                break;
-            }
+        c->last_attempt = now_s();
+        if (open_like_first(d, &ex, why, sizeof why) == 0) {
+            swap_in(d, c, &ex);
+            return true;
         }
-        pthread_mutex_lock(&d->stats_mu);
-        snprintf(d->last_error, sizeof d->last_error, "%.255s", why);
-        textfile_one_line(d->last_error); /* one line in the stats file (home.h) */
-        pthread_mutex_unlock(&d->stats_mu);
+        set_last_error(d, why);
         if (expired)
             break;
         struct timespec ts = {backoff_ms / 1000, (long)(backoff_ms % 1000) * 1000000};
         nanosleep(&ts, NULL);
         backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
     } while (now_s() < limit);
+    return false;
+}
+
+/* Called after a failed request on c's handle `seen`.  Returns true when a
+ * fresh handle is in place and the request should be retried. */
+static bool reconnect(struct disk *d, struct conn *c, struct nbd_handle *seen)
+{
+    char nm[48];
+
+    pthread_mutex_lock(&c->reconnect_mu);
+    pthread_rwlock_rdlock(&c->lock);
+    bool replaced = c->ex.h != seen;
+    bool dead = c->ex.h == NULL || handle_dead(c->ex.h);
+    pthread_rwlock_unlock(&c->lock);
+    if (replaced || !dead) { /* reconnected meanwhile; or a real I/O error, not a dead link */
+        pthread_mutex_unlock(&c->reconnect_mu);
+        return replaced;
+    }
+    pthread_mutex_lock(&d->stats_mu);
+    if (!c->dead_since) {
+        c->dead_since = now_s();
+        log_warn("%s: connection to %s lost%s; reconnecting", d->p->export, d->p->server->label,
+                 conn_name(d, c, nm, sizeof nm));
+    }
+    double dead_since = c->dead_since;
+    pthread_mutex_unlock(&d->stats_mu);
+    write_stats(d);
+
+    double limit = dead_since + d->p->dead_timeout_ms / 1000.0;
+    bool expired = now_s() >= limit;
+    if (expired && now_s() - c->last_attempt < 5.0) {
+        pthread_mutex_unlock(&c->reconnect_mu);
+        return false;
+    }
+    bool fresh = reconnect_loop(d, c, limit, expired);
     if (!fresh)
-        log_err("%s: server %s unreachable for %u ms: I/O fails until it is back (%s)",
-                d->p->export, d->p->server->label, d->p->dead_timeout_ms, d->last_error);
-    pthread_mutex_unlock(&d->reconnect_mu);
+        log_err("%s: server %s unreachable for %u ms%s: I/O fails until it is back (%s)",
+                d->p->export, d->p->server->label, d->p->dead_timeout_ms,
+                conn_name(d, c, nm, sizeof nm), d->last_error);
+    pthread_mutex_unlock(&c->reconnect_mu);
     write_stats(d);
     return fresh;
 }
 
+/* The connection for the next request: round-robin over the open ones.
+ * One that is down is not skipped: the request reconnects it (or waits
+ * for the thread that does), as on a home with one connection. */
+static struct conn *pick_conn(struct disk *d)
+{
+    unsigned n = atomic_load(&d->nconn);
+
+    return &d->conn[n > 1 ? atomic_fetch_add(&d->next, 1) % n : 0];
+}
+
 enum op { OP_READ, OP_WRITE, OP_FLUSH };
 
-/* One request, with reconnect-and-retry.  Returns 0 or -errno. */
+/* One request, with reconnect-and-retry.  Returns 0 or -errno.  A flush
+ * goes to one connection: extra connections exist only when the server
+ * advertised multi-conn, and then a flush covers the writes completed on
+ * every connection (the NBD protocol, NBD_FLAG_CAN_MULTI_CONN). */
 static int do_io(struct disk *d, enum op op, void *buf, size_t len, uint64_t off)
 {
+    struct conn *c = pick_conn(d);
+
     for (int attempt = 0; attempt < 2; attempt++) {
         int rc;
-        pthread_rwlock_rdlock(&d->lock);
-        struct nbd_handle *h = d->ex.h;
+        pthread_rwlock_rdlock(&c->lock);
+        struct nbd_handle *h = c->ex.h;
         if (!h)
             rc = -1;
         else if (op == OP_READ)
@@ -193,9 +269,9 @@ static int do_io(struct disk *d, enum op op, void *buf, size_t len, uint64_t off
         else if (op == OP_WRITE)
             rc = nbd_pwrite(h, buf, len, off, 0);
         else
-            rc = d->ex.can_flush ? nbd_flush(h, 0) : 0;
+            rc = c->ex.can_flush ? nbd_flush(h, 0) : 0;
         int err = rc < 0 ? (nbd_get_errno() ? nbd_get_errno() : EIO) : 0;
-        pthread_rwlock_unlock(&d->lock);
+        pthread_rwlock_unlock(&c->lock);
         if (rc == 0) {
             pthread_mutex_lock(&d->stats_mu);
             if (op == OP_READ)
@@ -205,7 +281,7 @@ static int do_io(struct disk *d, enum op op, void *buf, size_t len, uint64_t off
             pthread_mutex_unlock(&d->stats_mu);
             return 0;
         }
-        if (attempt == 0 && reconnect(d, h))
+        if (attempt == 0 && reconnect(d, c, h))
             continue;
         pthread_mutex_lock(&d->stats_mu);
         d->io_errors++;
@@ -213,6 +289,34 @@ static int do_io(struct disk *d, enum op op, void *buf, size_t len, uint64_t off
         return -(err == ENOTCONN || err == ESHUTDOWN || err == ECONNRESET ? EIO : err);
     }
     return -EIO;
+}
+
+/* Open conn[1..want) one after the other, after the mount, so that the
+ * login never waits for them.  One that cannot be opened ends the
+ * opening: the home goes on with the connections it has. */
+static void *opener_thread(void *arg)
+{
+    struct disk *d = arg;
+
+    for (unsigned i = 1; i < d->want; i++) {
+        struct nbd_export ex;
+        char why[HP_WHY_MAX];
+        pthread_mutex_lock(&d->stats_mu);
+        int stopping = d->stopping;
+        pthread_mutex_unlock(&d->stats_mu);
+        if (stopping)
+            break;
+        if (open_like_first(d, &ex, why, sizeof why) < 0) {
+            log_warn("%s: connection %u of %u to %s not opened (%s): going on with %u",
+                     d->p->export, i + 1, d->want, d->p->server->label, why, i);
+            break;
+        }
+        d->conn[i].ex = ex; /* not seen by requests before nconn says so */
+        atomic_store(&d->nconn, i + 1);
+    }
+    log_debug("%s: %u connection(s) to %s", d->p->export, atomic_load(&d->nconn),
+              d->p->server->label);
+    return NULL;
 }
 
 static void disk_stat(struct disk *d, fuse_ino_t ino, struct stat *st)
@@ -403,9 +507,11 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-    (void)userdata;
-    /* Bigger requests: fewer round trips to the server. */
-    conn->max_write = 1 << 20;
+    struct disk *d = userdata;
+    /* Bigger requests: fewer round trips to the server.  With n
+     * connections, 1/n of it: the kernel sends a loop device's 1 MiB
+     * request as n requests at once (async direct I/O), one a connection. */
+    conn->max_write = (1u << 20) / d->want;
     conn->max_readahead = 1 << 20;
 }
 
@@ -421,64 +527,97 @@ static const struct fuse_lowlevel_ops ops = {
     .fsync = op_fsync,
 };
 
-int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex)
+/* How many connections the home gets: the configured number, or 1 when
+ * the server does not promise that they see each other's writes. */
+static unsigned connections_for(const struct fusedisk_params *p, const struct nbd_export *ex)
 {
-    char *argv[] = {"homeport", NULL};
-    struct fuse_args args = FUSE_ARGS_INIT(1, argv);
-    struct fuse_loop_config *lc;
-    struct disk d = {.p = p, .ex = *ex, .size = (uint64_t)ex->size, .read_only = ex->read_only};
-    int rc = 0;
+    unsigned n = p->connections < 1 ? 1 : p->connections;
 
+    if (n > HP_NBD_MAX_CONNECTIONS)
+        n = HP_NBD_MAX_CONNECTIONS;
+    if (n > 1 && !ex->multi_conn) {
+        log_info("%s: %s does not advertise multi-conn: one connection, not %u", p->export,
+                 p->server->label, n);
+        n = 1;
+    }
+    return n;
+}
+
+static void disk_init(struct disk *d, const struct fusedisk_params *p, struct nbd_export *ex)
+{
+    *d = (struct disk){.p = p, .size = (uint64_t)ex->size, .read_only = ex->read_only};
+    d->want = connections_for(p, ex);
+    d->conn[0].ex = *ex;
     memset(ex, 0, sizeof *ex);
-    alloc_cache_enable(); /* this process moves the home's data */
-    pthread_rwlock_init(&d.lock, NULL);
-    pthread_mutex_init(&d.reconnect_mu, NULL);
-    pthread_mutex_init(&d.stats_mu, NULL);
+    atomic_init(&d->nconn, 1);
+    atomic_init(&d->next, 0);
+    for (unsigned i = 0; i < HP_NBD_MAX_CONNECTIONS; i++) {
+        d->conn[i].index = i;
+        pthread_rwlock_init(&d->conn[i].lock, NULL);
+        pthread_mutex_init(&d->conn[i].reconnect_mu, NULL);
+    }
+    pthread_mutex_init(&d->stats_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&d.stats_cv, &ca);
+    pthread_cond_init(&d->stats_cv, &ca);
     pthread_condattr_destroy(&ca);
-    d.se = fuse_session_new(&args, &ops, sizeof ops, &d);
-    if (!d.se) {
-        rc = -EIO;
-        goto out;
-    }
-    if (fuse_session_mount(d.se, p->dir) != 0) {
-        rc = -EIO;
-        goto out_destroy;
-    }
-    if (fuse_set_signal_handlers(d.se) != 0) {
-        rc = -EIO;
-        goto out_unmount;
-    }
-    write_stats(&d);
-    if (p->ready_fd >= 0) {
-        (void)!write(p->ready_fd, "ok\n", 3);
-        close(p->ready_fd);
+}
+
+/* The mounted disk: report ready, open the extra connections, serve until
+ * the session ends, then stop the helpers and flush.  0 or -errno. */
+static int serve_mounted(struct disk *d)
+{
+    struct fuse_loop_config *lc;
+    pthread_t st, op;
+    int rc;
+
+    write_stats(d);
+    if (d->p->ready_fd >= 0) {
+        (void)!write(d->p->ready_fd, "ok\n", 3);
+        close(d->p->ready_fd);
     }
     lc = fuse_loop_cfg_create();
-    if (!lc) {
-        rc = -ENOMEM;
-        goto out_handlers;
-    }
-    pthread_t st;
-    bool have_st = pthread_create(&st, NULL, stats_thread, &d) == 0;
+    if (!lc)
+        return -ENOMEM;
+    bool have_st = pthread_create(&st, NULL, stats_thread, d) == 0;
+    bool have_op = d->want > 1 && pthread_create(&op, NULL, opener_thread, d) == 0;
     /* As many idle threads as threads: with fewer, libfuse ends and
      * creates a thread for nearly every request under load. */
     fuse_loop_cfg_set_max_threads(lc, 16);
     fuse_loop_cfg_set_idle_threads(lc, 16);
-    rc = fuse_session_loop_mt(d.se, lc);
+    rc = fuse_session_loop_mt(d->se, lc);
     rc = rc < 0 ? rc : 0;
     fuse_loop_cfg_destroy(lc);
-    pthread_mutex_lock(&d.stats_mu);
-    d.stopping = 1;
-    pthread_cond_signal(&d.stats_cv);
-    pthread_mutex_unlock(&d.stats_mu);
+    pthread_mutex_lock(&d->stats_mu);
+    d->stopping = 1;
+    pthread_cond_signal(&d->stats_cv);
+    pthread_mutex_unlock(&d->stats_mu);
     if (have_st)
         pthread_join(st, NULL);
-    do_io(&d, OP_FLUSH, NULL, 0, 0);
-out_handlers:
+    if (have_op)
+        pthread_join(op, NULL);
+    do_io(d, OP_FLUSH, NULL, 0, 0);
+    return rc;
+}
+
+int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex)
+{
+    char *argv[] = {"homeport", NULL};
+    struct fuse_args args = FUSE_ARGS_INIT(1, argv);
+    struct disk d;
+    int rc = -EIO;
+
+    disk_init(&d, p, ex);
+    alloc_cache_enable(); /* this process moves the home's data */
+    d.se = fuse_session_new(&args, &ops, sizeof ops, &d);
+    if (!d.se)
+        goto out;
+    if (fuse_session_mount(d.se, p->dir) != 0)
+        goto out_destroy;
+    if (fuse_set_signal_handlers(d.se) != 0)
+        goto out_unmount;
+    rc = serve_mounted(&d);
     fuse_remove_signal_handlers(d.se);
 out_unmount:
     fuse_session_unmount(d.se);
@@ -486,7 +625,8 @@ out_destroy:
     fuse_session_destroy(d.se);
 out:
     fuse_opt_free_args(&args);
-    nbd_export_close(&d.ex);
+    for (unsigned i = 0; i < atomic_load(&d.nconn); i++)
+        nbd_export_close(&d.conn[i].ex);
     write_stats(&d);
     return rc;
 }

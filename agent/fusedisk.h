@@ -22,6 +22,7 @@ struct fusedisk_params {
     const char *export;
     unsigned connect_timeout_ms;
     unsigned dead_timeout_ms;
+    unsigned connections;   /* [nbd] connections: used only when the server has multi-conn */
     const char *stats_path; /* rewritten (atomically) when the numbers change */
     int ready_fd;           /* "ok\n" written here once mounted; -1 for none */
 };

@@ -100,6 +100,7 @@ static void run_fuse_worker(const struct worker_params *p, int wfd)
                                  .export = p->export,
                                  .connect_timeout_ms = p->cfg->connect_timeout_ms,
                                  .dead_timeout_ms = p->cfg->dead_timeout_ms,
+                                 .connections = p->cfg->connections,
                                  .stats_path = p->stats,
                                  .ready_fd = wfd};
     rc = fusedisk_serve(&fp, &ex);
