@@ -10,6 +10,7 @@
 #include <fuse_lowlevel.h>
 #include <libnbd.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -588,6 +589,13 @@ static int serve_mounted(struct disk *d)
     fuse_loop_cfg_set_idle_threads(lc, 16);
     rc = fuse_session_loop_mt(d->se, lc);
     rc = rc < 0 ? rc : 0;
+    /* The stop is under way: a SIGTERM now (homeport umount sends one
+     * after unmounting) must not kill the process before every connection
+     * is flushed and closed with NBD_CMD_DISC (and, under TLS, its
+     * close_notify); the umount escalates to SIGKILL if this hangs. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     fuse_loop_cfg_destroy(lc);
     pthread_mutex_lock(&d->stats_mu);
     d->stopping = 1;
