@@ -2,11 +2,16 @@
  * mount, so that a loop device can stand on it where the kernel has no
  * nbd.ko (containers, stripped kernels).
  *
- * I/O goes to libnbd from FUSE's worker threads.  When the connection dies
- * the first request to notice reconnects (backoff 100 ms doubling to 2 s)
- * while the others wait, for up to dead_timeout; after that requests fail
- * with EIO at once, and a reconnect is tried again at most every 5 s, so a
- * server that comes back is picked up.  Nothing hangs forever.
+ * I/O goes to libnbd from FUSE's worker threads.  The export may be served
+ * over several connections (params.connections, when the server advertises
+ * multi-conn; else one): the one handed to fusedisk_serve, in use at once,
+ * and the others opened after the mount, in the background.  Requests go
+ * round-robin over the open ones; a flush goes to one (with multi-conn it
+ * covers the writes completed on all).  When a connection dies the first
+ * request to notice reconnects it (backoff 100 ms doubling to 2 s) while
+ * the others on it wait, for up to dead_timeout; after that its requests
+ * fail with EIO at once, and a reconnect is tried again at most every 5 s,
+ * so a server that comes back is picked up.  Nothing hangs forever.
  */
 #ifndef HOMEPORT_FUSEDISK_H
 #define HOMEPORT_FUSEDISK_H
