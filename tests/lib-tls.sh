@@ -66,3 +66,28 @@ requires_tls() {
     "$HOMEPORT" version | grep -qF "(TLS for NBD)" || skip_all "this binary's libnbd has no TLS"
     requires certtool "$@"
 }
+
+# start_nbdkit_x509 PORT ARGS…: a captive nbdkit on 127.0.0.1:PORT with
+# --tls=require --tls-verify-peer and the test PKI's server certificate;
+# ARGS are nbdkit's (filters, plugin and its parameters).
+start_nbdkit_x509() {
+    local port=$1; shift
+    start_nbdkit_tcp "$port" --tls=require --tls-certificates="$T/pki/server" --tls-verify-peer "$@"
+}
+
+# established PORT: how many TCP connections to PORT the server side has.
+established() { ss -Htn state established "( sport = :$1 )" | wc -l; }
+
+# multiconn_home USER:UID N: a TLS (X.509) home for USER over FUSE with
+# [nbd] connections = N, of 64 MiB: the test PKI, PORT (free, for nbdkit),
+# the configuration and the image.
+multiconn_home() {
+    add_users "$1"
+    mkdir -p "$T/srv"
+    check "a test PKI (certtool)" make_pki
+    PORT=$(free_port)
+    IMAGE_SIZE=64M home_conf "servers = localhost:$PORT
+connections = $2
+$(tls_x509_conf)"
+    hp mkhome "${1%%:*}"
+}
