@@ -51,7 +51,7 @@ struct disk {
     char last_error[256];
     struct fuse_session *se;
     int stopping;            /* under stats_mu */
-    pthread_cond_t stats_cv; /* wakes the stats thread to stop */
+    pthread_cond_t stats_cv; /* wakes the stats and opener threads to stop */
 };
 
 static double now_s(void)
@@ -292,20 +292,41 @@ static int do_io(struct disk *d, enum op op, void *buf, size_t len, uint64_t off
     return -EIO;
 }
 
-/* Open conn[1..want) one after the other, after the mount, so that the
- * login never waits for them.  One that cannot be opened ends the
- * opening: the home goes on with the connections it has. */
+/* How long the extra connections wait after the mount: the login's loop
+ * device, e2fsck and mount come first, without their TLS handshakes
+ * beside them (as the warm pool waits after a take, warm.h). */
+#define OPEN_DELAY_MS 100
+
+/* Sleep ms unless the disk is stopping.  Returns whether it is. */
+static bool wait_unless_stopping(struct disk *d, unsigned ms)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += (long)(ms % 1000) * 1000000;
+    until.tv_sec += ms / 1000 + until.tv_nsec / 1000000000;
+    until.tv_nsec %= 1000000000;
+    pthread_mutex_lock(&d->stats_mu);
+    while (!d->stopping && pthread_cond_timedwait(&d->stats_cv, &d->stats_mu, &until) == 0)
+        ;
+    bool stopping = d->stopping;
+    pthread_mutex_unlock(&d->stats_mu);
+    return stopping;
+}
+
+/* Open conn[1..want) one after the other, shortly after the mount, so
+ * that the login never waits for them.  One that cannot be opened ends
+ * the opening: the home goes on with the connections it has. */
 static void *opener_thread(void *arg)
 {
     struct disk *d = arg;
 
+    if (wait_unless_stopping(d, OPEN_DELAY_MS))
+        return NULL;
     for (unsigned i = 1; i < d->want; i++) {
         struct nbd_export ex;
         char why[HP_WHY_MAX];
-        pthread_mutex_lock(&d->stats_mu);
-        int stopping = d->stopping;
-        pthread_mutex_unlock(&d->stats_mu);
-        if (stopping)
+        if (wait_unless_stopping(d, 0))
             break;
         if (open_like_first(d, &ex, why, sizeof why) < 0) {
             log_warn("%s: connection %u of %u to %s not opened (%s): going on with %u",
@@ -599,7 +620,7 @@ static int serve_mounted(struct disk *d)
     fuse_loop_cfg_destroy(lc);
     pthread_mutex_lock(&d->stats_mu);
     d->stopping = 1;
-    pthread_cond_signal(&d->stats_cv);
+    pthread_cond_broadcast(&d->stats_cv); /* the stats and the opener threads */
     pthread_mutex_unlock(&d->stats_mu);
     if (have_st)
         pthread_join(st, NULL);
