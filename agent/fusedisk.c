@@ -175,6 +175,25 @@ static void swap_in(struct disk *d, struct conn *c, struct nbd_export *ex)
                conn_name(d, c, nm, sizeof nm));
 }
 
+/* A connection of a home on several, reopened to a server that no longer
+ * advertises multi-conn (restarted with another setup): the connections
+ * would no longer see each other's writes, so the home goes on with
+ * conn[0] alone.  Returns whether c may take ex (c is conn[0]); if not, ex
+ * is closed and c is out of use. */
+static bool single_again(struct disk *d, struct conn *c, struct nbd_export *ex)
+{
+    if (atomic_exchange(&d->nconn, 1) > 1)
+        log_warn("%s: %s no longer advertises multi-conn: going on with one connection",
+                 d->p->export, d->p->server->label);
+    if (c->index == 0)
+        return true;
+    nbd_export_close(ex);
+    pthread_mutex_lock(&d->stats_mu);
+    c->dead_since = 0; /* out of use, not down */
+    pthread_mutex_unlock(&d->stats_mu);
+    return false;
+}
+
 /* Try to reconnect c: backoff 100 ms doubling to 2 s until limit, or once
  * when the dead timeout has expired.  Under c->reconnect_mu. */
 static bool reconnect_loop(struct disk *d, struct conn *c, double limit, bool expired)
@@ -185,6 +204,8 @@ static bool reconnect_loop(struct disk *d, struct conn *c, double limit, bool ex
         char why[HP_WHY_MAX];
         c->last_attempt = now_s();
         if (open_like_first(d, &ex, why, sizeof why) == 0) {
+            if (d->want > 1 && !ex.multi_conn && !single_again(d, c, &ex))
+                return false;
             swap_in(d, c, &ex);
             return true;
         }
@@ -204,6 +225,8 @@ static bool reconnect(struct disk *d, struct conn *c, struct nbd_handle *seen)
 {
     char nm[48];
 
+    if (c->index >= atomic_load(&d->nconn)) /* out of use (single_again) */
+        return false;
     pthread_mutex_lock(&c->reconnect_mu);
     pthread_rwlock_rdlock(&c->lock);
     bool replaced = c->ex.h != seen;
@@ -230,7 +253,7 @@ static bool reconnect(struct disk *d, struct conn *c, struct nbd_handle *seen)
         return false;
     }
     bool fresh = reconnect_loop(d, c, limit, expired);
-    if (!fresh)
+    if (!fresh && c->index < atomic_load(&d->nconn))
         log_err("%s: server %s unreachable for %u ms%s: I/O fails until it is back (%s)",
                 d->p->export, d->p->server->label, d->p->dead_timeout_ms,
                 conn_name(d, c, nm, sizeof nm), d->last_error);
@@ -284,6 +307,11 @@ static int do_io(struct disk *d, enum op op, void *buf, size_t len, uint64_t off
         }
         if (attempt == 0 && reconnect(d, c, h))
             continue;
+        if (c->index >= atomic_load(&d->nconn)) { /* out of use (single_again) */
+            c = &d->conn[0];
+            attempt = -1;
+            continue;
+        }
         pthread_mutex_lock(&d->stats_mu);
         d->io_errors++;
         pthread_mutex_unlock(&d->stats_mu);
@@ -334,7 +362,11 @@ static void *opener_thread(void *arg)
             break;
         }
         d->conn[i].ex = ex; /* not seen by requests before nconn says so */
-        atomic_store(&d->nconn, i + 1);
+        unsigned have = i;
+        if (!ex.multi_conn || !atomic_compare_exchange_strong(&d->nconn, &have, i + 1)) {
+            nbd_export_close(&d->conn[i].ex); /* restarted without multi-conn meanwhile */
+            break;
+        }
     }
     log_debug("%s: %u connection(s) to %s", d->p->export, atomic_load(&d->nconn),
               d->p->server->label);
@@ -654,7 +686,7 @@ out_destroy:
     fuse_session_destroy(d.se);
 out:
     fuse_opt_free_args(&args);
-    for (unsigned i = 0; i < atomic_load(&d.nconn); i++)
+    for (unsigned i = 0; i < d.want; i++) /* those out of use too */
         nbd_export_close(&d.conn[i].ex);
     write_stats(&d);
     return rc;
