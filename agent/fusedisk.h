@@ -7,7 +7,8 @@
  * multi-conn; else one): the one handed to fusedisk_serve, in use at once,
  * and the others opened after the mount, in the background.  Requests go
  * round-robin over the open ones; a flush goes to one (with multi-conn it
- * covers the writes completed on all).  When a connection dies the first
+ * covers the writes completed on all); a server back without multi-conn
+ * leaves the home on the first alone.  When a connection dies the first
  * request to notice reconnects it (backoff 100 ms doubling to 2 s) while
  * the others on it wait, for up to dead_timeout; after that its requests
  * fail with EIO at once, and a reconnect is tried again at most every 5 s,
