@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "json.h"
 #include "log.h"
 #include "loopdev.h"
@@ -546,12 +547,14 @@ int home_prepare(const struct hp_config *cfg, const char *user, const struct hp_
 {
     struct home_setup hs = {
         .cfg = cfg, .srv = srv, .warm = warm, .loop_fd = -1, .why = why, .whylen = whylen};
+    int64_t t[4] = {clock_us()};
     int rc = home_setup_init(&hs, user);
 
     if (rc < 0)
         return rc;
     say(progress, ctx, "Requesting home of %s from %s...", user, hs.srv->label);
     rc = hs.kernel ? attach_kernel(&hs) : attach_fuse(&hs);
+    t[1] = clock_us();
     if (rc == 0) {
         if (hs.s.read_only)
             log_notice("the server exports %s's home read-only: mounting it read-only", user);
@@ -559,8 +562,10 @@ int home_prepare(const struct hp_config *cfg, const char *user, const struct hp_
         say(progress, ctx, "Checking the home of %s...", user);
         rc = check_fs(&hs);
     }
+    t[2] = clock_us();
     if (rc == 0)
         rc = mount_stage(&hs);
+    t[3] = clock_us();
     if (rc == 0)
         rc = check_owner(&hs);
     if (rc == 0 && (rc = state_write(cfg, &hs.s)) < 0)
@@ -569,7 +574,10 @@ int home_prepare(const struct hp_config *cfg, const char *user, const struct hp_
         home_setup_undo(&hs);
         return rc;
     }
-    log_info("home of %s prepared on %s (%s)", user, hs.s.stage, hs.s.device);
+    log_info("home of %s prepared on %s (%s) in %.1f ms: attach %.1f, check %.1f, mount %.1f", user,
+             hs.s.stage, hs.s.device, (double)(clock_us() - t[0]) / 1000,
+             (double)(t[1] - t[0]) / 1000, (double)(t[2] - t[1]) / 1000,
+             (double)(t[3] - t[2]) / 1000);
     return 0;
 }
 
