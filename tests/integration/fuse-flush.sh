@@ -21,6 +21,7 @@ LOG=$T/nbd-requests.log
 given "nbdkit with a request log" start_nbdkit "$T/nbd.sock" --filter=log file dir="$T/srv" logfile="$LOG"
 
 flushes() { grep -c ' Flush id=' "$LOG" || true; }
+more_flushes() { [ "$(flushes)" -gt "$1" ]; }
 
 hp mount alice
 expect_rc 0 "mount alice"
@@ -32,6 +33,10 @@ for i in 1 2 3; do
     exec {fd}< "$DISK"
     exec {fd}<&-
 done
+# A read at an offset nothing has read yet, once logged, shows that the
+# requests of the closes before it are in the log too.
+dd if="$DISK" of=/dev/null bs=4096 skip=12345 count=1 iflag=direct 2> /dev/null
+given "the read after the closes is logged" wait_for grep -q " Read id=[0-9]* offset=0x$(printf %x $((12345 * 4096))) " "$LOG"
 check "three open/close of the disk file send no NBD flush" test "$(flushes)" = "$before"
 
 head -c 1M /dev/urandom > "$T/data"
@@ -39,7 +44,7 @@ cp "$T/data" "$T/home/alice/data"
 before=$(flushes)
 # syncfs on the home's filesystem (never a bare sync: other tests' mounts)
 sync -f "$T/home/alice/data"
-check "an fsync in the home reaches the server as an NBD flush" test "$(flushes)" -gt "$before"
+check "an fsync in the home reaches the server as an NBD flush" wait_for more_flushes "$before"
 # the data's writes (64 KiB and more) before the last flush
 last_id() { # KIND: the id of the last Flush, or of the last Write of 64 KiB or more
     local kind=$1 n=0 id count
