@@ -10,6 +10,7 @@
 #include <fuse_lowlevel.h>
 #include <libnbd.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ struct disk {
     struct nbd_export ex;
     uint64_t size;
     bool read_only;
+    atomic_bool dirty; /* a write was sent since the last flush was */
     /* counters, under stats_mu */
     pthread_mutex_t stats_mu;
     uint64_t bytes_read, bytes_written, reconnects, io_errors;
@@ -182,6 +184,8 @@ enum op { OP_READ, OP_WRITE, OP_FLUSH };
 /* One request, with reconnect-and-retry.  Returns 0 or -errno. */
 static int do_io(struct disk *d, enum op op, void *buf, size_t len, uint64_t off)
 {
+    if (op == OP_WRITE)
+        atomic_store(&d->dirty, true); /* before it is sent: a flush after covers it */
     for (int attempt = 0; attempt < 2; attempt++) {
         int rc;
         pthread_rwlock_rdlock(&d->lock);
@@ -402,12 +406,26 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fuse_reply_err(req, 0);
 }
 
+/* A flush when something was written since the last one: the loop device
+ * fsyncs the file when it is configured, before anything was written. */
+static int flush_dirty(struct disk *d)
+{
+    int rc;
+
+    if (!atomic_exchange(&d->dirty, false))
+        return 0;
+    rc = do_io(d, OP_FLUSH, NULL, 0, 0);
+    if (rc < 0)
+        atomic_store(&d->dirty, true);
+    return rc;
+}
+
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
     (void)ino;
     (void)datasync;
     (void)fi;
-    fuse_reply_err(req, -do_io(fuse_req_userdata(req), OP_FLUSH, NULL, 0, 0));
+    fuse_reply_err(req, -flush_dirty(fuse_req_userdata(req)));
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -486,7 +504,7 @@ int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex)
     pthread_mutex_unlock(&d.stats_mu);
     if (have_st)
         pthread_join(st, NULL);
-    do_io(&d, OP_FLUSH, NULL, 0, 0);
+    flush_dirty(&d);
 out_handlers:
     fuse_remove_signal_handlers(d.se);
 out_unmount:
