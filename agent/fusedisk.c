@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "alloccache.h"
+#include "ext4meta.h"
+#include "fetchahead.h"
 #include "log.h"
 #include "textfile.h"
 
@@ -33,7 +35,9 @@ struct disk {
     struct nbd_export ex;
     uint64_t size;
     bool read_only;
-    atomic_bool dirty; /* a write was sent since the last flush was */
+    atomic_bool dirty;       /* a write was sent since the last flush was */
+    struct fetchahead ahead; /* the mount's reads, until the first write */
+    double started;
     /* counters, under stats_mu */
     pthread_mutex_t stats_mu;
     uint64_t bytes_read, bytes_written, reconnects, io_errors;
@@ -69,6 +73,10 @@ static void write_stats(struct disk *d)
     textfile_kv_replace(&kv, d->p->stats_path, 0666);
 }
 
+/* What was fetched ahead for the mount is dropped this long after the
+ * start at the latest (a read-only mount never writes). */
+#define AHEAD_SECONDS 10
+
 /* Rewrite the stats file every second while the numbers move, so that
  * `homeport status` sees current byte counts. */
 static void *stats_thread(void *arg)
@@ -78,6 +86,8 @@ static void *stats_thread(void *arg)
 
     pthread_mutex_lock(&d->stats_mu);
     while (!d->stopping) {
+        if (now_s() - d->started > AHEAD_SECONDS)
+            fetchahead_close(&d->ahead);
         uint64_t sum = d->bytes_read + d->bytes_written + d->reconnects + d->io_errors;
         if (sum != last) {
             pthread_mutex_unlock(&d->stats_mu);
@@ -184,8 +194,10 @@ enum op { OP_READ, OP_WRITE, OP_FLUSH };
 /* One request, with reconnect-and-retry.  Returns 0 or -errno. */
 static int do_io(struct disk *d, enum op op, void *buf, size_t len, uint64_t off)
 {
-    if (op == OP_WRITE)
+    if (op == OP_WRITE) {
+        fetchahead_close(&d->ahead);   /* nothing read before it is served after it */
         atomic_store(&d->dirty, true); /* before it is sent: a flush after covers it */
+    }
     for (int attempt = 0; attempt < 2; attempt++) {
         int rc;
         pthread_rwlock_rdlock(&d->lock);
@@ -367,7 +379,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    rc = do_io(d, OP_READ, rb->p, size, (uint64_t)off);
+    rc = fetchahead_get(&d->ahead, rb->p, size, (uint64_t)off)
+             ? 0
+             : do_io(d, OP_READ, rb->p, size, (uint64_t)off);
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
@@ -448,6 +462,51 @@ static const struct fuse_lowlevel_ops ops = {
     .fsync = op_fsync,
 };
 
+/* len bytes at off, in a buffer of their own; NULL when the read failed. */
+static uint8_t *fetch(struct disk *d, uint64_t off, size_t len)
+{
+    uint8_t *buf = malloc(len);
+
+    if (buf && do_io(d, OP_READ, buf, len, off) < 0) {
+        free(buf);
+        buf = NULL;
+    }
+    return buf;
+}
+
+/* The reads of an ext4 mount, fetched in three steps (ext4meta.h) while the
+ * FUSE mount is set up, and done before the worker says it is ready: the
+ * superblock check and the mount then find them all here.  What it cannot
+ * follow it leaves to the mount's own reads. */
+static void *ahead_thread(void *arg)
+{
+    struct disk *d = arg;
+    struct ext4meta m;
+    struct ext4_range j;
+    size_t hlen = d->size < EXT4META_HEAD ? (size_t)d->size : EXT4META_HEAD;
+    uint8_t *head = fetch(d, 0, hlen), *gdt = NULL, *inodes, *jsb;
+    int rc;
+
+    if (!head || ext4meta_super(head, hlen, d->size, &m) < 0) {
+        free(head);
+        return NULL;
+    }
+    if (m.gdt.off + m.gdt.len <= hlen)
+        rc = ext4meta_inodes(&m, head + m.gdt.off, m.gdt.len);
+    else
+        rc = (gdt = fetch(d, m.gdt.off, m.gdt.len)) ? ext4meta_inodes(&m, gdt, m.gdt.len) : -EIO;
+    fetchahead_put(&d->ahead, 0, head, hlen);
+    if (gdt)
+        fetchahead_put(&d->ahead, m.gdt.off, gdt, m.gdt.len);
+    if (rc < 0 || !(inodes = fetch(d, m.inodes.off, m.inodes.len)))
+        return NULL;
+    rc = ext4meta_journal(&m, inodes, m.inodes.len, &j);
+    fetchahead_put(&d->ahead, m.inodes.off, inodes, m.inodes.len);
+    if (rc == 0 && (jsb = fetch(d, j.off, j.len)))
+        fetchahead_put(&d->ahead, j.off, jsb, j.len);
+    return NULL;
+}
+
 int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex)
 {
     char *argv[] = {"homeport", NULL};
@@ -458,6 +517,8 @@ int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex)
 
     memset(ex, 0, sizeof *ex);
     alloc_cache_enable(); /* this process moves the home's data */
+    fetchahead_init(&d.ahead);
+    d.started = now_s();
     pthread_rwlock_init(&d.lock, NULL);
     pthread_mutex_init(&d.reconnect_mu, NULL);
     pthread_mutex_init(&d.stats_mu, NULL);
@@ -466,6 +527,8 @@ int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&d.stats_cv, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_t at; /* while the FUSE mount is set up */
+    bool have_at = pthread_create(&at, NULL, ahead_thread, &d) == 0;
     d.se = fuse_session_new(&args, &ops, sizeof ops, &d);
     if (!d.se) {
         rc = -EIO;
@@ -480,6 +543,8 @@ int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex)
         goto out_unmount;
     }
     write_stats(&d);
+    if (have_at) /* fetched ahead before the loop device and the mount read */
+        have_at = pthread_join(at, NULL) != 0;
     if (p->ready_fd >= 0) {
         (void)!write(p->ready_fd, "ok\n", 3);
         close(p->ready_fd);
@@ -512,6 +577,11 @@ out_unmount:
 out_destroy:
     fuse_session_destroy(d.se);
 out:
+    if (have_at)
+        pthread_join(at, NULL);
+    fetchahead_close(&d.ahead);
+    log_debug("%s: %llu reads served from what was fetched ahead", p->export,
+              (unsigned long long)fetchahead_hits(&d.ahead));
     fuse_opt_free_args(&args);
     nbd_export_close(&d.ex);
     write_stats(&d);
