@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "alloccache.h"
+#include "clock.h"
 #include "ext4meta.h"
 #include "fetchahead.h"
 #include "log.h"
@@ -37,6 +38,7 @@ struct disk {
     bool read_only;
     atomic_bool dirty;       /* a write was sent since the last flush was */
     struct fetchahead ahead; /* the mount's reads, until the first write */
+    unsigned seed;           /* of the reconnects' jitter, under reconnect_mu */
     double started;
     /* counters, under stats_mu */
     pthread_mutex_t stats_mu;
@@ -177,7 +179,8 @@ static bool reconnect(struct disk *d, struct nbd_handle *seen)
         pthread_mutex_unlock(&d->stats_mu);
         if (expired)
             break;
-        struct timespec ts = {backoff_ms / 1000, (long)(backoff_ms % 1000) * 1000000};
+        unsigned ms = clock_jitter_ms(backoff_ms, &d->seed);
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
         nanosleep(&ts, NULL);
         backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
     } while (now_s() < limit);
@@ -519,6 +522,7 @@ int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex)
     alloc_cache_enable(); /* this process moves the home's data */
     fetchahead_init(&d.ahead);
     d.started = now_s();
+    d.seed = clock_seed();
     pthread_rwlock_init(&d.lock, NULL);
     pthread_mutex_init(&d.reconnect_mu, NULL);
     pthread_mutex_init(&d.stats_mu, NULL);

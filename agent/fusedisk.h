@@ -3,7 +3,8 @@
  * nbd.ko (containers, stripped kernels).
  *
  * I/O goes to libnbd from FUSE's worker threads.  When the connection dies
- * the first request to notice reconnects (backoff 100 ms doubling to 2 s)
+ * the first request to notice reconnects (backoff 100 ms doubling to 2 s,
+ * each wait at random from half to one and a half times it)
  * while the others wait, for up to dead_timeout; after that requests fail
  * with EIO at once, and a reconnect is tried again at most every 5 s, so a
  * server that comes back is picked up.  Nothing hangs forever.
