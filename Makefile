@@ -63,6 +63,9 @@ FLAVOR_LDFLAGS := -static -Wl,--gc-sections
 # musl hands freed blocks of 4-256 KiB back to the kernel at once: the
 # data-moving workers keep a few for reuse (agent/alloccache.h).
 FLAVOR_CFLAGS += -DHP_ALLOC_CACHE
+# GnuTLS is initialised by homeport when it first needs TLS, not by
+# GnuTLS's own constructor at every start (agent/tls.c).
+FLAVOR_CFLAGS += -DHP_GNUTLS_STATIC
 FLAVOR_LDFLAGS += -Wl,--wrap=malloc -Wl,--wrap=free
 # The link map of homeport itself (not of the unit tests): make size reads it.
 BIN_LDFLAGS := -Wl,-Map=build/static/homeport.map

@@ -21,6 +21,9 @@
 #include <unistd.h>
 
 #include "alloccache.h"
+#include "clock.h"
+#include "ext4meta.h"
+#include "fetchahead.h"
 #include "log.h"
 #include "textfile.h"
 
@@ -35,6 +38,7 @@ struct conn {
     unsigned index;
     double dead_since;   /* under disk.stats_mu; 0 = connected */
     double last_attempt; /* of a reconnect after the dead timeout; under reconnect_mu */
+    unsigned seed;       /* of the reconnects' jitter, under reconnect_mu */
 };
 
 struct disk {
@@ -45,6 +49,11 @@ struct disk {
     atomic_uint next;  /* round-robin over them */
     uint64_t size;
     bool read_only;
+    atomic_bool dirty;       /* a write was sent since the last flush was */
+    struct fetchahead ahead; /* the mount's reads, until the first write */
+    double started;
+    pthread_t ahead_thread; /* fetches the mount's reads (ahead_thread) */
+    bool have_ahead;        /* not joined yet */
     /* counters, under stats_mu */
     pthread_mutex_t stats_mu;
     uint64_t bytes_read, bytes_written, reconnects, io_errors;
@@ -89,6 +98,10 @@ static void write_stats(struct disk *d)
     textfile_kv_replace(&kv, d->p->stats_path, 0666);
 }
 
+/* What was fetched ahead for the mount is dropped this long after the
+ * start at the latest (a read-only mount never writes). */
+#define AHEAD_SECONDS 10
+
 /* Rewrite the stats file every second while the numbers move, so that
  * `homeport status` sees current byte counts. */
 static void *stats_thread(void *arg)
@@ -98,6 +111,8 @@ static void *stats_thread(void *arg)
 
     pthread_mutex_lock(&d->stats_mu);
     while (!d->stopping) {
+        if (now_s() - d->started > AHEAD_SECONDS)
+            fetchahead_close(&d->ahead);
         uint64_t sum = d->bytes_read + d->bytes_written + d->reconnects + d->io_errors +
                        atomic_load(&d->nconn);
         if (sum != last) {
@@ -194,7 +209,7 @@ static bool single_again(struct disk *d, struct conn *c, struct nbd_export *ex)
     return false;
 }
 
-/* Try to reconnect c: backoff 100 ms doubling to 2 s until limit, or once
+/* Try to reconnect c: backoff 100 ms doubling to 2 s (jittered) until limit, or once
  * when the dead timeout has expired.  Under c->reconnect_mu. */
 static bool reconnect_loop(struct disk *d, struct conn *c, double limit, bool expired)
 {
@@ -212,7 +227,8 @@ static bool reconnect_loop(struct disk *d, struct conn *c, double limit, bool ex
         set_last_error(d, why);
         if (expired)
             break;
-        struct timespec ts = {backoff_ms / 1000, (long)(backoff_ms % 1000) * 1000000};
+        unsigned ms = clock_jitter_ms(backoff_ms, &c->seed);
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
         nanosleep(&ts, NULL);
         backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
     } while (now_s() < limit);
@@ -282,6 +298,10 @@ static int do_io(struct disk *d, enum op op, void *buf, size_t len, uint64_t off
 {
     struct conn *c = pick_conn(d);
 
+    if (op == OP_WRITE) {
+        fetchahead_close(&d->ahead);   /* nothing read before it is served after it */
+        atomic_store(&d->dirty, true); /* before it is sent: a flush after covers it */
+    }
     for (int attempt = 0; attempt < 2; attempt++) {
         int rc;
         pthread_rwlock_rdlock(&c->lock);
@@ -297,6 +317,11 @@ static int do_io(struct disk *d, enum op op, void *buf, size_t len, uint64_t off
         int err = rc < 0 ? (nbd_get_errno() ? nbd_get_errno() : EIO) : 0;
         pthread_rwlock_unlock(&c->lock);
         if (rc == 0) {
+            /* Again once done: a flush sent on another connection while it
+             * was in flight did not cover it (multi-conn covers the writes
+             * completed before the flush), and may have cleared the flag. */
+            if (op == OP_WRITE)
+                atomic_store(&d->dirty, true);
             pthread_mutex_lock(&d->stats_mu);
             if (op == OP_READ)
                 d->bytes_read += len;
@@ -521,7 +546,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    rc = do_io(d, OP_READ, rb->p, size, (uint64_t)off);
+    rc = fetchahead_get(&d->ahead, rb->p, size, (uint64_t)off)
+             ? 0
+             : do_io(d, OP_READ, rb->p, size, (uint64_t)off);
     if (rc < 0)
         fuse_reply_err(req, -rc);
     else
@@ -546,17 +573,40 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         fuse_reply_write(req, size);
 }
 
+/* FUSE_FLUSH comes with every close() of the disk file, not only when data
+ * must be durable: the prepare's own open/close around LOOP_CONFIGURE sent
+ * an NBD flush (a round trip, and an fdatasync on most servers) on the
+ * login's path.  Nothing here is cached (direct_io), so a close has
+ * nothing to flush; durability comes through fsync: the filesystem's
+ * flushes reach the loop device, which fsyncs this file (op_fsync), and
+ * the worker flushes once more when it ends. */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
     (void)fi;
-    fuse_reply_err(req, -do_io(fuse_req_userdata(req), OP_FLUSH, NULL, 0, 0));
+    fuse_reply_err(req, 0);
+}
+
+/* A flush when something was written since the last one: the loop device
+ * fsyncs the file when it is configured, before anything was written. */
+static int flush_dirty(struct disk *d)
+{
+    int rc;
+
+    if (!atomic_exchange(&d->dirty, false))
+        return 0;
+    rc = do_io(d, OP_FLUSH, NULL, 0, 0);
+    if (rc < 0)
+        atomic_store(&d->dirty, true);
+    return rc;
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+    (void)ino;
     (void)datasync;
-    op_flush(req, ino, fi);
+    (void)fi;
+    fuse_reply_err(req, -flush_dirty(fuse_req_userdata(req)));
 }
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
@@ -581,6 +631,51 @@ static const struct fuse_lowlevel_ops ops = {
     .fsync = op_fsync,
 };
 
+/* len bytes at off, in a buffer of their own; NULL when the read failed. */
+static uint8_t *fetch(struct disk *d, uint64_t off, size_t len)
+{
+    uint8_t *buf = malloc(len);
+
+    if (buf && do_io(d, OP_READ, buf, len, off) < 0) {
+        free(buf);
+        buf = NULL;
+    }
+    return buf;
+}
+
+/* The reads of an ext4 mount, fetched in three steps (ext4meta.h) while the
+ * FUSE mount is set up, and done before the worker says it is ready: the
+ * superblock check and the mount then find them all here.  What it cannot
+ * follow it leaves to the mount's own reads. */
+static void *ahead_thread(void *arg)
+{
+    struct disk *d = arg;
+    struct ext4meta m;
+    struct ext4_range j;
+    size_t hlen = d->size < EXT4META_HEAD ? (size_t)d->size : EXT4META_HEAD;
+    uint8_t *head = fetch(d, 0, hlen), *gdt = NULL, *inodes, *jsb;
+    int rc;
+
+    if (!head || ext4meta_super(head, hlen, d->size, &m) < 0) {
+        free(head);
+        return NULL;
+    }
+    if (m.gdt.off + m.gdt.len <= hlen)
+        rc = ext4meta_inodes(&m, head + m.gdt.off, m.gdt.len);
+    else
+        rc = (gdt = fetch(d, m.gdt.off, m.gdt.len)) ? ext4meta_inodes(&m, gdt, m.gdt.len) : -EIO;
+    fetchahead_put(&d->ahead, 0, head, hlen);
+    if (gdt)
+        fetchahead_put(&d->ahead, m.gdt.off, gdt, m.gdt.len);
+    if (rc < 0 || !(inodes = fetch(d, m.inodes.off, m.inodes.len)))
+        return NULL;
+    rc = ext4meta_journal(&m, inodes, m.inodes.len, &j);
+    fetchahead_put(&d->ahead, m.inodes.off, inodes, m.inodes.len);
+    if (rc == 0 && (jsb = fetch(d, j.off, j.len)))
+        fetchahead_put(&d->ahead, j.off, jsb, j.len);
+    return NULL;
+}
+
 /* How many connections the home gets: the configured number, or 1 when
  * the server does not promise that they see each other's writes. */
 static unsigned connections_for(const struct fusedisk_params *p, const struct nbd_export *ex)
@@ -603,10 +698,13 @@ static void disk_init(struct disk *d, const struct fusedisk_params *p, struct nb
     d->want = connections_for(p, ex);
     d->conn[0].ex = *ex;
     memset(ex, 0, sizeof *ex);
+    fetchahead_init(&d->ahead);
+    d->started = now_s();
     atomic_init(&d->nconn, 1);
     atomic_init(&d->next, 0);
     for (unsigned i = 0; i < HP_NBD_MAX_CONNECTIONS; i++) {
         d->conn[i].index = i;
+        d->conn[i].seed = clock_seed() + i;
         pthread_rwlock_init(&d->conn[i].lock, NULL);
         pthread_mutex_init(&d->conn[i].reconnect_mu, NULL);
     }
@@ -618,8 +716,9 @@ static void disk_init(struct disk *d, const struct fusedisk_params *p, struct nb
     pthread_condattr_destroy(&ca);
 }
 
-/* The mounted disk: report ready, open the extra connections, serve until
- * the session ends, then stop the helpers and flush.  0 or -errno. */
+/* The mounted disk: report ready once what the mount reads is fetched
+ * ahead, open the extra connections, serve until the session ends, then
+ * stop the helpers and flush.  0 or -errno. */
 static int serve_mounted(struct disk *d)
 {
     struct fuse_loop_config *lc;
@@ -627,6 +726,8 @@ static int serve_mounted(struct disk *d)
     int rc;
 
     write_stats(d);
+    if (d->have_ahead) /* fetched ahead before the loop device and the mount read */
+        d->have_ahead = pthread_join(d->ahead_thread, NULL) != 0;
     if (d->p->ready_fd >= 0) {
         (void)!write(d->p->ready_fd, "ok\n", 3);
         close(d->p->ready_fd);
@@ -658,7 +759,7 @@ static int serve_mounted(struct disk *d)
         pthread_join(st, NULL);
     if (have_op)
         pthread_join(op, NULL);
-    do_io(d, OP_FLUSH, NULL, 0, 0);
+    flush_dirty(d);
     return rc;
 }
 
@@ -671,6 +772,8 @@ int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex)
 
     disk_init(&d, p, ex);
     alloc_cache_enable(); /* this process moves the home's data */
+    /* the mount's reads, fetched while the FUSE mount is set up */
+    d.have_ahead = pthread_create(&d.ahead_thread, NULL, ahead_thread, &d) == 0;
     d.se = fuse_session_new(&args, &ops, sizeof ops, &d);
     if (!d.se)
         goto out;
@@ -685,6 +788,11 @@ out_unmount:
 out_destroy:
     fuse_session_destroy(d.se);
 out:
+    if (d.have_ahead)
+        pthread_join(d.ahead_thread, NULL);
+    fetchahead_close(&d.ahead);
+    log_debug("%s: %llu reads served from what was fetched ahead", p->export,
+              (unsigned long long)fetchahead_hits(&d.ahead));
     fuse_opt_free_args(&args);
     for (unsigned i = 0; i < d.want; i++) /* those out of use too */
         nbd_export_close(&d.conn[i].ex);

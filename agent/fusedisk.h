@@ -9,10 +9,11 @@
  * round-robin over the open ones; a flush goes to one (with multi-conn it
  * covers the writes completed on all); a server back without multi-conn
  * leaves the home on the first alone.  When a connection dies the first
- * request to notice reconnects it (backoff 100 ms doubling to 2 s) while
- * the others on it wait, for up to dead_timeout; after that its requests
- * fail with EIO at once, and a reconnect is tried again at most every 5 s,
- * so a server that comes back is picked up.  Nothing hangs forever.
+ * request to notice reconnects it (backoff 100 ms doubling to 2 s, each
+ * wait at random from half to one and a half times it) while the others
+ * on it wait, for up to dead_timeout; after that its requests fail with
+ * EIO at once, and a reconnect is tried again at most every 5 s, so a
+ * server that comes back is picked up.  Nothing hangs forever.
  */
 #ifndef HOMEPORT_FUSEDISK_H
 #define HOMEPORT_FUSEDISK_H

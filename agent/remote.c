@@ -139,8 +139,8 @@ static char *json_object(const char *const *keys, const char *const *vals, const
     return buf;
 }
 
-/* A failed call as a sentence for people, chained the way the reference
- * does ("While WHAT: SERVICE URL: 404: reason").  Returns its -errno:
+/* A failed call as one sentence for people, from the step down to the
+ * cause ("While WHAT: SERVICE URL: 404: reason").  Returns its -errno:
  * the transport's, -EPERM for a refused signature, else -EREMOTEIO. */
 static int explain(const struct hp_config *cfg, const char *what, const char *service,
                    const char *url, int rc, const char *detail, const struct http_reply *r,

@@ -73,6 +73,7 @@ struct job {
     char buf[8192];
     size_t len;
     bool got_result, concluded;
+    int64_t t0_us; /* when it was queued: the log gives each stage's time */
     int rc;
     struct session_user result;
     char text[1024];
@@ -347,6 +348,7 @@ static void enqueue(struct user *u, struct client *c, const struct proto_request
     j->user = u;
     j->req = *req;
     j->rfd = -1;
+    j->t0_us = clock_us();
     if (c)
         c->job = j;
     if (u->tail)
@@ -414,11 +416,12 @@ static void conclude(struct job *j, int status)
         u->retry_at = now + RETRY_MS;
         log_warn("%s; retrying in %d s", j->text, RETRY_MS / 1000);
     }
+    double ms = (double)(clock_us() - j->t0_us) / 1000;
     if (j->rc < 0)
-        log_warn("%s %s failed: %s", proto_verb_name(verb), u->su.name, j->text);
+        log_warn("%s %s failed after %.1f ms: %s", proto_verb_name(verb), u->su.name, ms, j->text);
     else
-        log_info("%s %s: %s", proto_verb_name(verb), u->su.name,
-                 j->text[0] ? j->text : "nothing to do");
+        log_info("%s %s: %s (%.1f ms)", proto_verb_name(verb), u->su.name,
+                 j->text[0] ? j->text : "nothing to do", ms);
     if (j->client) {
         send_reply(j->client, j->rc < 0 ? PR_ERROR : PR_OK, -j->rc, j->text);
         j->client->job = NULL;

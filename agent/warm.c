@@ -135,7 +135,7 @@ static void drop(struct warm_pool *p, struct slot *s, int64_t now, bool failed, 
 static void drop_failed(struct warm_pool *p, struct slot *s, int64_t now)
 {
     const char *e = nbd_get_error(), *hint;
-    char why[600];
+    char why[HP_WHY_MAX];
 
     hint = tls_hint(s->srv->tls, e, s->h && nbd_aio_is_closed(s->h) == 1);
     snprintf(why, sizeof why, "%s%s%s%s", hint, *hint ? " (" : "", e ? e : "handshake failed",

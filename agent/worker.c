@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fusedisk.h"
 #include "log.h"
 #include "nbd.h"
@@ -181,12 +182,13 @@ static void run_ioctl_worker(struct nbd_export *ex, unsigned io_timeout_s, const
 }
 
 /* The link of /dev/nbd<index> died: give the kernel a new connection,
- * backoff 100 ms to 2 s, until it works or the worker is stopped. */
+ * backoff 100 ms to 2 s (jittered), until it works or the worker is
+ * stopped. */
 static void reconnect(const struct worker_params *p, int index, unsigned long long *reconnects)
 {
     struct nbd_export ex;
     char why[HP_WHY_MAX];
-    unsigned backoff_ms = 100;
+    unsigned backoff_ms = 100, seed = clock_seed();
 
     log_warn("%s: /dev/nbd%d lost its connection to %s; reconnecting", p->export, index,
              p->srv->label);
@@ -208,8 +210,9 @@ static void reconnect(const struct worker_params *p, int index, unsigned long lo
             return;
         }
         write_kernel_stats(p->stats, false, *reconnects, why);
-        struct timespec ts = {backoff_ms / 1000, (long)(backoff_ms % 1000) * 1000000};
-        nanosleep(&ts, NULL);
+        unsigned ms = clock_jitter_ms(backoff_ms, &seed);
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+        nanosleep(&ts, NULL); /* a stop signal cuts it short */
         backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
     }
 }

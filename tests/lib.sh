@@ -143,6 +143,34 @@ ${SERVER_CONF:-}
 C
 }
 
+# roam_conf [SYNC-LINES…]: the configuration ($CONF) of a test of roaming
+# homes (home_mode = sync): write_conf, lease $LEASE (default 60s), local
+# homes in $T/home/utilisateurs, the flag file in $T/var/tmp, SYNC-LINES
+# added to [sync] (mount, sshfs_*…).
+roam_conf() {
+    write_conf
+    cat >> "$CONF" << C
+[home]
+home_mode = sync
+[session]
+kill_grace = 1s
+pam_timeout = 60s
+lease = ${LEASE:-60s}
+[sync]
+local_dir = $T/home/utilisateurs/%u
+flag_file = $T/var/tmp/horizon-pam_session_%u.flag
+C
+    printf '%s\n' "$@" >> "$CONF"
+}
+
+# stop_roaming: a roaming test's cleanup: the agent, its background
+# passes, whatever is still mounted in the staging dir.
+stop_roaming() {
+    [ -n "${AGENT:-}" ] && kill -9 "$AGENT" 2> /dev/null
+    pkill -9 -f "$CONF" 2> /dev/null
+    grep -o " $T/home/profiletemp/[^ ]*" /proc/self/mountinfo | while read -r m; do umount -l "$m"; done
+}
+
 # hp ARGS…: run homeport with the test config; stdout in $T/out, stderr in
 # $T/err, exit code in $rc.  Bounded by a timeout.
 hp() {

@@ -48,27 +48,9 @@ chown -R alice:alice "$S"
 
 printf '%s\n' '# test list' '.cache/' '*.tmp' > "$T/sync-exclude"
 conf() { # conf [more [sync] lines]
-    write_conf
-    cat >> "$CONF" << C
-[home]
-home_mode = sync
-[session]
-kill_grace = 1s
-pam_timeout = 60s
-lease = ${LEASE:-60s}
-[sync]
-local_dir = $LOCAL/%u
-sshfs_host = 127.0.0.1
-sshfs_port = $SSHD_PORT
-known_hosts = $SSH_KNOWN_HOSTS
-flag_file = $T/var/tmp/horizon-pam_session_%u.flag
-exclude_file = $T/sync-exclude
-sync_interval = 10s
-server_links = Musique
-file_server_link = Serveur de fichiers
-mount_timeout = 15s
-C
-    printf '%s\n' "$@" >> "$CONF"
+    roam_conf "sshfs_host = 127.0.0.1" "sshfs_port = $SSHD_PORT" "known_hosts = $SSH_KNOWN_HOSTS" \
+        "exclude_file = $T/sync-exclude" "sync_interval = 10s" "server_links = Musique" \
+        "file_server_link = Serveur de fichiers" "mount_timeout = 15s" "$@"
 }
 conf
 check "config-check accepts it" "$HOMEPORT" config-check "$CONF"

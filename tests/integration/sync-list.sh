@@ -52,26 +52,10 @@ done
 
 printf '%s\n' '.cache/' > "$T/sync-exclude"
 conf() { # conf FILE server_homeport
-    CONF=$1 write_conf
-    cat >> "$1" << C
-[home]
-home_mode = sync
-[session]
-kill_grace = 1s
-pam_timeout = 60s
-[sync]
-local_dir = $LOCAL/%u
-sshfs_host = 127.0.0.1
-sshfs_port = $SSHD_PORT
-known_hosts = $SSH_KNOWN_HOSTS
-auth = key
-key_file = $SSH_KEY
-flag_file = $T/var/tmp/horizon-pam_session_%u.flag
-exclude_file = $T/sync-exclude
-sync_interval = 0
-mount_timeout = 15s
-server_homeport = $2
-C
+    CONF=$1 roam_conf "sshfs_host = 127.0.0.1" "sshfs_port = $SSHD_PORT" \
+        "known_hosts = $SSH_KNOWN_HOSTS" "auth = key" "key_file = $SSH_KEY" \
+        "exclude_file = $T/sync-exclude" "sync_interval = 0" "mount_timeout = 15s" \
+        "server_homeport = $2"
 }
 conf "$CONF" "$T/homeport-server"
 PLAIN=$T/plain.conf
