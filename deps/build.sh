@@ -11,6 +11,7 @@
 #   gnutls28 (3.7.x)      -> libgnutls.a   (minimal: no p11-kit, idn, tpm,
 #                            compression, dane, tools; no built-in trust store)
 #   libnbd (1.14.x)       -> libnbd.a      (C library only, TLS via gnutls)
+#                            notls/lib/libnbd.a (the same without TLS, make notls)
 #   curl (7.88.x)         -> libcurl.a     (HTTP/HTTPS only, TLS via mbedtls)
 #   fuse3 (3.14.x)        -> libfuse3.a
 #
@@ -215,21 +216,22 @@ fetch() {
 # dpkg-source warns that it cannot verify the .dsc's signature (the Debian
 # developers' keyring is not installed); that is expected: apt already
 # checked every file's hash against the signed Sources index.
+# A second build of PKG names its tree and log NAME (unpack PKG NAME).
 unpack() {
-    local pkg=$1
-    SRC=$BUILDDIR/$pkg
+    local pkg=$1 name=${2:-$1}
+    SRC=$BUILDDIR/$name
     rm -rf "$SRC"
-    run_logged "$pkg" dpkg-source --no-copy -x "${DSC[$pkg]}" "$SRC"
-    CURRENT_STEP="build $pkg (log: $LOGDIR/$pkg.log)"
+    run_logged "$name" dpkg-source --no-copy -x "${DSC[$pkg]}" "$SRC"
+    CURRENT_STEP="build $name (log: $LOGDIR/$name.log)"
 }
 
-# apply_patches PKG: homeport's own patches, deps/patches/PKG-N-*.patch in
-# order, on the tree in $SRC (they are part of PKG's build key).
+# apply_patches PKG [NAME]: homeport's own patches, deps/patches/PKG-N-*.patch
+# in order, on the tree in $SRC (they are part of PKG's build key).
 apply_patches() {
     local p
     for p in "$SCRIPT_DIR/patches/$1"-*.patch; do
         [ -e "$p" ] || continue
-        run_logged "$1" patch -p1 --no-backup-if-mismatch -i "$p"
+        run_logged "${2:-$1}" patch -p1 --no-backup-if-mismatch -i "$p"
     done
 }
 
@@ -261,25 +263,27 @@ kernel_headers() {
     stamp_set kheaders "$key"
 }
 
-# build_if_needed PKG FUNC OUTPUTS...: run FUNC unless its stamp matches and
-# all OUTPUTS (relative to PREFIX) exist.  DEPKEY adds dependency stamps.
+# build_if_needed PKG[:VARIANT] FUNC OUTPUTS...: run FUNC unless its stamp
+# matches and all OUTPUTS (relative to PREFIX) exist.  DEPKEY adds
+# dependency stamps.  A VARIANT is a second build of PKG (its own stamp and
+# log, PKG-VARIANT).
 build_if_needed() {
-    local pkg=$1 fn=$2; shift 2
+    local pkg=${1%%:*} name=${1/:/-} fn=$2; shift 2
     local key o ok=1
     key=$( { declare -f "$fn"; cat "$SCRIPT_DIR/patches/$pkg"-*.patch 2> /dev/null; echo "$ENV_KEY ${VERSION[$pkg]} ${DEPKEY:-}"; } | sha256sum | cut -d' ' -f1)
     for o in "$@"; do [ -e "$PREFIX/$o" ] || ok=0; done
-    if [ $ok = 1 ] && stamp_ok "build-$pkg" "$key"; then
-        msg "$pkg ${VERSION[$pkg]}: up to date"
+    if [ $ok = 1 ] && stamp_ok "build-$name" "$key"; then
+        msg "$name ${VERSION[$pkg]}: up to date"
         return
     fi
-    rm -f "$STAMPS/build-$pkg"
-    : >"$LOGDIR/$pkg.log"
-    msg "$pkg ${VERSION[$pkg]}: building (log: $LOGDIR/$pkg.log)"
+    rm -f "$STAMPS/build-$name"
+    : >"$LOGDIR/$name.log"
+    msg "$name ${VERSION[$pkg]}: building (log: $LOGDIR/$name.log)"
     local t; t=$(date +%s)
     "$fn"
-    for o in "$@"; do [ -e "$PREFIX/$o" ] || die "$pkg: build finished but $PREFIX/$o is missing"; done
-    stamp_set "build-$pkg" "$key"
-    msg "$pkg ${VERSION[$pkg]}: done in $(( $(date +%s) - t ))s"
+    for o in "$@"; do [ -e "$PREFIX/$o" ] || die "$name: build finished but $PREFIX/$o is missing"; done
+    stamp_set "build-$name" "$key"
+    msg "$name ${VERSION[$pkg]}: done in $(( $(date +%s) - t ))s"
 }
 
 # --------------------------------------------------------------------------
@@ -492,6 +496,29 @@ build_libnbd() {
         die "libnbd: libnbd.pc does not pull in gnutls"
 }
 
+# The same libnbd without GnuTLS, for the homeport without TLS (make notls:
+# GnuTLS, nettle, hogweed and libtasn1 are about half of the binary):
+# PREFIX/notls/lib/libnbd.a, whose nbd_supports_tls() is 0 (the headers
+# are the same).  Its own tree, so that it builds beside the other.
+build_libnbd_notls() {
+    unpack libnbd libnbd-notls
+    cd "$SRC"
+    apply_patches libnbd libnbd-notls
+    touch_autotools_outputs "$SRC"
+    run_logged libnbd-notls ./configure \
+        --prefix="$PREFIX/notls" --disable-shared --enable-static \
+        --without-gnutls --without-libxml2 \
+        --disable-ocaml --disable-python --disable-golang --disable-fuse \
+        --disable-dependency-tracking
+    ! grep -q '^#define HAVE_GNUTLS 1' config.h || die "libnbd-notls: configure found gnutls"
+    local d
+    for d in common/include common/utils lib; do
+        run_logged libnbd-notls make -C "$d" -j"$JOBS"
+    done
+    mkdir -p "$PREFIX/notls/lib"
+    cp lib/.libs/libnbd.a "$PREFIX/notls/lib/libnbd.a"
+}
+
 build_curl() {
     unpack curl
     cd "$SRC"
@@ -587,6 +614,8 @@ STATIC_CFLAGS = -isystem $KHEADERS $pc_cflags
 # --gc-sections drops the unused parts (libraries use -ffunction-sections).
 STATIC_LDFLAGS = -static -Wl,--gc-sections
 STATIC_LIBS   = -L$PREFIX/lib -lmount -lblkid -lnbd -lgnutls -lhogweed -lnettle -ltasn1 -lcurl -lmbedtls -lmbedx509 -lmbedcrypto -lfuse3 -lpthread
+# The homeport without TLS for NBD (make notls): libnbd without GnuTLS.
+STATIC_LIBS_NOTLS = -L$PREFIX/notls/lib -L$PREFIX/lib -lmount -lblkid -lnbd -lcurl -lmbedtls -lmbedx509 -lmbedcrypto -lfuse3 -lpthread
 EOF
     mv "$PREFIX/link.mk.new" "$PREFIX/link.mk"
 }
@@ -600,6 +629,8 @@ chain_curl_fuse() {
     build_if_needed curl build_curl lib/libcurl.a include/curl/curl.h
     build_if_needed util-linux build_util_linux lib/libmount.a lib/libblkid.a lib/pkgconfig/mount.pc
     build_if_needed fuse3 build_fuse3 lib/libfuse3.a include/fuse3/fuse_lowlevel.h
+    # (no GnuTLS: it belongs to neither chain)
+    build_if_needed libnbd:notls build_libnbd_notls notls/lib/libnbd.a
 }
 
 chain_nbd() {
