@@ -296,6 +296,47 @@ build_mbedtls() {
     # multi-threaded); Debian's other additions (HAVEGE, MD2, MD4) are legacy.
     run_logged mbedtls python3 scripts/config.py set MBEDTLS_THREADING_C
     run_logged mbedtls python3 scripts/config.py set MBEDTLS_THREADING_PTHREAD
+    # What homeport uses: HMAC-SHA256 (sign.c), and libcurl's HTTPS
+    # client: TLS 1.2, the server's certificate checked against a CA file,
+    # no client certificate.  Left out: the server side, DTLS, TLS 1.0 and
+    # 1.1, renegotiation, the PSK, DHE and static ECDH key exchanges, the
+    # ciphers and hashes no TLS 1.2 suite of a current server needs (ARC4,
+    # Blowfish, Camellia, CCM, DES, XTEA, RIPEMD-160, MD5), the curves
+    # other than P-256, P-384, P-521 and X25519, encrypted private keys
+    # (PKCS#5, #12), writing certificates, CSRs, the debug
+    # messages (libcurl asks for them only in its debug builds), self
+    # tests and PSA.  Kept: ECDHE-ECDSA, ECDHE-RSA and RSA key exchanges
+    # with AES-GCM, AES-CBC and ChaCha20-Poly1305; the error texts (in
+    # libcurl's messages).
+    local opt
+    for opt in MBEDTLS_SSL_SRV_C MBEDTLS_SSL_CACHE_C MBEDTLS_SSL_COOKIE_C MBEDTLS_SSL_TICKET_C \
+        MBEDTLS_SSL_PROTO_DTLS MBEDTLS_SSL_DTLS_ANTI_REPLAY MBEDTLS_SSL_DTLS_HELLO_VERIFY \
+        MBEDTLS_SSL_DTLS_CLIENT_PORT_REUSE MBEDTLS_SSL_DTLS_BADMAC_LIMIT \
+        MBEDTLS_SSL_PROTO_TLS1 MBEDTLS_SSL_PROTO_TLS1_1 MBEDTLS_SSL_CBC_RECORD_SPLITTING \
+        MBEDTLS_SSL_RENEGOTIATION MBEDTLS_SSL_CONTEXT_SERIALIZATION MBEDTLS_SSL_TRUNCATED_HMAC \
+        MBEDTLS_SSL_EXPORT_KEYS MBEDTLS_SSL_ALL_ALERT_MESSAGES \
+        MBEDTLS_KEY_EXCHANGE_PSK_ENABLED MBEDTLS_KEY_EXCHANGE_DHE_PSK_ENABLED \
+        MBEDTLS_KEY_EXCHANGE_ECDHE_PSK_ENABLED MBEDTLS_KEY_EXCHANGE_RSA_PSK_ENABLED \
+        MBEDTLS_KEY_EXCHANGE_DHE_RSA_ENABLED MBEDTLS_KEY_EXCHANGE_ECDH_ECDSA_ENABLED \
+        MBEDTLS_KEY_EXCHANGE_ECDH_RSA_ENABLED MBEDTLS_DHM_C \
+        MBEDTLS_ARC4_C MBEDTLS_BLOWFISH_C MBEDTLS_CAMELLIA_C MBEDTLS_CCM_C MBEDTLS_DES_C \
+        MBEDTLS_XTEA_C MBEDTLS_RIPEMD160_C MBEDTLS_MD5_C MBEDTLS_PADLOCK_C \
+        MBEDTLS_CIPHER_MODE_CFB MBEDTLS_CIPHER_MODE_OFB MBEDTLS_CIPHER_MODE_XTS \
+        MBEDTLS_CIPHER_PADDING_ONE_AND_ZEROS MBEDTLS_CIPHER_PADDING_ZEROS_AND_LEN \
+        MBEDTLS_CIPHER_PADDING_ZEROS \
+        MBEDTLS_ECP_DP_SECP192R1_ENABLED MBEDTLS_ECP_DP_SECP224R1_ENABLED \
+        MBEDTLS_ECP_DP_SECP192K1_ENABLED MBEDTLS_ECP_DP_SECP224K1_ENABLED \
+        MBEDTLS_ECP_DP_SECP256K1_ENABLED MBEDTLS_ECP_DP_BP256R1_ENABLED \
+        MBEDTLS_ECP_DP_BP384R1_ENABLED MBEDTLS_ECP_DP_BP512R1_ENABLED \
+        MBEDTLS_ECP_DP_CURVE448_ENABLED MBEDTLS_ECDSA_DETERMINISTIC \
+        MBEDTLS_PKCS5_C MBEDTLS_PKCS12_C MBEDTLS_PEM_WRITE_C \
+        MBEDTLS_X509_CREATE_C MBEDTLS_X509_CRT_WRITE_C MBEDTLS_X509_CSR_WRITE_C \
+        MBEDTLS_X509_CSR_PARSE_C MBEDTLS_CERTS_C MBEDTLS_DEBUG_C MBEDTLS_SELF_TEST \
+        MBEDTLS_VERSION_FEATURES MBEDTLS_GENPRIME MBEDTLS_PK_RSA_ALT_SUPPORT \
+        MBEDTLS_PSA_CRYPTO_C MBEDTLS_PSA_CRYPTO_STORAGE_C MBEDTLS_PSA_ITS_FILE_C \
+        MBEDTLS_HKDF_C MBEDTLS_TIMING_C; do
+        run_logged mbedtls python3 scripts/config.py unset "$opt"
+    done
     # Upstream's plain Makefile (no cmake needed); only the library.
     run_logged mbedtls make -C library -j"$JOBS" static \
         CC="$CC" AR="$AR" CFLAGS="$CFLAGS" LDFLAGS=
