@@ -368,6 +368,11 @@ EOF
 build_util_linux() {
     unpack util-linux
     cd "$SRC"
+    # homeport's patch 1: libblkid probes for the ext family only, and no
+    # partition tables.  libmount is its one user in homeport, and only
+    # when it has to guess a filesystem's type: homeport mounts its homes
+    # with the type given (ext4) and never probes a device.
+    apply_patches util-linux
     touch_autotools_outputs "$SRC"
     run_logged util-linux ./configure \
         --prefix="$PREFIX" --libdir="$PREFIX/lib" \
