@@ -463,7 +463,9 @@ build_gnutls() {
     # function in, so every GnuTLS lock would silently be a no-op.
     # Left out as unused by libnbd (a TLS 1.2/1.3 client with X.509 or PSK):
     # GOST, SRP, anonymous auth, OCSP, DTLS-SRTP, ALPN, heartbeat, SSLv2
-    # client hello, the non-Suite-B curves (secp192r1, secp224r1).
+    # client hello, the non-Suite-B curves (secp192r1, secp224r1), VIA's
+    # PadLock engine (software AES on those processors).  Not DHE: libnbd's
+    # PSK priority string names DHE-PSK, and is refused without it.
     run_logged gnutls28 ./configure \
         --prefix="$PREFIX" --libdir="$PREFIX/lib" \
         --disable-shared --enable-static \
@@ -477,6 +479,7 @@ build_gnutls() {
         --disable-gost --disable-srp-authentication --disable-anon-authentication \
         --disable-ocsp --disable-dtls-srtp-support --disable-alpn-support \
         --disable-heartbeat-support --disable-ssl2-support --disable-non-suiteb-curves \
+        --disable-padlock \
         --with-default-trust-store-file= --with-default-trust-store-dir= \
         --disable-dependency-tracking
     ! grep -q '^#define USE_POSIX_THREADS_WEAK' config.h ||
