@@ -121,14 +121,20 @@ $(B)/tests/%: tests/unit/%.c $(LIB_OBJS) $(HDRS)
 flavor: $(B)/homeport $(UNIT_BINS)
 
 # The same objects linked without GnuTLS (make notls): libnbd's build
-# without TLS comes first on the library path.
+# without TLS comes first on the library path.  tls.c alone is compiled
+# again, without HP_GNUTLS_STATIC (it would call GnuTLS).
 ifeq ($(FLAVOR),static)
-build/notls/homeport: $(OBJS) $(wildcard $(SYSROOT)/lib/*.a $(SYSROOT)/notls/lib/*.a)
+NOTLS_OBJS := $(filter-out $(B)/obj/tls.o,$(OBJS)) build/notls/obj/tls.o
+build/notls/obj/tls.o: agent/tls.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CC [notls] $<"
+	$(Q)$(CC) $(BASE_CFLAGS) $(filter-out -DHP_GNUTLS_STATIC,$(FLAVOR_CFLAGS)) $(CFLAGS) -c -o $@ $<
+build/notls/homeport: $(NOTLS_OBJS) $(wildcard $(SYSROOT)/lib/*.a $(SYSROOT)/notls/lib/*.a)
 	@test -n "$(STATIC_LIBS_NOTLS)" || { echo "$(SYSROOT)/link.mk has no STATIC_LIBS_NOTLS:" \
 	    "rebuild the libraries (make deps)" >&2; exit 1; }
 	@mkdir -p $(dir $@)
 	@echo "  LD [notls] $@"
-	$(Q)$(CC) $(FLAVOR_LDFLAGS) -Wl,-Map=build/notls/homeport.map $(LDFLAGS) -o $@ $(OBJS) \
+	$(Q)$(CC) $(FLAVOR_LDFLAGS) -Wl,-Map=build/notls/homeport.map $(LDFLAGS) -o $@ $(NOTLS_OBJS) \
 	    $(STATIC_LIBS_NOTLS)
 endif
 

@@ -38,7 +38,7 @@ function add(name, size, file,   lib) {
     if (size == 0) return
     lib = file
     if (lib ~ /\.a\(/) { sub(/\(.*/, "", lib); sub(/.*\//, "", lib) }
-    else if (lib ~ /build\/static\/obj\//) lib = "homeport"
+    else if (lib ~ /build\/(static|notls)\/obj\//) lib = "homeport"
     else if (lib ~ /musl|crt[1in]|Scrt/) lib = "libc.a"
     else { sub(/.*\//, "", lib) }
     if (lib ~ /^libc\.a$/ || lib ~ /musl/) lib = "libc.a"
