@@ -4,6 +4,11 @@
 #                   Debian source packages into build/sysroot on first use)
 #   make dev        dynamic build against Debian's -dev packages (fast loop)
 #   make asan       ASan+UBSan build (build/asan/homeport)
+#   make notls      the static binary without TLS for NBD (build/notls/homeport:
+#                   libnbd without GnuTLS; it refuses a configuration that
+#                   asks for TLS): half the size, for sites without TLS
+#   make size       both static binaries' stripped sizes against their
+#                   targets, and what each library costs in each
 #   make check      install test needs, build, run each fuzzer briefly, then
 #                   the whole suite with the static and the sanitizer binary
 #   make fuzz       build the libFuzzer targets (tests/fuzz/) and run each for
@@ -43,7 +48,7 @@ Q ?= @
 SYSROOT := build/sysroot
 DEPS_WORK := build/deps
 
-.PHONY: all dev asan check demo size install deb clean distclean format lint deps flavor FORCE \
+.PHONY: all dev asan notls check demo size install deb clean distclean format lint deps flavor FORCE \
         fuzz fuzz-build fuzz-check fuzz-flavor funclen
 all: build/homeport
 
@@ -115,6 +120,24 @@ $(B)/tests/%: tests/unit/%.c $(LIB_OBJS) $(HDRS)
 
 flavor: $(B)/homeport $(UNIT_BINS)
 
+# The same objects linked without GnuTLS (make notls): libnbd's build
+# without TLS comes first on the library path.  tls.c alone is compiled
+# again, without HP_GNUTLS_STATIC (it would call GnuTLS).
+ifeq ($(FLAVOR),static)
+NOTLS_OBJS := $(filter-out $(B)/obj/tls.o,$(OBJS)) build/notls/obj/tls.o
+build/notls/obj/tls.o: agent/tls.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CC [notls] $<"
+	$(Q)$(CC) $(BASE_CFLAGS) $(filter-out -DHP_GNUTLS_STATIC,$(FLAVOR_CFLAGS)) $(CFLAGS) -c -o $@ $<
+build/notls/homeport: $(NOTLS_OBJS) $(wildcard $(SYSROOT)/lib/*.a $(SYSROOT)/notls/lib/*.a)
+	@test -n "$(STATIC_LIBS_NOTLS)" || { echo "$(SYSROOT)/link.mk has no STATIC_LIBS_NOTLS:" \
+	    "rebuild the libraries (make deps)" >&2; exit 1; }
+	@mkdir -p $(dir $@)
+	@echo "  LD [notls] $@"
+	$(Q)$(CC) $(FLAVOR_LDFLAGS) -Wl,-Map=build/notls/homeport.map $(LDFLAGS) -o $@ $(NOTLS_OBJS) \
+	    $(STATIC_LIBS_NOTLS)
+endif
+
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(B)/%,$(FUZZ_SRCS))
 
@@ -141,12 +164,22 @@ dev: build/version.h
 asan: build/version.h
 	@$(MAKE) --no-print-directory FLAVOR=asan flavor
 
-size: build/homeport
+# After build/homeport: the two share the objects (make -j builds them once).
+notls: build/homeport
+	@$(MAKE) --no-print-directory FLAVOR=static build/notls/homeport
+
+# The size targets, in bytes (1 MB = 10^6 bytes): make size fails
+# when a binary is over its own.
+SIZE_MAX_TLS ?= 2500000
+SIZE_MAX_NOTLS ?= 1500000
+size: build/homeport notls
 	@strip -o build/homeport.stripped build/homeport
+	@strip -o build/notls/homeport.stripped build/notls/homeport
 	@file build/homeport | sed 's/, BuildID[^,]*//'
-	@printf 'stripped size: %s bytes\n' "$$(stat -c %s build/homeport.stripped)"
-	@echo "what each library costs (bytes in the binary, from the link map):"
-	@deps/sizes.sh build/static/homeport.map
+	@deps/sizes.sh --title "with TLS for NBD" --max $(SIZE_MAX_TLS) build/homeport.stripped \
+	    build/static/homeport.map
+	@deps/sizes.sh --title "without TLS for NBD" --max $(SIZE_MAX_NOTLS) \
+	    build/notls/homeport.stripped build/notls/homeport.map
 
 # `make check` is what CI runs: both the static and the sanitizer binary,
 # then every fuzzer for FUZZ_CHECK_SECONDS on its corpus (crash-* inputs
@@ -156,6 +189,7 @@ FUZZ_CHECK_SECONDS ?= 20
 check:
 	tests/install-deps.sh
 	$(MAKE) all
+	$(MAKE) notls
 	$(MAKE) asan
 	$(MAKE) fuzz-check
 	tests/run static asan
@@ -240,7 +274,8 @@ funclen:
 	tests/funclen.sh $(FUNCLEN_MAX) agent
 
 clean:
-	rm -rf build/static build/dev build/asan build/fuzz build/homeport build/homeport.stripped
+	rm -rf build/static build/notls build/dev build/asan build/fuzz build/homeport \
+	    build/homeport.stripped
 
 distclean:
 	rm -rf build

@@ -3,7 +3,7 @@
  * group descriptors, the first inodes (root, journal) and the journal's
  * superblock one after the other: over NBD that is a round trip each,
  * which the FUSE worker saves by fetching those ranges ahead, in three
- * steps, while the loop device is being set up.
+ * steps, alongside the FUSE mount, the loop device and the check.
  *
  * Parsing only, no I/O; the bytes come from the server and are not
  * trusted: anything unexpected (not ext4, a field out of range, a layout

@@ -643,36 +643,72 @@ static uint8_t *fetch(struct disk *d, uint64_t off, size_t len)
     return buf;
 }
 
-/* The reads of an ext4 mount, fetched in three steps (ext4meta.h) while the
- * FUSE mount is set up, and done before the worker says it is ready: the
- * superblock check and the mount then find them all here.  What it cannot
- * follow it leaves to the mount's own reads. */
+/* Fetch the range r (announced), parse it with step, announce what step
+ * found (*next) before the data goes in: a read served from r can only
+ * come after its successor is announced.  0, or -1 when the chain ends. */
+static int fetch_step(struct disk *d, struct ext4_range r, struct ext4meta *m,
+                      int (*step)(struct ext4meta *, const uint8_t *, size_t, struct ext4_range *),
+                      struct ext4_range *next)
+{
+    uint8_t *buf = fetch(d, r.off, r.len);
+    int rc = buf && step ? step(m, buf, r.len, next) : -1;
+
+    if (rc == 0 && !fetchahead_expect(&d->ahead, next->off, next->len))
+        rc = -1;
+    fetchahead_put(&d->ahead, r.off, buf, r.len); /* NULL: given up */
+    return rc;
+}
+
+static int step_super(struct ext4meta *m, const uint8_t *b, size_t len, struct ext4_range *next)
+{
+    if (ext4meta_super(b, len, m->dev_size, m) < 0)
+        return -1;
+    if (m->gdt.off + m->gdt.len <= len) { /* the descriptors are in the head */
+        if (ext4meta_inodes(m, b + m->gdt.off, m->gdt.len) < 0)
+            return -1;
+        *next = m->inodes;
+        return 0;
+    }
+    *next = m->gdt;
+    return 0;
+}
+
+static int step_gdt(struct ext4meta *m, const uint8_t *b, size_t len, struct ext4_range *next)
+{
+    if (ext4meta_inodes(m, b, len) < 0)
+        return -1;
+    *next = m->inodes;
+    return 0;
+}
+
+static int step_inodes(struct ext4meta *m, const uint8_t *b, size_t len, struct ext4_range *next)
+{
+    return ext4meta_journal(m, b, len, next);
+}
+
+/* The reads of an ext4 mount (ext4meta.h), fetched one step after the
+ * other alongside the FUSE mount, the loop device and the check; each
+ * range is announced before it is asked for, so the kernel's reads wait
+ * for it rather than asking the server again.  The head is announced by
+ * fusedisk_serve before this starts.  What it cannot follow it leaves to
+ * the mount's own reads. */
 static void *ahead_thread(void *arg)
 {
     struct disk *d = arg;
-    struct ext4meta m;
-    struct ext4_range j;
-    size_t hlen = d->size < EXT4META_HEAD ? (size_t)d->size : EXT4META_HEAD;
-    uint8_t *head = fetch(d, 0, hlen), *gdt = NULL, *inodes, *jsb;
-    int rc;
+    struct ext4meta m = {.dev_size = d->size};
+    struct ext4_range r = {0, d->size < EXT4META_HEAD ? (uint32_t)d->size : EXT4META_HEAD}, next;
 
-    if (!head || ext4meta_super(head, hlen, d->size, &m) < 0) {
-        free(head);
+    if (fetch_step(d, r, &m, step_super, &next) < 0)
         return NULL;
+    if (next.off == m.gdt.off && next.len == m.gdt.len) {
+        r = next;
+        if (fetch_step(d, r, &m, step_gdt, &next) < 0)
+            return NULL;
     }
-    if (m.gdt.off + m.gdt.len <= hlen)
-        rc = ext4meta_inodes(&m, head + m.gdt.off, m.gdt.len);
-    else
-        rc = (gdt = fetch(d, m.gdt.off, m.gdt.len)) ? ext4meta_inodes(&m, gdt, m.gdt.len) : -EIO;
-    fetchahead_put(&d->ahead, 0, head, hlen);
-    if (gdt)
-        fetchahead_put(&d->ahead, m.gdt.off, gdt, m.gdt.len);
-    if (rc < 0 || !(inodes = fetch(d, m.inodes.off, m.inodes.len)))
+    r = next;
+    if (fetch_step(d, r, &m, step_inodes, &next) < 0)
         return NULL;
-    rc = ext4meta_journal(&m, inodes, m.inodes.len, &j);
-    fetchahead_put(&d->ahead, m.inodes.off, inodes, m.inodes.len);
-    if (rc == 0 && (jsb = fetch(d, j.off, j.len)))
-        fetchahead_put(&d->ahead, j.off, jsb, j.len);
+    fetch_step(d, next, &m, NULL, &next); /* the journal's superblock */
     return NULL;
 }
 
@@ -716,9 +752,8 @@ static void disk_init(struct disk *d, const struct fusedisk_params *p, struct nb
     pthread_condattr_destroy(&ca);
 }
 
-/* The mounted disk: report ready once what the mount reads is fetched
- * ahead, open the extra connections, serve until the session ends, then
- * stop the helpers and flush.  0 or -errno. */
+/* The mounted disk: report ready, open the extra connections, serve until
+ * the session ends, then stop the helpers and flush.  0 or -errno. */
 static int serve_mounted(struct disk *d)
 {
     struct fuse_loop_config *lc;
@@ -726,8 +761,6 @@ static int serve_mounted(struct disk *d)
     int rc;
 
     write_stats(d);
-    if (d->have_ahead) /* fetched ahead before the loop device and the mount read */
-        d->have_ahead = pthread_join(d->ahead_thread, NULL) != 0;
     if (d->p->ready_fd >= 0) {
         (void)!write(d->p->ready_fd, "ok\n", 3);
         close(d->p->ready_fd);
@@ -772,8 +805,12 @@ int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex)
 
     disk_init(&d, p, ex);
     alloc_cache_enable(); /* this process moves the home's data */
-    /* the mount's reads, fetched while the FUSE mount is set up */
-    d.have_ahead = pthread_create(&d.ahead_thread, NULL, ahead_thread, &d) == 0;
+    /* the head announced here: the kernel's first read may come first */
+    d.have_ahead =
+        fetchahead_expect(&d.ahead, 0, d.size < EXT4META_HEAD ? d.size : EXT4META_HEAD) &&
+        pthread_create(&d.ahead_thread, NULL, ahead_thread, &d) == 0;
+    if (!d.have_ahead)
+        fetchahead_close(&d.ahead); /* nothing waits for a head that never comes */
     d.se = fuse_session_new(&args, &ops, sizeof ops, &d);
     if (!d.se)
         goto out;

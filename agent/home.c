@@ -194,16 +194,18 @@ static void stop_worker(const struct home_state *s)
     if (s->fuse_dir[0] && is_mountpoint_of(s->fuse_dir, NULL))
         umount2(s->fuse_dir, 0);
     if (worker_alive(s->worker)) {
+        int64_t end = clock_ms() + WORKER_STOP_MS;
+        unsigned ms = 1; /* it is usually gone within a few: look again soon */
         kill(s->worker, SIGTERM);
-        for (int i = 0; i < WORKER_STOP_MS / 20 && worker_alive(s->worker); i++) {
-            struct timespec ts = {0, 20L * 1000000};
+        while (worker_alive(s->worker) && clock_ms() < end) {
             /* The loop device lets go of the FUSE file asynchronously: the
              * first unmount may have been refused (EBUSY).  Until the FUSE
              * mount is gone, the worker's threads sit in read(2). */
             if (s->fuse_dir[0] && is_mountpoint_of(s->fuse_dir, NULL))
                 umount2(s->fuse_dir, 0);
             waitpid(s->worker, NULL, WNOHANG);
-            nanosleep(&ts, NULL);
+            clock_sleep_ms(ms);
+            ms = ms * 2 > 20 ? 20 : ms * 2;
         }
         if (worker_alive(s->worker)) {
             log_warn("worker %d of %s did not stop: killing it", (int)s->worker, s->user);
@@ -719,6 +721,7 @@ int home_umount(const struct hp_config *cfg, const char *user, char *why, size_t
         return -ENOENT;
     }
     const char *target = current_target(&s);
+    int64_t t[5] = {clock_us()};
     /* This filesystem only: a global sync() would wait on every other one,
      * a dead FUSE or NFS mount included. */
     int tfd = open(target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -726,6 +729,7 @@ int home_umount(const struct hp_config *cfg, const char *user, char *why, size_t
         syncfs(tfd);
         close(tfd);
     }
+    t[1] = clock_us();
     for (int i = 0; i < 5 && is_mountpoint_of(target, s.device); i++) {
         rc = umount2(target, UMOUNT_NOFOLLOW) == 0 ? 0 : -errno;
         if (rc == 0 || rc != -EBUSY)
@@ -741,15 +745,22 @@ int home_umount(const struct hp_config *cfg, const char *user, char *why, size_t
         return rc < 0 ? rc : -EBUSY;
     }
     /* Unmounted: now the device may go (a loop's autoclear may have done it). */
+    t[2] = clock_us();
     rc = release_device(&s);
     if (rc < 0) {
         snprintf(why, whylen, "cannot release %s: %s", s.device, strerror(-rc));
         return rc;
     }
+    t[3] = clock_us();
     stop_worker(&s);
     if (s.stage[0])
         rmdir(s.stage);
     state_remove(cfg, user);
+    t[4] = clock_us();
+    log_info("home of %s released in %.1f ms: sync %.1f, unmount %.1f, device %.1f, worker %.1f",
+             user, (double)(t[4] - t[0]) / 1000, (double)(t[1] - t[0]) / 1000,
+             (double)(t[2] - t[1]) / 1000, (double)(t[3] - t[2]) / 1000,
+             (double)(t[4] - t[3]) / 1000);
     return 0;
 }
 

@@ -152,10 +152,16 @@ int tls_check(const struct hp_config *cfg, char *why, size_t whylen)
     if (h)
         nbd_close(h);
     if (!supported) {
+        /* what asked for TLS: tls = on/require, or (tls = auto) the files */
+        const char *key = cfg->tls_mode == HP_TLS_ON        ? "tls = on"
+                          : cfg->tls_mode == HP_TLS_REQUIRE ? "tls = require"
+                          : *t->psk_file                    ? "tls_psk_file"
+                                                            : "tls_ca_file";
         snprintf(why, whylen,
-                 "[nbd] tls is %s, but this homeport's libnbd was built without TLS: set tls = "
-                 "off, or install a homeport built with GnuTLS",
-                 t->mode == HP_TLS_ON ? "on" : "require");
+                 "[nbd] %s in %s asks for TLS, but this homeport was built without TLS (its "
+                 "libnbd has no GnuTLS): set tls = off, or install a homeport built with TLS "
+                 "(homeport version says \"TLS for NBD\")",
+                 key, cfg->source ? cfg->source : "the configuration");
         return -EPROTONOSUPPORT;
     }
     if (!t->psk_identity) {

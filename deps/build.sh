@@ -11,6 +11,7 @@
 #   gnutls28 (3.7.x)      -> libgnutls.a   (minimal: no p11-kit, idn, tpm,
 #                            compression, dane, tools; no built-in trust store)
 #   libnbd (1.14.x)       -> libnbd.a      (C library only, TLS via gnutls)
+#                            notls/lib/libnbd.a (the same without TLS, make notls)
 #   curl (7.88.x)         -> libcurl.a     (HTTP/HTTPS only, TLS via mbedtls)
 #   fuse3 (3.14.x)        -> libfuse3.a
 #
@@ -215,21 +216,22 @@ fetch() {
 # dpkg-source warns that it cannot verify the .dsc's signature (the Debian
 # developers' keyring is not installed); that is expected: apt already
 # checked every file's hash against the signed Sources index.
+# A second build of PKG names its tree and log NAME (unpack PKG NAME).
 unpack() {
-    local pkg=$1
-    SRC=$BUILDDIR/$pkg
+    local pkg=$1 name=${2:-$1}
+    SRC=$BUILDDIR/$name
     rm -rf "$SRC"
-    run_logged "$pkg" dpkg-source --no-copy -x "${DSC[$pkg]}" "$SRC"
-    CURRENT_STEP="build $pkg (log: $LOGDIR/$pkg.log)"
+    run_logged "$name" dpkg-source --no-copy -x "${DSC[$pkg]}" "$SRC"
+    CURRENT_STEP="build $name (log: $LOGDIR/$name.log)"
 }
 
-# apply_patches PKG: homeport's own patches, deps/patches/PKG-N-*.patch in
-# order, on the tree in $SRC (they are part of PKG's build key).
+# apply_patches PKG [NAME]: homeport's own patches, deps/patches/PKG-N-*.patch
+# in order, on the tree in $SRC (they are part of PKG's build key).
 apply_patches() {
     local p
     for p in "$SCRIPT_DIR/patches/$1"-*.patch; do
         [ -e "$p" ] || continue
-        run_logged "$1" patch -p1 --no-backup-if-mismatch -i "$p"
+        run_logged "${2:-$1}" patch -p1 --no-backup-if-mismatch -i "$p"
     done
 }
 
@@ -261,25 +263,27 @@ kernel_headers() {
     stamp_set kheaders "$key"
 }
 
-# build_if_needed PKG FUNC OUTPUTS...: run FUNC unless its stamp matches and
-# all OUTPUTS (relative to PREFIX) exist.  DEPKEY adds dependency stamps.
+# build_if_needed PKG[:VARIANT] FUNC OUTPUTS...: run FUNC unless its stamp
+# matches and all OUTPUTS (relative to PREFIX) exist.  DEPKEY adds
+# dependency stamps.  A VARIANT is a second build of PKG (its own stamp and
+# log, PKG-VARIANT).
 build_if_needed() {
-    local pkg=$1 fn=$2; shift 2
+    local pkg=${1%%:*} name=${1/:/-} fn=$2; shift 2
     local key o ok=1
     key=$( { declare -f "$fn"; cat "$SCRIPT_DIR/patches/$pkg"-*.patch 2> /dev/null; echo "$ENV_KEY ${VERSION[$pkg]} ${DEPKEY:-}"; } | sha256sum | cut -d' ' -f1)
     for o in "$@"; do [ -e "$PREFIX/$o" ] || ok=0; done
-    if [ $ok = 1 ] && stamp_ok "build-$pkg" "$key"; then
-        msg "$pkg ${VERSION[$pkg]}: up to date"
+    if [ $ok = 1 ] && stamp_ok "build-$name" "$key"; then
+        msg "$name ${VERSION[$pkg]}: up to date"
         return
     fi
-    rm -f "$STAMPS/build-$pkg"
-    : >"$LOGDIR/$pkg.log"
-    msg "$pkg ${VERSION[$pkg]}: building (log: $LOGDIR/$pkg.log)"
+    rm -f "$STAMPS/build-$name"
+    : >"$LOGDIR/$name.log"
+    msg "$name ${VERSION[$pkg]}: building (log: $LOGDIR/$name.log)"
     local t; t=$(date +%s)
     "$fn"
-    for o in "$@"; do [ -e "$PREFIX/$o" ] || die "$pkg: build finished but $PREFIX/$o is missing"; done
-    stamp_set "build-$pkg" "$key"
-    msg "$pkg ${VERSION[$pkg]}: done in $(( $(date +%s) - t ))s"
+    for o in "$@"; do [ -e "$PREFIX/$o" ] || die "$name: build finished but $PREFIX/$o is missing"; done
+    stamp_set "build-$name" "$key"
+    msg "$name ${VERSION[$pkg]}: done in $(( $(date +%s) - t ))s"
 }
 
 # --------------------------------------------------------------------------
@@ -292,6 +296,47 @@ build_mbedtls() {
     # multi-threaded); Debian's other additions (HAVEGE, MD2, MD4) are legacy.
     run_logged mbedtls python3 scripts/config.py set MBEDTLS_THREADING_C
     run_logged mbedtls python3 scripts/config.py set MBEDTLS_THREADING_PTHREAD
+    # What homeport uses: HMAC-SHA256 (sign.c), and libcurl's HTTPS
+    # client: TLS 1.2, the server's certificate checked against a CA file,
+    # no client certificate.  Left out: the server side, DTLS, TLS 1.0 and
+    # 1.1, renegotiation, the PSK, DHE and static ECDH key exchanges, the
+    # ciphers and hashes no TLS 1.2 suite of a current server needs (ARC4,
+    # Blowfish, Camellia, CCM, DES, XTEA, RIPEMD-160, MD5), the curves
+    # other than P-256, P-384, P-521 and X25519, encrypted private keys
+    # (PKCS#5, #12), writing certificates, CSRs, the debug
+    # messages (libcurl asks for them only in its debug builds), self
+    # tests and PSA.  Kept: ECDHE-ECDSA, ECDHE-RSA and RSA key exchanges
+    # with AES-GCM, AES-CBC and ChaCha20-Poly1305; the error texts (in
+    # libcurl's messages).
+    local opt
+    for opt in MBEDTLS_SSL_SRV_C MBEDTLS_SSL_CACHE_C MBEDTLS_SSL_COOKIE_C MBEDTLS_SSL_TICKET_C \
+        MBEDTLS_SSL_PROTO_DTLS MBEDTLS_SSL_DTLS_ANTI_REPLAY MBEDTLS_SSL_DTLS_HELLO_VERIFY \
+        MBEDTLS_SSL_DTLS_CLIENT_PORT_REUSE MBEDTLS_SSL_DTLS_BADMAC_LIMIT \
+        MBEDTLS_SSL_PROTO_TLS1 MBEDTLS_SSL_PROTO_TLS1_1 MBEDTLS_SSL_CBC_RECORD_SPLITTING \
+        MBEDTLS_SSL_RENEGOTIATION MBEDTLS_SSL_CONTEXT_SERIALIZATION MBEDTLS_SSL_TRUNCATED_HMAC \
+        MBEDTLS_SSL_EXPORT_KEYS MBEDTLS_SSL_ALL_ALERT_MESSAGES \
+        MBEDTLS_KEY_EXCHANGE_PSK_ENABLED MBEDTLS_KEY_EXCHANGE_DHE_PSK_ENABLED \
+        MBEDTLS_KEY_EXCHANGE_ECDHE_PSK_ENABLED MBEDTLS_KEY_EXCHANGE_RSA_PSK_ENABLED \
+        MBEDTLS_KEY_EXCHANGE_DHE_RSA_ENABLED MBEDTLS_KEY_EXCHANGE_ECDH_ECDSA_ENABLED \
+        MBEDTLS_KEY_EXCHANGE_ECDH_RSA_ENABLED MBEDTLS_DHM_C \
+        MBEDTLS_ARC4_C MBEDTLS_BLOWFISH_C MBEDTLS_CAMELLIA_C MBEDTLS_CCM_C MBEDTLS_DES_C \
+        MBEDTLS_XTEA_C MBEDTLS_RIPEMD160_C MBEDTLS_MD5_C MBEDTLS_PADLOCK_C \
+        MBEDTLS_CIPHER_MODE_CFB MBEDTLS_CIPHER_MODE_OFB MBEDTLS_CIPHER_MODE_XTS \
+        MBEDTLS_CIPHER_PADDING_ONE_AND_ZEROS MBEDTLS_CIPHER_PADDING_ZEROS_AND_LEN \
+        MBEDTLS_CIPHER_PADDING_ZEROS \
+        MBEDTLS_ECP_DP_SECP192R1_ENABLED MBEDTLS_ECP_DP_SECP224R1_ENABLED \
+        MBEDTLS_ECP_DP_SECP192K1_ENABLED MBEDTLS_ECP_DP_SECP224K1_ENABLED \
+        MBEDTLS_ECP_DP_SECP256K1_ENABLED MBEDTLS_ECP_DP_BP256R1_ENABLED \
+        MBEDTLS_ECP_DP_BP384R1_ENABLED MBEDTLS_ECP_DP_BP512R1_ENABLED \
+        MBEDTLS_ECP_DP_CURVE448_ENABLED MBEDTLS_ECDSA_DETERMINISTIC \
+        MBEDTLS_PKCS5_C MBEDTLS_PKCS12_C MBEDTLS_PEM_WRITE_C \
+        MBEDTLS_X509_CREATE_C MBEDTLS_X509_CRT_WRITE_C MBEDTLS_X509_CSR_WRITE_C \
+        MBEDTLS_X509_CSR_PARSE_C MBEDTLS_CERTS_C MBEDTLS_DEBUG_C MBEDTLS_SELF_TEST \
+        MBEDTLS_VERSION_FEATURES MBEDTLS_GENPRIME MBEDTLS_PK_RSA_ALT_SUPPORT \
+        MBEDTLS_PSA_CRYPTO_C MBEDTLS_PSA_CRYPTO_STORAGE_C MBEDTLS_PSA_ITS_FILE_C \
+        MBEDTLS_HKDF_C MBEDTLS_TIMING_C; do
+        run_logged mbedtls python3 scripts/config.py unset "$opt"
+    done
     # Upstream's plain Makefile (no cmake needed); only the library.
     run_logged mbedtls make -C library -j"$JOBS" static \
         CC="$CC" AR="$AR" CFLAGS="$CFLAGS" LDFLAGS=
@@ -323,6 +368,11 @@ EOF
 build_util_linux() {
     unpack util-linux
     cd "$SRC"
+    # homeport's patch 1: libblkid probes for the ext family only, and no
+    # partition tables.  libmount is its one user in homeport, and only
+    # when it has to guess a filesystem's type: homeport mounts its homes
+    # with the type given (ext4) and never probes a device.
+    apply_patches util-linux
     touch_autotools_outputs "$SRC"
     run_logged util-linux ./configure \
         --prefix="$PREFIX" --libdir="$PREFIX/lib" \
@@ -413,7 +463,9 @@ build_gnutls() {
     # function in, so every GnuTLS lock would silently be a no-op.
     # Left out as unused by libnbd (a TLS 1.2/1.3 client with X.509 or PSK):
     # GOST, SRP, anonymous auth, OCSP, DTLS-SRTP, ALPN, heartbeat, SSLv2
-    # client hello, the non-Suite-B curves (secp192r1, secp224r1).
+    # client hello, the non-Suite-B curves (secp192r1, secp224r1), VIA's
+    # PadLock engine (software AES on those processors).  Not DHE: libnbd's
+    # PSK priority string names DHE-PSK, and is refused without it.
     run_logged gnutls28 ./configure \
         --prefix="$PREFIX" --libdir="$PREFIX/lib" \
         --disable-shared --enable-static \
@@ -427,6 +479,7 @@ build_gnutls() {
         --disable-gost --disable-srp-authentication --disable-anon-authentication \
         --disable-ocsp --disable-dtls-srtp-support --disable-alpn-support \
         --disable-heartbeat-support --disable-ssl2-support --disable-non-suiteb-curves \
+        --disable-padlock \
         --with-default-trust-store-file= --with-default-trust-store-dir= \
         --disable-dependency-tracking
     ! grep -q '^#define USE_POSIX_THREADS_WEAK' config.h ||
@@ -490,6 +543,29 @@ build_libnbd() {
     sed -i 's|^Requires:.*|&\nRequires.private: gnutls|' "$PREFIX/lib/pkgconfig/libnbd.pc"
     pkg-config --static --libs libnbd | grep -q -- '-lgnutls' ||
         die "libnbd: libnbd.pc does not pull in gnutls"
+}
+
+# The same libnbd without GnuTLS, for the homeport without TLS (make notls:
+# GnuTLS, nettle, hogweed and libtasn1 are about half of the binary):
+# PREFIX/notls/lib/libnbd.a, whose nbd_supports_tls() is 0 (the headers
+# are the same).  Its own tree, so that it builds beside the other.
+build_libnbd_notls() {
+    unpack libnbd libnbd-notls
+    cd "$SRC"
+    apply_patches libnbd libnbd-notls
+    touch_autotools_outputs "$SRC"
+    run_logged libnbd-notls ./configure \
+        --prefix="$PREFIX/notls" --disable-shared --enable-static \
+        --without-gnutls --without-libxml2 \
+        --disable-ocaml --disable-python --disable-golang --disable-fuse \
+        --disable-dependency-tracking
+    ! grep -q '^#define HAVE_GNUTLS 1' config.h || die "libnbd-notls: configure found gnutls"
+    local d
+    for d in common/include common/utils lib; do
+        run_logged libnbd-notls make -C "$d" -j"$JOBS"
+    done
+    mkdir -p "$PREFIX/notls/lib"
+    cp lib/.libs/libnbd.a "$PREFIX/notls/lib/libnbd.a"
 }
 
 build_curl() {
@@ -587,6 +663,8 @@ STATIC_CFLAGS = -isystem $KHEADERS $pc_cflags
 # --gc-sections drops the unused parts (libraries use -ffunction-sections).
 STATIC_LDFLAGS = -static -Wl,--gc-sections
 STATIC_LIBS   = -L$PREFIX/lib -lmount -lblkid -lnbd -lgnutls -lhogweed -lnettle -ltasn1 -lcurl -lmbedtls -lmbedx509 -lmbedcrypto -lfuse3 -lpthread
+# The homeport without TLS for NBD (make notls): libnbd without GnuTLS.
+STATIC_LIBS_NOTLS = -L$PREFIX/notls/lib -L$PREFIX/lib -lmount -lblkid -lnbd -lcurl -lmbedtls -lmbedx509 -lmbedcrypto -lfuse3 -lpthread
 EOF
     mv "$PREFIX/link.mk.new" "$PREFIX/link.mk"
 }
@@ -600,6 +678,8 @@ chain_curl_fuse() {
     build_if_needed curl build_curl lib/libcurl.a include/curl/curl.h
     build_if_needed util-linux build_util_linux lib/libmount.a lib/libblkid.a lib/pkgconfig/mount.pc
     build_if_needed fuse3 build_fuse3 lib/libfuse3.a include/fuse3/fuse_lowlevel.h
+    # (no GnuTLS: it belongs to neither chain)
+    build_if_needed libnbd:notls build_libnbd_notls notls/lib/libnbd.a
 }
 
 chain_nbd() {

@@ -20,6 +20,8 @@ STATIC_CFLAGS=$(mkvar STATIC_CFLAGS)
 STATIC_LDFLAGS=$(mkvar STATIC_LDFLAGS)
 STATIC_LIBS=$(mkvar STATIC_LIBS)
 
+STATIC_LIBS_NOTLS=$(mkvar STATIC_LIBS_NOTLS)
+
 OUT=$PREFIX/linkcheck
 mkdir -p "$OUT"
 # shellcheck disable=SC2206 # the flags are word lists on purpose
@@ -30,6 +32,15 @@ echo "  ${cmd[*]}"
 "${cmd[@]}"
 
 "$OUT/linkcheck"
+
+# The libraries of the homeport without TLS (make notls): no GnuTLS.
+# shellcheck disable=SC2206
+cmd=(musl-gcc -O2 -Wall -Werror -DNOTLS $STATIC_CFLAGS -o "$OUT/linkcheck-notls"
+     "$HERE/linkcheck.c" $STATIC_LDFLAGS $STATIC_LIBS_NOTLS)
+echo "linkcheck: link line without TLS:"
+echo "  ${cmd[*]}"
+"${cmd[@]}"
+"$OUT/linkcheck-notls"
 
 info=$(file -b "$OUT/linkcheck")
 echo "linkcheck: file: $info"

@@ -1,11 +1,30 @@
 #!/bin/sh
-# deps/sizes.sh MAP: what each library costs in the static binary, from
-# the GNU ld link map (-Wl,-Map): the bytes of the input sections each
-# archive (or homeport's own objects) put in the binary's loaded,
-# file-backed sections (.text, .rodata, .data, .eh_frame, ...; not .bss,
-# not debug sections), largest first, with the share of the whole.
+# deps/sizes.sh [--title TITLE] [--max BYTES STRIPPED] MAP: what each
+# library costs in the static binary, from the GNU ld link map (-Wl,-Map):
+# the bytes of the input sections each archive (or homeport's own objects)
+# put in the binary's loaded, file-backed sections (.text, .rodata, .data,
+# .eh_frame, ...; not .bss, not debug sections), largest first, with the
+# share of the whole.  With --max, first the size of the STRIPPED file
+# against BYTES; the exit status is 1 when it is over.
 set -eu
-[ $# -eq 1 ] || { echo "usage: $0 MAP" >&2; exit 2; }
+usage() { echo "usage: $0 [--title TITLE] [--max BYTES STRIPPED] MAP" >&2; exit 2; }
+title="" max="" stripped="" over=0
+while [ $# -gt 1 ]; do
+    case $1 in
+    --title) title=$2; shift 2 ;;
+    --max) [ $# -ge 3 ] || usage; max=$2 stripped=$3; shift 3 ;;
+    *) usage ;;
+    esac
+done
+[ $# -eq 1 ] || usage
+[ -z "$title" ] || echo "== $title"
+if [ -n "$max" ]; then
+    size=$(stat -c %s "$stripped")
+    verdict="within the target of $max"
+    [ "$size" -le "$max" ] || { verdict="OVER the target of $max"; over=1; }
+    printf 'stripped size: %s bytes (%s), %s\n' "$size" "$stripped" "$verdict"
+fi
+echo "what each library costs (bytes in the binary, from the link map):"
 awk '
 /^Linker script and memory map/ { m = 1; next }
 !m { next }
@@ -19,7 +38,7 @@ function add(name, size, file,   lib) {
     if (size == 0) return
     lib = file
     if (lib ~ /\.a\(/) { sub(/\(.*/, "", lib); sub(/.*\//, "", lib) }
-    else if (lib ~ /build\/static\/obj\//) lib = "homeport"
+    else if (lib ~ /build\/(static|notls)\/obj\//) lib = "homeport"
     else if (lib ~ /musl|crt[1in]|Scrt/) lib = "libc.a"
     else { sub(/.*\//, "", lib) }
     if (lib ~ /^libc\.a$/ || lib ~ /musl/) lib = "libc.a"
@@ -38,3 +57,4 @@ END {
     close("sort -rn")
     printf "%10d 100.0%%  in all (loaded sections; the stripped file adds headers and alignment)\n", total
 }' "$1"
+exit $over

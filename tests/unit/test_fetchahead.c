@@ -1,8 +1,11 @@
 /* fetchahead.h: a read is served only when one kept range holds all of
  * it; after close nothing is served and nothing more is kept (a put is
  * freed, not leaked: the asan build checks); the slots are bounded; reads
- * from several threads while another closes never see freed memory. */
+ * from several threads while another closes never see freed memory; a
+ * read inside an announced range waits for its data, and returns (to ask
+ * the server) when the range is given up or the whole is closed. */
 #include <pthread.h>
+#include <unistd.h>
 
 #include "fetchahead.h"
 #include "tap.h"
@@ -26,6 +29,58 @@ static void *reader(void *arg)
         if (fetchahead_get(&shared, buf, sizeof buf, 4096 + (uint64_t)(i % 8) * 512))
             bad += buf[0] != (uint8_t)((i % 8) * 512) || buf[511] != (uint8_t)((i % 8) * 512 + 511);
     return (void *)bad;
+}
+
+struct waiter {
+    struct fetchahead *fa;
+    uint64_t off;
+    bool got;
+    uint8_t first;
+};
+
+static void *wait_read(void *arg)
+{
+    struct waiter *w = arg;
+    uint8_t buf[64];
+    w->got = fetchahead_get(w->fa, buf, sizeof buf, w->off);
+    w->first = buf[0];
+    return NULL;
+}
+
+/* A reader inside the announced range [base, +4096) of fa, started now. */
+static pthread_t start_waiter(struct waiter *w, struct fetchahead *fa, uint64_t base)
+{
+    pthread_t t;
+    *w = (struct waiter){fa, base + 64, false, 0};
+    pthread_create(&t, NULL, wait_read, w);
+    usleep(20000); /* it waits (or, if late, finds the data in: the same result) */
+    return t;
+}
+
+static void announced(void)
+{
+    struct fetchahead fa;
+    struct waiter w;
+    pthread_t t;
+
+    fetchahead_init(&fa);
+    ok(fetchahead_expect(&fa, 1 << 20, 4096), "a range announced");
+    ok(!fetchahead_expect(&fa, 1 << 20, 4096), "  once");
+    t = start_waiter(&w, &fa, 1 << 20);
+    fetchahead_put(&fa, 1 << 20, bytes(4096, 0), 4096);
+    pthread_join(t, NULL);
+    ok(w.got && w.first == 64, "a read inside it waited for its data and got it");
+    ok(fetchahead_expect(&fa, 2 << 20, 4096), "another announced");
+    t = start_waiter(&w, &fa, 2 << 20);
+    fetchahead_put(&fa, 2 << 20, NULL, 0);
+    pthread_join(t, NULL);
+    ok(!w.got, "given up: the reader that waited asks the server");
+    ok(fetchahead_expect(&fa, 2 << 20, 4096), "announced again (the slot was freed)");
+    t = start_waiter(&w, &fa, 2 << 20);
+    fetchahead_close(&fa);
+    pthread_join(t, NULL);
+    ok(!w.got, "closed (a write): the reader that waited asks the server");
+    ok(!fetchahead_expect(&fa, 3 << 20, 4096), "nothing announced after close");
 }
 
 int main(void)
@@ -68,5 +123,6 @@ int main(void)
         wrong += (long)bad;
     }
     ok(wrong == 0, "three readers while it is closed: what they got was right");
+    announced();
     return tap_done();
 }
