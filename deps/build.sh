@@ -43,8 +43,11 @@ if [ $# -ne 2 ]; then
     exit 2
 fi
 mkdir -p "$1" "$2"
-WORKDIR=$(cd "$1" && pwd)
-PREFIX=$(cd "$2" && pwd)
+# Physical paths (pwd -P): they are written into link.mk and the .pc
+# files, and a sysroot reached through a symbolic link (a git worktree's
+# build/sysroot) must not record the link's path, which may go away.
+WORKDIR=$(cd "$1" && pwd -P)
+PREFIX=$(cd "$2" && pwd -P)
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 APTDIR=$WORKDIR/apt          # private apt configuration, lists and cache
