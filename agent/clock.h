@@ -39,6 +39,18 @@ static inline unsigned clock_jitter_ms(unsigned ms, unsigned *seed)
     return ms / 2 + (unsigned)rand_r(seed) % (ms + 1);
 }
 
+/* A reconnect's wait: clock_jitter_ms(*backoff_ms), asleep (a signal cuts
+ * it short, so a stop is not held up), then the next backoff doubled, up
+ * to 2 s. */
+static inline void clock_backoff(unsigned *backoff_ms, unsigned *seed)
+{
+    unsigned ms = clock_jitter_ms(*backoff_ms, seed);
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+    nanosleep(&ts, NULL);
+    *backoff_ms = *backoff_ms * 2 > 2000 ? 2000 : *backoff_ms * 2;
+}
+
 /* A seed for clock_jitter_ms that differs between processes. */
 static inline unsigned clock_seed(void)
 {

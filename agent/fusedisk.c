@@ -227,10 +227,7 @@ static bool reconnect_loop(struct disk *d, struct conn *c, double limit, bool ex
         set_last_error(d, why);
         if (expired)
             break;
-        unsigned ms = clock_jitter_ms(backoff_ms, &c->seed);
-        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-        nanosleep(&ts, NULL);
-        backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
+        clock_backoff(&backoff_ms, &c->seed);
     } while (now_s() < limit);
     return false;
 }

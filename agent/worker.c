@@ -210,10 +210,7 @@ static void reconnect(const struct worker_params *p, int index, unsigned long lo
             return;
         }
         write_kernel_stats(p->stats, false, *reconnects, why);
-        unsigned ms = clock_jitter_ms(backoff_ms, &seed);
-        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-        nanosleep(&ts, NULL); /* a stop signal cuts it short */
-        backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
+        clock_backoff(&backoff_ms, &seed); /* a stop signal cuts it short */
     }
 }
 

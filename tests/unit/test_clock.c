@@ -1,6 +1,7 @@
 /* clock.h's jitter: every wait between half and one and a half times the
  * backoff, spread over that span (not in step), different from process to
- * process; clock_us counts forward. */
+ * process; clock_backoff sleeps within it and doubles the backoff;
+ * clock_us counts forward. */
 #include "clock.h"
 #include "tap.h"
 
@@ -21,7 +22,16 @@ int main(void)
         same += clock_jitter_ms(100, &seed) == clock_jitter_ms(100, &other);
     ok(same < 20, "two seeds: %u of 100 waits alike", same);
     ok(clock_jitter_ms(0, &seed) == 0, "no backoff, no wait");
-    ok(clock_seed() != 0 || clock_seed() != 0, "a seed");
+    unsigned s1 = clock_seed();
+    clock_sleep_ms(1);
+    ok(clock_seed() != s1, "seeds taken 1 ms apart differ");
+    unsigned backoff = 100;
+    int64_t b0 = clock_us();
+    clock_backoff(&backoff, &seed);
+    int64_t slept = clock_us() - b0;
+    ok(slept >= 50000 && slept < 1000000, "clock_backoff of 100 ms slept %lld us",
+       (long long)slept);
+    ok(backoff == 200, "  and doubled the next one");
     clock_sleep_ms(2);
     ok(clock_us() - t0 >= 2000, "clock_us moved on by the 2 ms slept");
     return tap_done();
