@@ -41,10 +41,10 @@ struct hp_tls {
     char cert_dir[4200]; /* run_dir/tls: the files under libnbd's names (tls_setup) */
 };
 
-/* An NBD server address as written in `servers =`. */
 /* [nbd] connections: at most this many NBD connections per home. */
 #define HP_NBD_MAX_CONNECTIONS 8
 
+/* An NBD server address as written in `servers =`. */
 struct hp_server {
     enum { HP_SRV_TCP, HP_SRV_UNIX } kind;
     char host[256];  /* TCP: name or address, without IPv6 brackets */
