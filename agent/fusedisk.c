@@ -628,10 +628,11 @@ static const struct fuse_lowlevel_ops ops = {
     .fsync = op_fsync,
 };
 
-/* len bytes at off, in a buffer of their own; NULL when the read failed. */
+/* len bytes at off, in a buffer of their own; NULL when the read failed
+ * (or len is 0: an empty disk). */
 static uint8_t *fetch(struct disk *d, uint64_t off, size_t len)
 {
-    uint8_t *buf = malloc(len);
+    uint8_t *buf = len ? malloc(len) : NULL;
 
     if (buf && do_io(d, OP_READ, buf, len, off) < 0) {
         free(buf);
@@ -654,6 +655,12 @@ static int fetch_step(struct disk *d, struct ext4_range r, struct ext4meta *m,
         rc = -1;
     fetchahead_put(&d->ahead, r.off, buf, r.len); /* NULL: given up */
     return rc;
+}
+
+/* The first range fetched ahead: the device's start (the superblock). */
+static struct ext4_range head_range(const struct disk *d)
+{
+    return (struct ext4_range){0, d->size < EXT4META_HEAD ? (uint32_t)d->size : EXT4META_HEAD};
 }
 
 static int step_super(struct ext4meta *m, const uint8_t *b, size_t len, struct ext4_range *next)
@@ -693,11 +700,11 @@ static void *ahead_thread(void *arg)
 {
     struct disk *d = arg;
     struct ext4meta m = {.dev_size = d->size};
-    struct ext4_range r = {0, d->size < EXT4META_HEAD ? (uint32_t)d->size : EXT4META_HEAD}, next;
+    struct ext4_range r = head_range(d), next;
 
     if (fetch_step(d, r, &m, step_super, &next) < 0)
         return NULL;
-    if (next.off == m.gdt.off && next.len == m.gdt.len) {
+    if (!m.inodes.len) { /* the descriptors were not all in the head */
         r = next;
         if (fetch_step(d, r, &m, step_gdt, &next) < 0)
             return NULL;
@@ -803,9 +810,8 @@ int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex)
     disk_init(&d, p, ex);
     alloc_cache_enable(); /* this process moves the home's data */
     /* the head announced here: the kernel's first read may come first */
-    d.have_ahead =
-        fetchahead_expect(&d.ahead, 0, d.size < EXT4META_HEAD ? d.size : EXT4META_HEAD) &&
-        pthread_create(&d.ahead_thread, NULL, ahead_thread, &d) == 0;
+    d.have_ahead = fetchahead_expect(&d.ahead, head_range(&d).off, head_range(&d).len) &&
+                   pthread_create(&d.ahead_thread, NULL, ahead_thread, &d) == 0;
     if (!d.have_ahead)
         fetchahead_close(&d.ahead); /* nothing waits for a head that never comes */
     d.se = fuse_session_new(&args, &ops, sizeof ops, &d);
