@@ -1,5 +1,6 @@
 /* ext4meta.h against filesystems made by mke2fs (1 KiB blocks, 4 KiB
- * blocks, 4 KiB with 64bit): the three steps find group 0's inode table
+ * blocks, 4 KiB with 64bit, 300 GiB whose group descriptors reach past
+ * the first 64 KiB): the three steps find group 0's inode table
  * (inode 2 there is a directory) and the journal's superblock (its magic
  * is there), each range inside the device; and anything off (not ext4, bad
  * fields, short buffers, ranges past the device) is refused, not followed. */
@@ -12,6 +13,7 @@
 #include "tap.h"
 
 static uint8_t head[EXT4META_HEAD];
+static struct ext4_range head_gdt; /* the descriptors follow() found last */
 
 static int mkfs(const char *path, const char *size, const char *opts)
 {
@@ -33,7 +35,9 @@ static uint32_t be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static void follow(const char *path, const char *what, uint32_t block_size)
+/* journal: whether its first block is found (a journal of up to 4 extents,
+ * 512 MiB; mke2fs makes one of 1 GiB on 128 GiB and more). */
+static void follow(const char *path, const char *what, uint32_t block_size, bool journal)
 {
     int fd = open(path, O_RDONLY);
     struct ext4meta m;
@@ -44,6 +48,7 @@ static void follow(const char *path, const char *what, uint32_t block_size)
     ok(fd >= 0 && read_at(fd, head, sizeof head, 0), "%s: the image is read", what);
     ok(ext4meta_super(head, sizeof head, (uint64_t)size, &m) == 0, "%s: a superblock", what);
     ok(m.block_size == block_size, "%s: block size %u", what, m.block_size);
+    head_gdt = m.gdt;
     ok(m.gdt.off == (block_size == 1024 ? 2048u : block_size) && m.gdt.len % block_size == 0,
        "%s: the descriptors at the block after the superblock's (%llu+%u)", what,
        (unsigned long long)m.gdt.off, m.gdt.len);
@@ -53,11 +58,17 @@ static void follow(const char *path, const char *what, uint32_t block_size)
     ok(m.inodes.len == sizeof inodes && read_at(fd, inodes, sizeof inodes, m.inodes.off),
        "%s: its first 4 KiB read", what);
     ok((inodes[m.inode_size + 1] & 0xF0) == 0x40, "%s: inode 2 there is a directory", what);
-    ok(ext4meta_journal(&m, inodes, sizeof inodes, &j) == 0 && j.len <= sizeof jsb &&
-           j.off + j.len <= (uint64_t)size,
-       "%s: the journal's superblock (%llu+%u)", what, (unsigned long long)j.off, j.len);
-    ok(read_at(fd, jsb, j.len, j.off) && be32(jsb) == 0xC03B3998, "%s: the jbd2 magic is there",
-       what);
+    memset(jsb, 0, sizeof jsb);
+    if (journal) {
+        ok(ext4meta_journal(&m, inodes, sizeof inodes, &j) == 0 && j.len > 0 &&
+               j.len <= sizeof jsb && j.off + j.len <= (uint64_t)size,
+           "%s: the journal's superblock (%llu+%u)", what, (unsigned long long)j.off, j.len);
+        ok(j.len > 0 && read_at(fd, jsb, j.len, j.off) && be32(jsb) == 0xC03B3998,
+           "%s: the jbd2 magic is there", what);
+    } else { /* a journal of more than 4 extents: an extent tree of depth 1 */
+        ok(ext4meta_journal(&m, inodes, sizeof inodes, &j) == -EINVAL,
+           "%s: a journal in an extent tree of depth 1 is not followed", what);
+    }
     ok(ext4meta_clean(head + 1024, time(NULL)), "%s: clean, as mke2fs left it", what);
     ok(ext4meta_journal(&m, inodes, 1024, &j) == -EINVAL,
        "%s: the journal inode outside the buffer is not read", what);
@@ -146,11 +157,18 @@ int main(void)
         return tap_done();
     snprintf(path, sizeof path, "%s/img", dir);
     ok(mkfs(path, "64M", "-b 1024") == 0, "mke2fs: 64 MiB, 1 KiB blocks");
-    follow(path, "1 KiB blocks", 1024);
+    follow(path, "1 KiB blocks", 1024, true);
     ok(mkfs(path, "1G", "-b 4096") == 0, "mke2fs: 1 GiB, 4 KiB blocks");
-    follow(path, "4 KiB blocks", 4096);
+    follow(path, "4 KiB blocks", 4096, true);
     ok(mkfs(path, "1G", "-b 4096 -O 64bit") == 0, "mke2fs: 1 GiB, 4 KiB blocks, 64bit");
-    follow(path, "64bit", 4096);
+    follow(path, "64bit", 4096, true);
+    /* 2400 groups: their descriptors reach past the first 64 KiB (the
+     * worker then fetches them apart); sparse, a few MB on disk */
+    ok(mkfs(path, "300G", "-b 4096 -E lazy_itable_init=1,lazy_journal_init=1") == 0,
+       "mke2fs: 300 GiB, 4 KiB blocks");
+    follow(path, "300 GiB", 4096, false);
+    ok(head_gdt.off + head_gdt.len > EXT4META_HEAD, "300 GiB: the descriptors end at %llu",
+       (unsigned long long)(head_gdt.off + head_gdt.len));
     unlink(path);
     rmdir(dir);
     return tap_done();
