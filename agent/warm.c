@@ -246,8 +246,12 @@ static void save(struct warm_pool *p)
                 w->closed, w->srv->label);
     }
     fclose(f);
-    if (text && textfile_write(p->status_path, text, 0644) < 0)
-        log_debug("cannot write %s: %s", p->status_path, strerror(errno));
+    /* A status for `homeport status`, rewritten from the agent's loop at
+     * every take and refill: no fsync (the login must not wait on the
+     * disk for it; run_dir does not outlive a boot anyway). */
+    int rc = text ? textfile_replace(p->status_path, text, len, 0644, TEXTFILE_NO_SYNC) : 0;
+    if (rc < 0)
+        log_debug("cannot write %s: %s", p->status_path, strerror(-rc));
     free(text);
 }
 
