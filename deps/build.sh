@@ -501,7 +501,8 @@ build_libnbd() {
     # message on a TLS connection gains the protocol version and the server
     # certificate's subject); 2, TCP_QUICKACK after each read from a TCP
     # socket (a server that writes without TCP_NODELAY, as nbd-server does,
-    # otherwise stalls each reply 40 ms on this side's delayed ACK).
+    # otherwise stalls each reply 40 ms on this side's delayed ACK); 3, a
+    # TLS read goes on while records are in (it polled between records).
     apply_patches libnbd
     touch_autotools_outputs "$SRC"
     # PERFORMANCE, not NORMAL: the same ciphers, AES-128-GCM first, and
