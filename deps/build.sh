@@ -448,6 +448,10 @@ build_libtasn1() {
 build_gnutls() {
     unpack gnutls28
     cd "$SRC"
+    # homeport's patch: a record's body is read into the buffer that holds
+    # its header, instead of a buffer of its own that was then copied with
+    # the header into a third (16 KiB copied a record read).
+    apply_patches gnutls28
     # Debian's patch 51 adds gnulib's linkedhash-list module (used by its
     # patch 50 in lib/x509/verify-high.c) to gl/Makefile.am; Debian then runs
     # autoreconf.  Add its two objects to the generated gl/Makefile.in.
