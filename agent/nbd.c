@@ -567,6 +567,11 @@ static void export_error(const struct hp_server *srv, struct nbd_handle *h, cons
 
 static void fill_export(struct nbd_handle *h, struct nbd_export *ex)
 {
+    /* libnbd zeroes a read's buffer before every read unless told not to:
+     * a 1 MiB memset a FUSE read, 4 % of a TLS read's CPU (perf).  Not
+     * needed here: these handles get simple replies only, and a simple
+     * reply that succeeds has written every byte of the buffer. */
+    nbd_set_pread_initialize(h, false);
     ex->h = h;
     ex->size = nbd_get_size(h);
     ex->read_only = nbd_is_read_only(h) == 1;
