@@ -1,6 +1,7 @@
 #!/bin/sh
 # deps/sizes.sh [--title TITLE] [--max BYTES STRIPPED] MAP: what each
-# library costs in the static binary, from the GNU ld link map (-Wl,-Map):
+# library costs in the static binary, from the link map (-Wl,-Map; GNU ld's
+# or lld's, which the static build uses):
 # the bytes of the input sections each archive (or homeport's own objects)
 # put in the binary's loaded, file-backed sections (.text, .rodata, .data,
 # .eh_frame, ...; not .bss, not debug sections), largest first, with the
@@ -27,9 +28,10 @@ fi
 echo "what each library costs (bytes in the binary, from the link map):"
 awk '
 /^Linker script and memory map/ { m = 1; next }
+/^ +VMA +LMA +Size +Align +Out +In +Symbol/ { m = 1; lld = 1; next }
 !m { next }
 function hex(h,   i, n, c) {
-    n = 0; h = tolower(substr(h, 3))
+    n = 0; h = tolower(h); sub(/^0x/, "", h)
     for (i = 1; i <= length(h); i++) n = n * 16 + index("0123456789abcdef", substr(h, i, 1)) - 1
     return n
 }
@@ -42,7 +44,18 @@ function add(name, size, file,   lib) {
     else if (lib ~ /musl|crt[1in]|Scrt/) lib = "libc.a"
     else { sub(/.*\//, "", lib) }
     if (lib ~ /^libc\.a$/ || lib ~ /musl/) lib = "libc.a"
+    if (lib == "<internal>") lib = "(lld: merged strings and constants of all)"
     bytes[lib] += size; total += size
+}
+# lld: VMA LMA SIZE ALIGN FILE:(SECTION) for an input section (an output
+# section or a symbol has no ":(")
+lld {
+    if (NF == 5 && $5 ~ /:\(\.[^)]*\)$/) {
+        sec = $5; sub(/.*:\(/, "", sec); sub(/\)$/, "", sec)
+        file = $5; sub(/:\([^(]*\)$/, "", file)
+        add(sec, hex($3), file)
+    }
+    next
 }
 pending != "" {
     if (NF == 3 && $1 ~ /^0x/) add(pending, hex($2), $3)
