@@ -91,3 +91,15 @@ connections = $2
 $(tls_x509_conf)"
     hp mkhome "${1%%:*}"
 }
+
+# restart_data_intact USER: $T/before and $T/after, written to USER's home
+# before and across a server restart, are in its image ($T/srv/USER) byte
+# for byte, and the image is clean.
+restart_data_intact() {
+    local f
+    for f in before after; do
+        debugfs -R "dump /$f $T/$f.back" "$T/srv/$1" > /dev/null 2>&1
+        check "the data written $f the restart is intact" cmp -s "$T/$f" "$T/$f.back"
+    done
+    check "the image is clean" e2fsck -fn "$T/srv/$1"
+}

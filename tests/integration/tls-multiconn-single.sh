@@ -30,9 +30,5 @@ hp status
 contains "$T/out" "^carol .* connected, sessions 0, reconnects [1-9]" "connected again"
 hp umount carol
 expect_rc 0 "umount carol"
-for f in before after; do
-    debugfs -R "dump /$f $T/$f.back" "$T/srv/carol" > /dev/null 2>&1
-    check "the data written $f the restart is intact" cmp -s "$T/$f" "$T/$f.back"
-done
-check "the image is clean" e2fsck -fn "$T/srv/carol"
+restart_data_intact carol
 done_testing
