@@ -364,9 +364,43 @@ static bool wait_unless_stopping(struct disk *d, unsigned ms)
     return stopping;
 }
 
+/* How long the opener waits before trying an extra connection again
+ * (jittered), first and at most: a server that refuses it now (a limit on
+ * connections, a restart) may take it later. */
+#define REOPEN_FIRST_MS 1000
+#define REOPEN_MAX_MS 60000
+
+/* Try conn[i] until it is open (true) or the disk stops (false): the first
+ * failure is logged as a warning, the next ones at debug level. */
+static bool open_extra(struct disk *d, unsigned i, struct nbd_export *ex)
+{
+    unsigned backoff_ms = REOPEN_FIRST_MS, seed = clock_seed() + i;
+    char why[HP_WHY_MAX];
+
+    for (unsigned failed = 0;; failed++) {
+        if (wait_unless_stopping(d, 0))
+            return false;
+        if (open_like_first(d, ex, why, sizeof why) == 0) {
+            if (failed)
+                log_notice("%s: connection %u of %u to %s opened", d->p->export, i + 1, d->want,
+                           d->p->server->label);
+            return true;
+        }
+        if (!failed)
+            log_warn("%s: connection %u of %u to %s not opened (%s): going on with %u, trying "
+                     "again later",
+                     d->p->export, i + 1, d->want, d->p->server->label, why, i);
+        else
+            log_debug("%s: connection %u of %u: %s", d->p->export, i + 1, d->want, why);
+        if (wait_unless_stopping(d, clock_jitter_ms(backoff_ms, &seed)))
+            return false;
+        backoff_ms = backoff_ms * 2 > REOPEN_MAX_MS ? REOPEN_MAX_MS : backoff_ms * 2;
+    }
+}
+
 /* Open conn[1..want) one after the other, shortly after the mount, so
- * that the login never waits for them.  One that cannot be opened ends
- * the opening: the home goes on with the connections it has. */
+ * that the login never waits for them; the home goes on with those it has
+ * meanwhile.  A server that no longer advertises multi-conn ends it. */
 static void *opener_thread(void *arg)
 {
     struct disk *d = arg;
@@ -375,14 +409,8 @@ static void *opener_thread(void *arg)
         return NULL;
     for (unsigned i = 1; i < d->want; i++) {
         struct nbd_export ex;
-        char why[HP_WHY_MAX];
-        if (wait_unless_stopping(d, 0))
+        if (!open_extra(d, i, &ex))
             break;
-        if (open_like_first(d, &ex, why, sizeof why) < 0) {
-            log_warn("%s: connection %u of %u to %s not opened (%s): going on with %u",
-                     d->p->export, i + 1, d->want, d->p->server->label, why, i);
-            break;
-        }
         d->conn[i].ex = ex; /* not seen by requests before nconn says so */
         unsigned have = i;
         if (!ex.multi_conn || !atomic_compare_exchange_strong(&d->nconn, &have, i + 1)) {
