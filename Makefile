@@ -68,7 +68,7 @@ FLAVOR_CFLAGS := $(STATIC_CFLAGS) -ffunction-sections -fdata-sections \
 # agent/hot.order (bench/hot-order makes it), what homeport's processes
 # run and read first.  The kernel maps a program's pages 64 KiB at a time
 # around each fault (fault-around), and the resident agent's RSS counts
-# them all: scattered over the binary, its code took 1.94 MiB of it with
+# them all: scattered over the binary, its pages took 1940 kB of it with
 # warm TLS connections.  --no-dynamic-linker: musl-gcc's specs always name
 # musl's dynamic linker, which lld would write into a static binary.
 FLAVOR_LDFLAGS := -static -Wl,--gc-sections -fuse-ld=lld -Wl,--no-dynamic-linker
