@@ -39,6 +39,12 @@ static inline unsigned clock_jitter_ms(unsigned ms, unsigned *seed)
     return ms / 2 + (unsigned)rand_r(seed) % (ms + 1);
 }
 
+/* The next wait of a growing one: ms doubled, up to max. */
+static inline unsigned clock_doubled(unsigned ms, unsigned max)
+{
+    return ms > max / 2 ? max : ms * 2;
+}
+
 /* A reconnect's wait: clock_jitter_ms(*backoff_ms), asleep (a signal cuts
  * it short, so a stop is not held up), then the next backoff doubled, up
  * to 2 s. */
@@ -48,7 +54,7 @@ static inline void clock_backoff(unsigned *backoff_ms, unsigned *seed)
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
 
     nanosleep(&ts, NULL);
-    *backoff_ms = *backoff_ms * 2 > 2000 ? 2000 : *backoff_ms * 2;
+    *backoff_ms = clock_doubled(*backoff_ms, 2000);
 }
 
 /* A seed for clock_jitter_ms that differs between processes. */

@@ -394,7 +394,7 @@ static bool open_extra(struct disk *d, unsigned i, struct nbd_export *ex)
             log_debug("%s: connection %u of %u: %s", d->p->export, i + 1, d->want, why);
         if (wait_unless_stopping(d, clock_jitter_ms(backoff_ms, &seed)))
             return false;
-        backoff_ms = backoff_ms * 2 > REOPEN_MAX_MS ? REOPEN_MAX_MS : backoff_ms * 2;
+        backoff_ms = clock_doubled(backoff_ms, REOPEN_MAX_MS);
     }
 }
 

@@ -205,7 +205,7 @@ static void stop_worker(const struct home_state *s)
                 umount2(s->fuse_dir, 0);
             waitpid(s->worker, NULL, WNOHANG);
             clock_sleep_ms(ms);
-            ms = ms * 2 > 20 ? 20 : ms * 2;
+            ms = clock_doubled(ms, 20);
         }
         if (worker_alive(s->worker)) {
             log_warn("worker %d of %s did not stop: killing it", (int)s->worker, s->user);

@@ -173,7 +173,7 @@ int http_post_signed(const char *url, const char *data, const struct http_opts *
         log_debug("%s: %s; attempt %u in %u ms", url, rc == CURLE_OK ? "server error" : err,
                   tries + 1, backoff);
         clock_sleep_ms(backoff);
-        backoff = backoff * 2 > 8000 ? 8000 : backoff * 2;
+        backoff = clock_doubled(backoff, 8000);
     }
     curl_easy_cleanup(c);
     if (rc == CURLE_OK)

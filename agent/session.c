@@ -193,7 +193,7 @@ int session_kill_user(uid_t uid, unsigned grace_ms, char *report, size_t len)
         clock_sleep_ms(ms);
         waited += ms;
         n = list_pids(uid, pids, MAX_PIDS);
-        step = step * 2 > 50 ? 50 : step * 2;
+        step = clock_doubled(step, 50);
     }
     /* Processes forked during the grace are caught here too. */
     for (int round = 0; round < 40 && n > 0; round++) {

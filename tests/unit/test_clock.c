@@ -1,6 +1,7 @@
 /* clock.h's jitter: every wait between half and one and a half times the
  * backoff, spread over that span (not in step), different from process to
- * process; clock_backoff sleeps within it and doubles the backoff;
+ * process; clock_backoff sleeps within it and doubles the backoff
+ * (clock_doubled: up to a bound);
  * clock_us counts forward. */
 #include "clock.h"
 #include "tap.h"
@@ -32,6 +33,10 @@ int main(void)
     ok(slept >= 50000 && slept < 1000000, "clock_backoff of 100 ms slept %lld us",
        (long long)slept);
     ok(backoff == 200, "  and doubled the next one");
+    ok(clock_doubled(1, 20) == 2 && clock_doubled(16, 20) == 20 && clock_doubled(20, 20) == 20,
+       "clock_doubled doubles up to its bound");
+    ok(clock_doubled(30000, 60000) == 60000 && clock_doubled(~0u, 60000) == 60000,
+       "  and never past it, nor round");
     clock_sleep_ms(2);
     ok(clock_us() - t0 >= 2000, "clock_us moved on by the 2 ms slept");
     return tap_done();
