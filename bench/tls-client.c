@@ -52,9 +52,9 @@ int main(int argc, char **argv)
     /* as homeport's handles: simple replies, no zeroing before a read */
     if (nbd_set_request_structured_replies(h, false) < 0 ||
         nbd_set_pread_initialize(h, false) < 0 ||
-        (argc == 5 && (nbd_set_tls(h, LIBNBD_TLS_REQUIRE) < 0 ||
-                       nbd_set_tls_psk_file(h, argv[4]) < 0 ||
-                       nbd_set_tls_username(h, "bench") < 0)) ||
+        (argc == 5 &&
+         (nbd_set_tls(h, LIBNBD_TLS_REQUIRE) < 0 || nbd_set_tls_psk_file(h, argv[4]) < 0 ||
+          nbd_set_tls_username(h, "bench") < 0)) ||
         nbd_connect_tcp(h, argv[1], argv[2]) < 0 || (size = nbd_get_size(h)) < (int64_t)chunk) {
         fprintf(stderr, "tls-client: %s\n", nbd_get_error());
         return 1;
