@@ -40,13 +40,12 @@ void log_open(enum log_target target, enum log_level max_level)
     log_close();
     if (target == LOG_TO_AUTO)
         target = resolve_auto();
-    if (target == LOG_TO_KMSG) {
-        kmsg_fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC | O_NOCTTY);
-        if (kmsg_fd < 0)
-            target = LOG_TO_STDERR;
-    }
+    else if (target == LOG_TO_KMSG && access("/dev/kmsg", W_OK) != 0)
+        target = LOG_TO_STDERR;
+    /* Both are opened at the first message, not here: most runs of the
+     * PAM client log nothing, and an open of /dev/kmsg costs it 40 us. */
     if (target == LOG_TO_SYSLOG)
-        openlog("homeport", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+        openlog("homeport", LOG_PID, LOG_DAEMON);
     cur_target = target;
     cur_level = max_level;
 }
@@ -89,6 +88,12 @@ void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
     switch (cur_target) {
     case LOG_TO_SYSLOG: syslog((int)lvl, "%s%s", level_prefix(lvl), buf); break;
     case LOG_TO_KMSG: {
+        if (kmsg_fd < 0)
+            kmsg_fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC | O_NOCTTY);
+        if (kmsg_fd < 0) {
+            fprintf(stderr, "homeport: %s%s\n", level_prefix(lvl), buf);
+            break;
+        }
         /* One write() is one record.  (Not dprintf: glibc's seeks the fd
          * first, which /dev/kmsg refuses with EINVAL.)  A failed write here
          * has nowhere better to go. */

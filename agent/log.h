@@ -30,7 +30,9 @@ enum log_level {
 };
 
 /* (Re)open the log.  Messages above max_level are dropped.  Safe to call
- * again, e.g. after the configuration named another target. */
+ * again, e.g. after the configuration named another target.  The syslog
+ * socket or /dev/kmsg is opened at the first message: call log_close()
+ * before closing a process's fds wholesale. */
 void log_open(enum log_target target, enum log_level max_level);
 void log_close(void);
 enum log_target log_current_target(void);
