@@ -505,6 +505,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
      * the loop device needs it. */
     fi->direct_io = 1;
     fi->keep_cache = 0;
+    /* A close has nothing to flush (op_flush): the kernel (5.16 and later)
+     * then does not ask, and the prepare's close of the disk file after
+     * LOOP_CONFIGURE waits for no round trip through this process. */
+    fi->noflush = 1;
     fuse_reply_open(req, fi);
 }
 
@@ -598,9 +602,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         fuse_reply_write(req, size);
 }
 
-/* FUSE_FLUSH comes with every close() of the disk file, not only when data
- * must be durable: the prepare's own open/close around LOOP_CONFIGURE sent
- * an NBD flush (a round trip, and an fdatasync on most servers) on the
+/* FUSE_FLUSH comes with every close() of the disk file (on kernels that
+ * ignore the open's noflush), not only when data must be durable: the prepare's own open/close
+ * around LOOP_CONFIGURE sent an NBD flush (a round trip, and an fdatasync on most servers) on the
  * login's path.  Nothing here is cached (direct_io), so a close has
  * nothing to flush; durability comes through fsync: the filesystem's
  * flushes reach the loop device, which fsyncs this file (op_fsync), and
