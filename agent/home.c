@@ -20,6 +20,7 @@
 #include "json.h"
 #include "log.h"
 #include "loopdev.h"
+#include "mounts.h"
 #include "nbdkernel.h"
 #include "spawn.h"
 #include "textfile.h"
@@ -172,18 +173,13 @@ static void state_remove(const struct hp_config *cfg, const char *user)
         closedir(d);
 }
 
+/* Whether the topmost mount on target is of source (of anything: NULL). */
 static bool is_mountpoint_of(const char *target, const char *source)
 {
-    struct libmnt_table *tb = mnt_new_table();
-    bool found = false;
+    char src[PATH_MAX];
 
-    if (tb && mnt_table_parse_file(tb, "/proc/self/mountinfo") == 0) {
-        struct libmnt_fs *fs = mnt_table_find_target(tb, target, MNT_ITER_BACKWARD);
-        found = fs &&
-                (!source || (mnt_fs_get_source(fs) && strcmp(mnt_fs_get_source(fs), source) == 0));
-    }
-    mnt_unref_table(tb);
-    return found;
+    return mounts_source_of("/proc/self/mountinfo", target, src, sizeof src) > 0 &&
+           (!source || strcmp(src, source) == 0);
 }
 
 /* Stop the worker: unmount its FUSE dir (its loop then ends at once),

@@ -77,6 +77,132 @@ out:
     return rc;
 }
 
+/* The whole of a /proc file (its size is not known ahead), NUL-ended, in a
+ * malloc'd buffer; NULL with -errno in *err. */
+static char *read_whole(const char *path, int *err)
+{
+    size_t cap = 16384, len = 0;
+    char *buf = malloc(cap);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    *err = fd < 0 ? -errno : -ENOMEM;
+    if (!buf || fd < 0)
+        goto fail;
+    for (;;) {
+        ssize_t n;
+        if (cap - len < 4096) {
+            char *bigger = realloc(buf, cap * 2);
+            *err = -ENOMEM;
+            if (!bigger)
+                goto fail;
+            buf = bigger;
+            cap *= 2;
+        }
+        n = read(fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        *err = -errno;
+        if (n < 0)
+            goto fail;
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = '\0';
+    *err = 0;
+    return buf;
+fail:
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    return NULL;
+}
+
+/* The space-ended field at p, with the kernel's octal escapes (\040 for a
+ * space) undone, into out.  The field's end, or NULL when it does not fit. */
+static const char *field(const char *p, char *out, size_t outlen)
+{
+    size_t n = 0;
+
+    while (*p && *p != ' ' && *p != '\n') {
+        char c = *p++;
+        if (c == '\\' && p[0] >= '0' && p[0] <= '3' && p[1] >= '0' && p[1] <= '7' && p[2] >= '0' &&
+            p[2] <= '7') {
+            c = (char)((p[0] - '0') << 6 | (p[1] - '0') << 3 | (p[2] - '0'));
+            p += 3;
+        }
+        if (n + 1 >= outlen)
+            return NULL;
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    return p;
+}
+
+/* The line's field number i (0-based), or NULL past its end. */
+static const char *skip_fields(const char *p, int i)
+{
+    for (; i > 0; i--) {
+        while (*p && *p != ' ' && *p != '\n')
+            p++;
+        if (*p != ' ')
+            return NULL;
+        p++;
+    }
+    return p;
+}
+
+/* Whether the mountinfo line [line, end) mounts on target: 1 with its
+ * source in src, 0 when not, -ENAMETOOLONG.
+ * The line: id parent major:minor root MOUNT-POINT options [optional…] -
+ * type SOURCE superoptions. */
+static int line_source(const char *line, const char *end, const char *target, char *src,
+                       size_t srclen)
+{
+    char mp[PATH_MAX];
+    const char *p = skip_fields(line, 4), *sep;
+
+    if (!p || !field(p, mp, sizeof mp) || strcmp(mp, target) != 0)
+        return 0;
+    sep = strstr(p, " - ");
+    p = sep && sep < end ? skip_fields(sep + 3, 1) : NULL;
+    if (!p || p >= end)
+        return 0;
+    return field(p, src, srclen) ? 1 : -ENAMETOOLONG;
+}
+
+/* The last (topmost) mount on target in table: 1, 0 or -ENAMETOOLONG. */
+static int scan_for(const char *table, const char *target, char *src, size_t srclen)
+{
+    int found = 0;
+
+    for (const char *line = table; *line;) {
+        const char *end = strchrnul(line, '\n');
+        int rc = line_source(line, end, target, src, srclen);
+        if (rc < 0)
+            return rc;
+        found |= rc;
+        line = *end ? end + 1 : end;
+    }
+    return found;
+}
+
+int mounts_source_of(const char *mountinfo, const char *target, char *src, size_t srclen)
+{
+    char real[PATH_MAX];
+    int rc;
+    char *table = read_whole(mountinfo, &rc);
+
+    if (!table)
+        return rc;
+    rc = scan_for(table, target, src, srclen);
+    if (rc == 0 && realpath(target, real) && strcmp(real, target) != 0)
+        rc = scan_for(table, real, src, srclen);
+    free(table);
+    return rc;
+}
+
 void mounts_free(struct hp_mount_table *t)
 {
     if (!t->v)

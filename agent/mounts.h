@@ -43,6 +43,14 @@ enum mount_backing { BK_NONE, BK_NBD, BK_LOOP };
 int mounts_read(const char *mountinfo, struct hp_mount_table *t);
 void mounts_free(struct hp_mount_table *t);
 
+/* The source of the topmost mount on target ("/dev/loop0", as the table
+ * names it) in src: 1, or 0 when nothing is mounted on target, or -errno.
+ * target is compared as given, then as its realpath(3).  For the login's
+ * path: one read of the table and a scan of each line's mount point, less
+ * than half the time of libmount's full parse; it never stats the mounts,
+ * so a hung network or FUSE filesystem cannot hold it up. */
+int mounts_source_of(const char *mountinfo, const char *target, char *src, size_t srclen);
+
 /* Mounts whose target is dir or below it, ordered so that each comes before
  * anything it is mounted on (deepest and most recent first).  *out is an
  * allocated array of pointers into t; returns the count or -ENOMEM. */

@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mounts.h"
@@ -38,6 +40,51 @@ static const struct hp_mount *find(const struct hp_mount_table *t, const char *t
         if (!strcmp(t->v[i].target, target))
             return &t->v[i];
     return NULL;
+}
+
+/* mounts_source_of: the topmost mount's source, escapes, a table bigger
+ * than the first read, a target reached through a symlink.  dir is a
+ * scratch directory. */
+static void source_of(const char *fixtures, const char *dir)
+{
+    char info[256], real[256], link[256], src[64];
+    FILE *f;
+
+    snprintf(info, sizeof info, "%s/mountinfo-homes.txt", fixtures);
+    ok(mounts_source_of(info, "/home/bob", src, sizeof src) == 1 && !strcmp(src, "/dev/nbd0"),
+       "source of a mount: /dev/nbd0");
+    ok(mounts_source_of(info, "/home/profiletemp/with space", src, sizeof src) == 1 &&
+           !strcmp(src, "tmpfs"),
+       "a mount point with an escaped space");
+    ok(mounts_source_of(info, "/home/nobody", src, sizeof src) == 0, "nothing mounted: 0");
+    ok(mounts_source_of(info, "/home/profiletemp/alice", src, 4) == -ENAMETOOLONG,
+       "a source longer than the buffer: -ENAMETOOLONG");
+    ok(mounts_source_of("/nonexistent/mountinfo", "/", src, sizeof src) == -ENOENT,
+       "missing table: -ENOENT");
+
+    snprintf(real, sizeof real, "%s/real", dir);
+    snprintf(link, sizeof link, "%s/link", dir);
+    snprintf(info, sizeof info, "%s/mountinfo", dir);
+    if (mkdir(real, 0755) < 0 || symlink("real", link) < 0 || !(f = fopen(info, "w")))
+        abort();
+    for (int i = 0; i < 600; i++) /* 60 KiB: more than the first read */
+        fprintf(f, "%d 22 0:%d / /srv/filler/%d rw,relatime shared:%d - tmpfs tmpfs rw\n", 100 + i,
+                100 + i, i, i);
+    fprintf(f, "900 22 7:0 / %s rw shared:7 master:3 - ext4 /dev/loop0 rw\n", real);
+    fprintf(f, "901 900 7:1 / %s rw - ext4 /dev/odd\\040name rw\n", real);
+    fprintf(f, "902 22 0:90 / /srv/last rw - tmpfs last rw");
+    fclose(f);
+    ok(mounts_source_of(info, real, src, sizeof src) == 1 && !strcmp(src, "/dev/odd name"),
+       "the topmost of two mounts, its escaped source decoded");
+    ok(mounts_source_of(info, link, src, sizeof src) == 1 && !strcmp(src, "/dev/odd name"),
+       "a target reached through a symlink");
+    ok(mounts_source_of(info, "/srv/filler/599", src, sizeof src) == 1 && !strcmp(src, "tmpfs"),
+       "a line past the first read");
+    ok(mounts_source_of(info, "/srv/last", src, sizeof src) == 1 && !strcmp(src, "last"),
+       "a last line without a newline");
+    ok(mounts_source_of(info, "/srv/filler/6", src, sizeof src) == 1 &&
+           mounts_source_of(info, "/srv/filler", src, sizeof src) == 0,
+       "a mount point is matched whole, not as a prefix");
 }
 
 int main(int argc, char **argv)
@@ -144,6 +191,7 @@ int main(int argc, char **argv)
     ok(mounts_scan_devices("/nonexistent", probs, 8) == 0, "no sysfs: nothing");
 
     mounts_free(&t);
+    source_of(fixtures, sysfs);
     snprintf(path, sizeof path, "rm -rf '%s'", sysfs);
     if (system(path) != 0)
         return 1;
