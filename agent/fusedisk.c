@@ -54,6 +54,7 @@ struct disk {
     double started;
     pthread_t ahead_thread; /* fetches the mount's reads (ahead_thread) */
     bool have_ahead;        /* not joined yet */
+    atomic_uint ready_wait; /* the mount, the head: what "ok" waits for (ready_part) */
     /* counters, under stats_mu */
     pthread_mutex_t stats_mu;
     uint64_t bytes_read, bytes_written, reconnects, io_errors;
@@ -722,6 +723,34 @@ static int step_inodes(struct ext4meta *m, const uint8_t *b, size_t len, struct 
     return ext4meta_journal(m, b, len, next);
 }
 
+/* Tell the starter the disk is served: "ok", or "ok clean" when the
+ * superblock fetched ahead says that e2fsck -p would find nothing to do
+ * (ext4meta_clean): the starter then reads it no second time through the
+ * loop device and this process. */
+static void report_ready(struct disk *d)
+{
+    uint8_t sb[1024];
+    bool clean = d->size >= 2048 && /* closed when there is no head: false */
+                 fetchahead_get(&d->ahead, sb, sizeof sb, 1024) && ext4meta_clean(sb, time(NULL));
+    const char *line = clean ? "ok clean\n" : "ok\n";
+
+    if (d->p->ready_fd < 0)
+        return;
+    (void)!write(d->p->ready_fd, line, strlen(line));
+    close(d->p->ready_fd);
+}
+
+/* One of the two things "ok" waits for is done: the FUSE mount (the
+ * starter's next step is to open the disk), the head's fetch (whether the
+ * filesystem is clean), in whichever order.  The last one reports; the
+ * FUSE loop is running by then or starts at once, so waiting for the head
+ * costs the starter no time it would not wait for its own read. */
+static void ready_part(struct disk *d)
+{
+    if (atomic_fetch_sub(&d->ready_wait, 1) == 1)
+        report_ready(d);
+}
+
 /* The reads of an ext4 mount (ext4meta.h), fetched one step after the
  * other alongside the FUSE mount, the loop device and the check; each
  * range is announced before it is asked for, so the kernel's reads wait
@@ -734,7 +763,10 @@ static void *ahead_thread(void *arg)
     struct ext4meta m = {.dev_size = d->size};
     struct ext4_range r = head_range(d), next;
 
-    if (fetch_step(d, r, &m, step_super, &next) < 0)
+    int rc = fetch_step(d, r, &m, step_super, &next);
+
+    ready_part(d); /* the head is in, or given up */
+    if (rc < 0)
         return NULL;
     if (!m.inodes.len) { /* the descriptors were not all in the head */
         r = next;
@@ -797,10 +829,7 @@ static int serve_mounted(struct disk *d)
     int rc;
 
     write_stats(d);
-    if (d->p->ready_fd >= 0) {
-        (void)!write(d->p->ready_fd, "ok\n", 3);
-        close(d->p->ready_fd);
-    }
+    ready_part(d);
     lc = fuse_loop_cfg_create();
     if (!lc)
         return -ENOMEM;
@@ -842,10 +871,13 @@ int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex)
     disk_init(&d, p, ex);
     alloc_cache_enable(); /* this process moves the home's data */
     /* the head announced here: the kernel's first read may come first */
+    atomic_store(&d.ready_wait, 2); /* the mount and the head */
     d.have_ahead = fetchahead_expect(&d.ahead, head_range(&d).off, head_range(&d).len) &&
                    pthread_create(&d.ahead_thread, NULL, ahead_thread, &d) == 0;
-    if (!d.have_ahead)
+    if (!d.have_ahead) {
         fetchahead_close(&d.ahead); /* nothing waits for a head that never comes */
+        atomic_store(&d.ready_wait, 1);
+    }
     d.se = fuse_session_new(&args, &ops, sizeof ops, &d);
     if (!d.se)
         goto out;

@@ -31,7 +31,8 @@ struct fusedisk_params {
     unsigned dead_timeout_ms;
     unsigned connections;   /* [nbd] connections: used only when the server has multi-conn */
     const char *stats_path; /* rewritten (atomically) when the numbers change */
-    int ready_fd;           /* "ok\n" written here once mounted; -1 for none */
+    int ready_fd;           /* "ok\n" or "ok clean\n" (report_ready) written here once
+                             * mounted; -1 for none */
 };
 
 /* Serve until SIGTERM/SIGINT/SIGHUP or an unmount of dir.  ex is taken

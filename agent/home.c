@@ -289,6 +289,7 @@ struct home_setup {
     int loop_fd; /* FUSE attach: the loop device, until the mount holds it */
     struct home_state s;
     char stats[PATH_MAX];
+    bool clean; /* the worker found the filesystem clean (worker.h) */
     char *why;
     size_t whylen;
 };
@@ -386,7 +387,8 @@ static int start_worker(struct home_setup *hs)
                               .fuse_dir = hs->kernel ? NULL : s->fuse_dir,
                               .stats = hs->stats,
                               .warm = hs->warm};
-    int rc = worker_start(&p, &s->worker, s->device, sizeof s->device, hs->why, hs->whylen);
+    int rc =
+        worker_start(&p, &s->worker, s->device, sizeof s->device, &hs->clean, hs->why, hs->whylen);
 
     if (rc < 0)
         return rc;
@@ -437,12 +439,13 @@ static int attach_fuse(struct home_setup *hs)
     return 0;
 }
 
-/* e2fsck -p (-n on a read-only device), unless the superblock says clean. */
+/* e2fsck -p (-n on a read-only device), unless the superblock says clean:
+ * as the FUSE worker read it for the mount (hs->clean), else as read here. */
 static int check_fs(struct home_setup *hs)
 {
     const struct home_state *s = &hs->s;
     const char *fsck[] = {"e2fsck", s->read_only ? "-n" : "-p", s->device, NULL};
-    int rc = fs_clean(s->device) ? 0 : spawn_wait(fsck, 1);
+    int rc = hs->clean || fs_clean(s->device) ? 0 : spawn_wait(fsck, 1);
 
     if (rc == -ENOENT) {
         log_debug("e2fsck not found: %s not checked", s->device);

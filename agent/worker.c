@@ -278,10 +278,23 @@ static void run_kernel_worker(const struct worker_params *p, int wfd)
     watch_link(p, index, watch);
 }
 
-/* Wait for the worker's first line: "ok [device]" or "err ERRNO reason".
- * The device (kernel attach) goes to dev. */
-static int worker_ready(int rfd, unsigned timeout_ms, char *dev, size_t devlen, char *why,
-                        size_t whylen)
+/* The words after "ok": a device (kernel attach) to dev, "clean". */
+static void ready_words(char *words, char *dev, size_t devlen, bool *clean)
+{
+    char *save = NULL;
+
+    for (char *w = strtok_r(words, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+        if (strcmp(w, "clean") == 0)
+            *clean = true;
+        else if (w[0] == '/')
+            snprintf(dev, devlen, "%s", w);
+    }
+}
+
+/* Wait for the worker's first line: "ok [device] [clean]" or "err ERRNO
+ * reason". */
+static int worker_ready(int rfd, unsigned timeout_ms, char *dev, size_t devlen, bool *clean,
+                        char *why, size_t whylen)
 {
     char buf[600];
     size_t got = 0;
@@ -305,7 +318,7 @@ static int worker_ready(int rfd, unsigned timeout_ms, char *dev, size_t devlen, 
     if (strcmp(buf, "ok") == 0)
         return 0;
     if (strncmp(buf, "ok ", 3) == 0) {
-        snprintf(dev, devlen, "%s", buf + 3);
+        ready_words(buf + 3, dev, devlen, clean);
         return 0;
     }
     if (strncmp(buf, "err ", 4) == 0) {
@@ -318,12 +331,13 @@ static int worker_ready(int rfd, unsigned timeout_ms, char *dev, size_t devlen, 
     return -EIO;
 }
 
-int worker_start(const struct worker_params *p, pid_t *pid, char *dev, size_t devlen, char *why,
-                 size_t whylen)
+int worker_start(const struct worker_params *p, pid_t *pid, char *dev, size_t devlen, bool *clean,
+                 char *why, size_t whylen)
 {
     int pfd[2], rc;
 
     *pid = -1;
+    *clean = false;
     if (pipe2(pfd, O_CLOEXEC) < 0) {
         rc = -errno;
         snprintf(why, whylen, "pipe: %s", strerror(-rc));
@@ -345,7 +359,7 @@ int worker_start(const struct worker_params *p, pid_t *pid, char *dev, size_t de
         run_kernel_worker(p, pfd[1]);
     }
     close(pfd[1]);
-    rc = worker_ready(pfd[0], p->cfg->connect_timeout_ms + 5000, dev, devlen, why, whylen);
+    rc = worker_ready(pfd[0], p->cfg->connect_timeout_ms + 5000, dev, devlen, clean, why, whylen);
     close(pfd[0]);
     if (rc < 0)
         waitpid(*pid, NULL, WNOHANG);

@@ -9,7 +9,9 @@
  *
  * Its counters go to a stats file of key=value lines (state, reconnects,
  * last_error; FUSE adds bytes_read and bytes_written), rewritten whole.
- * On start it reports once on a pipe: "ok [DEVICE]" or "err ERRNO REASON".
+ * On start it reports once on a pipe: "ok [DEVICE] [clean]" or "err ERRNO
+ * REASON"; "clean": the FUSE worker read the superblock (fetched ahead for
+ * the mount) and e2fsck -p would find nothing to do.
  */
 #ifndef HOMEPORT_WORKER_H
 #define HOMEPORT_WORKER_H
@@ -34,9 +36,10 @@ struct worker_params {
 /* Start the worker and wait (connect_timeout + 5 s) until it serves.
  * *pid is the worker's (also on failure, when it was started: the caller
  * stops it), dev the device it attached (kernel: /dev/nbdN; FUSE: left
- * alone).  0, or -errno with why. */
-int worker_start(const struct worker_params *p, pid_t *pid, char *dev, size_t devlen, char *why,
-                 size_t whylen);
+ * alone), *clean whether it found the filesystem clean (else: not known).
+ * 0, or -errno with why. */
+int worker_start(const struct worker_params *p, pid_t *pid, char *dev, size_t devlen, bool *clean,
+                 char *why, size_t whylen);
 
 /* Whether pid is a live homeport process (not a zombie). */
 bool worker_alive(pid_t pid);
