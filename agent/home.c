@@ -256,6 +256,11 @@ static int do_mount(const struct hp_config *cfg, const char *dev, const char *ta
     if (!cxt)
         return -ENOMEM;
     mnt_context_disable_mtab(cxt, 1);
+    /* The paths are ours, made canonical (a device from loop-control or
+     * nbd, a dir under run_dir), and the mount is mount(2) itself: no
+     * readlink of every component, no search for a /sbin/mount.ext4. */
+    mnt_context_disable_canonicalize(cxt, 1);
+    mnt_context_disable_helpers(cxt, 1);
     mnt_context_set_source(cxt, dev);
     mnt_context_set_target(cxt, target);
     mnt_context_set_fstype(cxt, "ext4");
