@@ -21,6 +21,8 @@ contains "$T/out" "^Checking user\.\.\.$" "greeter: checking user"
 contains "$T/out" "^Requesting home of alice from unix:$T/nbd.sock\.\.\.$" "greeter: requesting home"
 contains "$T/out" "^Checking the home of alice\.\.\.$" "greeter: checking the home"
 contains "$T/out" "^Home of alice is ready$" "greeter: ready"
+# the job sends its progress to the client itself, the agent the result
+check "greeter lines in order, the result last" bash -c "grep -E '^(Checking|Requesting|Home of)' '$T/out' | cut -c1-12 | tr '\n' '|' | grep -qx 'Checking use|Requesting h|Checking the|Home of alic|'"
 check "prepared, not yet on the home dir" bash -c "! grep -q ' $T/home/alice ' /proc/self/mountinfo"
 check "prepared on the stage dir" grep -q " $R/stage/alice " /proc/self/mountinfo
 contains "$T/agent.log" "account alice: on a warm connection to unix:$T/nbd.sock" "it used a warm connection"
