@@ -265,7 +265,7 @@ deb:
 
 # What format and lint cover (cppcheck walks agent/ and its subdirectories).
 LINT_FILES = agent/*.c agent/*.h agent/sync/*.c agent/sync/*.h tests/unit/*.c tests/unit/*.h \
-             tests/fuzz/*.c tests/fuzz/*.h
+             tests/fuzz/*.c tests/fuzz/*.h bench/*.c
 
 format:
 	clang-format -i $(LINT_FILES)

@@ -1,0 +1,115 @@
+/* bench/faultcost: what a page fault of each kind and a fork cost on this
+ * machine (bench/faultcost builds and runs it; bench/login-faults too).
+ * Static musl, as homeport is.  Medians of ROUNDS rounds of PAGES pages:
+ *   cow       a write to a page shared with a parent after fork (copied)
+ *   new       a write to an anonymous page never touched (zero-filled)
+ *   populate  the same pages made present by one MADV_POPULATE_WRITE
+ *   fork      fork, the child's _exit and the parent's waitpid, for a
+ *             process of 1 MiB of written memory */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGES 256
+#define SPAN ((size_t)PAGES * 4096)
+#define ROUNDS 9
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+static double now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, by_value);
+    return v[n / 2];
+}
+
+static char *fresh(void)
+{
+    char *p = mmap(NULL, SPAN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        perror("faultcost: mmap");
+        exit(1);
+    }
+    return p;
+}
+
+static void touch(volatile char *p)
+{
+    for (size_t off = 0; off < SPAN; off += 4096)
+        p[off] = 1;
+}
+
+/* One round in a child: the us a page of each kind, on the pipe. */
+static void child_round(char *shared, int fd)
+{
+    double r[3], t0 = now_us();
+    char *p;
+
+    touch(shared); /* shared with the parent: copy-on-write */
+    r[0] = (now_us() - t0) / PAGES;
+    p = fresh();
+    t0 = now_us();
+    touch(p);
+    r[1] = (now_us() - t0) / PAGES;
+    p = fresh();
+    t0 = now_us();
+    if (madvise(p, SPAN, MADV_POPULATE_WRITE) < 0)
+        r[2] = -1;
+    else
+        r[2] = (now_us() - t0) / PAGES;
+    if (write(fd, r, sizeof r) != (ssize_t)sizeof r)
+        _exit(1);
+    _exit(0);
+}
+
+int main(void)
+{
+    double cow[ROUNDS], fresh_us[ROUNDS], pop[ROUNDS], forks[ROUNDS];
+    char *shared = fresh();
+    int fd[2];
+
+    touch(shared);
+    if (pipe(fd) < 0)
+        return 1;
+    for (int i = 0; i < ROUNDS; i++) {
+        double r[3], t0;
+        pid_t pid = fork();
+        if (pid < 0)
+            return 1;
+        if (pid == 0)
+            child_round(shared, fd[1]);
+        if (read(fd[0], r, sizeof r) != (ssize_t)sizeof r || waitpid(pid, NULL, 0) != pid)
+            return 1;
+        cow[i] = r[0], fresh_us[i] = r[1], pop[i] = r[2];
+        t0 = now_us();
+        pid = fork();
+        if (pid == 0)
+            _exit(0);
+        if (pid < 0 || waitpid(pid, NULL, 0) != pid)
+            return 1;
+        forks[i] = now_us() - t0;
+    }
+    printf("fault cost, median of %d rounds of %d pages: copy-on-write %.2f us a page, "
+           "new (zero-filled) %.2f us, MADV_POPULATE_WRITE %.2f us a page; fork+exit+wait of "
+           "a 1 MiB process %.0f us\n",
+           ROUNDS, PAGES, median(cow, ROUNDS), median(fresh_us, ROUNDS), median(pop, ROUNDS),
+           median(forks, ROUNDS));
+    return 0;
+}
