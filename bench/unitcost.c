@@ -1,11 +1,17 @@
-/* bench/faultcost: what a page fault of each kind and a fork cost on this
- * machine (bench/faultcost builds and runs it; bench/login-faults too).
- * Static musl, as homeport is.  Medians of ROUNDS rounds of PAGES pages:
+/* bench/unitcost: what the small steps of a login cost on this machine
+ * (bench/unitcost builds and runs it; bench/login-faults too).  Static
+ * musl, as homeport is.  Medians of ROUNDS rounds:
  *   cow       a write to a page shared with a parent after fork (copied)
  *   new       a write to an anonymous page never touched (zero-filled)
  *   populate  the same pages made present by one MADV_POPULATE_WRITE
  *   fork      fork, the child's _exit and the parent's waitpid, for a
- *             process of 1 MiB of written memory */
+ *             process of 1 MiB of written memory
+ *   cpuid     one cpuid instruction (a trap to the hypervisor in a VM)
+ *   kmsg      an open and close of /dev/kmsg for writing
+ *   mountinfo a read of the whole of /proc/self/mountinfo
+ * With "--exit" it exits at once: the shell script times its exec. */
+#include <cpuid.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,9 +85,51 @@ static void child_round(char *shared, int fd)
     _exit(0);
 }
 
-int main(void)
+/* The us one call of f takes, as the median of ROUNDS rounds of n calls. */
+static double per_call(void (*f)(void), int n)
+{
+    double v[ROUNDS];
+
+    for (int r = 0; r < ROUNDS; r++) {
+        double t0 = now_us();
+        for (int i = 0; i < n; i++)
+            f();
+        v[r] = (now_us() - t0) / n;
+    }
+    return median(v, ROUNDS);
+}
+
+static void one_cpuid(void)
+{
+    unsigned a, b, c, d;
+    __cpuid(0, a, b, c, d);
+    __asm__ volatile("" : : "r"(a), "r"(b), "r"(c), "r"(d));
+}
+
+static void one_kmsg(void)
+{
+    int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0)
+        close(fd);
+}
+
+static void one_mountinfo(void)
+{
+    static char buf[1 << 16];
+    int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    while (read(fd, buf, sizeof buf) > 0)
+        ;
+    close(fd);
+}
+
+int main(int argc, char **argv)
 {
     double cow[ROUNDS], fresh_us[ROUNDS], pop[ROUNDS], forks[ROUNDS];
+
+    if (argc > 1 && !strcmp(argv[1], "--exit"))
+        return 0;
     char *shared = fresh();
     int fd[2];
 
@@ -106,10 +154,13 @@ int main(void)
             return 1;
         forks[i] = now_us() - t0;
     }
-    printf("fault cost, median of %d rounds of %d pages: copy-on-write %.2f us a page, "
-           "new (zero-filled) %.2f us, MADV_POPULATE_WRITE %.2f us a page; fork+exit+wait of "
-           "a 1 MiB process %.0f us\n",
-           ROUNDS, PAGES, median(cow, ROUNDS), median(fresh_us, ROUNDS), median(pop, ROUNDS),
-           median(forks, ROUNDS));
+    printf("page faults, median of %d rounds of %d pages: copy-on-write %.2f us a page, "
+           "new (zero-filled) %.2f us, MADV_POPULATE_WRITE %.2f us a page\n",
+           ROUNDS, PAGES, median(cow, ROUNDS), median(fresh_us, ROUNDS), median(pop, ROUNDS));
+    printf("fork+exit+wait of a 1 MiB process %.0f us\n", median(forks, ROUNDS));
+    printf("cpuid %.2f us, open+close of /dev/kmsg %.1f us, a read of /proc/self/mountinfo "
+           "(%s lines) %.1f us\n",
+           per_call(one_cpuid, 1000), per_call(one_kmsg, 1000), argc > 1 ? argv[1] : "?",
+           per_call(one_mountinfo, 1000));
     return 0;
 }
