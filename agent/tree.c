@@ -268,6 +268,12 @@ int tree_mkdirs(const char *path, mode_t mode)
 
     if (len >= sizeof buf)
         return -ENAMETOOLONG;
+    /* Most calls find the parents there (a login makes the same dirs under
+     * the run dir every time): one mkdir then, not one a component. */
+    if (mkdir(path, mode) == 0 || errno == EEXIST)
+        return 0;
+    if (errno != ENOENT)
+        return -errno;
     memcpy(buf, path, len + 1);
     for (char *p = buf + 1;; p++) {
         if (*p != '/' && *p != '\0')
