@@ -604,12 +604,13 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 }
 
 /* FUSE_FLUSH comes with every close() of the disk file (on kernels that
- * ignore the open's noflush), not only when data must be durable: the prepare's own open/close
- * around LOOP_CONFIGURE sent an NBD flush (a round trip, and an fdatasync on most servers) on the
- * login's path.  Nothing here is cached (direct_io), so a close has
- * nothing to flush; durability comes through fsync: the filesystem's
- * flushes reach the loop device, which fsyncs this file (op_fsync), and
- * the worker flushes once more when it ends. */
+ * ignore the open's noflush), not only when data must be durable: the
+ * prepare's own open/close around LOOP_CONFIGURE sent an NBD flush (a
+ * round trip, and an fdatasync on most servers) on the login's path.
+ * Nothing here is cached (direct_io), so a close has nothing to flush;
+ * durability comes through fsync: the filesystem's flushes reach the loop
+ * device, which fsyncs this file (op_fsync), and the worker flushes once
+ * more when it ends. */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
