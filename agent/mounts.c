@@ -77,25 +77,28 @@ out:
     return rc;
 }
 
-/* The whole of a /proc file (its size is not known ahead), NUL-ended, in a
- * malloc'd buffer; NULL with -errno in *err. */
-static char *read_whole(const char *path, int *err)
+/* The whole of a /proc file (its size is not known ahead), NUL-ended: in
+ * buf (cap bytes) while it fits, else in a malloc'd buffer, which the
+ * caller frees (the result is not buf).  NULL with -errno in *err. */
+static char *read_whole(const char *path, char *buf, size_t cap, int *err)
 {
-    size_t cap = 16384, len = 0;
-    char *buf = malloc(cap);
+    char *heap = NULL;
+    size_t len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-    *err = fd < 0 ? -errno : -ENOMEM;
-    if (!buf || fd < 0)
-        goto fail;
+    *err = -errno;
+    if (fd < 0)
+        return NULL;
     for (;;) {
         ssize_t n;
         if (cap - len < 4096) {
-            char *bigger = realloc(buf, cap * 2);
+            char *bigger = realloc(heap, cap * 2);
             *err = -ENOMEM;
             if (!bigger)
                 goto fail;
-            buf = bigger;
+            if (!heap)
+                memcpy(bigger, buf, len);
+            heap = buf = bigger;
             cap *= 2;
         }
         n = read(fd, buf + len, cap - len - 1);
@@ -113,9 +116,8 @@ static char *read_whole(const char *path, int *err)
     *err = 0;
     return buf;
 fail:
-    if (fd >= 0)
-        close(fd);
-    free(buf);
+    close(fd);
+    free(heap);
     return NULL;
 }
 
@@ -190,16 +192,17 @@ static int scan_for(const char *table, const char *target, char *src, size_t src
 
 int mounts_source_of(const char *mountinfo, const char *target, char *src, size_t srclen)
 {
-    char real[PATH_MAX];
+    char small[16384], real[PATH_MAX]; /* a machine's table fits, mostly */
     int rc;
-    char *table = read_whole(mountinfo, &rc);
+    char *table = read_whole(mountinfo, small, sizeof small, &rc);
 
     if (!table)
         return rc;
     rc = scan_for(table, target, src, srclen);
     if (rc == 0 && realpath(target, real) && strcmp(real, target) != 0)
         rc = scan_for(table, real, src, srclen);
-    free(table);
+    if (table != small)
+        free(table);
     return rc;
 }
 
