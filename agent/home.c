@@ -173,7 +173,17 @@ static void state_remove(const struct hp_config *cfg, const char *user)
         closedir(d);
 }
 
-/* Whether the topmost mount on target is of source (of anything: NULL). */
+/* Whether the topmost mount on target, in table (mounts_table), is of
+ * source (of anything: NULL). */
+static bool mounted_in(const char *table, const char *target, const char *source)
+{
+    char src[PATH_MAX];
+
+    return mounts_table_source(table, target, src, sizeof src) > 0 &&
+           (!source || strcmp(src, source) == 0);
+}
+
+/* The same on the mount table as it is now. */
 static bool is_mountpoint_of(const char *target, const char *source)
 {
     char src[PATH_MAX];
@@ -565,35 +575,52 @@ int home_prepare(const struct hp_config *cfg, const char *user, const struct hp_
     return 0;
 }
 
+/* The home dir of a prepared home s can take it: a directory (made when
+ * missing), not a symlink, nothing mounted on it in table.  0 or -errno
+ * with why. */
+static int enter_check(const struct home_state *s, const char *table, char *why, size_t whylen)
+{
+    struct stat st;
+    int rc = tree_mkdirs(s->mountpoint, 0755);
+
+    if (rc == 0 && (lstat(s->mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)))
+        rc = -ENOTDIR; /* a symlink there would be followed by mount(2) */
+    if (rc < 0) {
+        snprintf(why, whylen, "home dir %s of %s: %s", s->mountpoint, s->user, strerror(-rc));
+        return rc;
+    }
+    if (mounted_in(table, s->mountpoint, NULL)) {
+        snprintf(why, whylen,
+                 "something else is mounted on %s already: not mounting the home of %s over it",
+                 s->mountpoint, s->user);
+        return -EBUSY;
+    }
+    return 0;
+}
+
 int home_enter(const struct hp_config *cfg, const char *user, int sessions, char *mountpoint,
                size_t mplen, char *why, size_t whylen)
 {
     struct home_state s;
-    struct stat st;
+    char small[16384], *table = NULL;
+    bool staged;
     int rc;
 
     if (!user_name_valid(user)) {
         snprintf(why, whylen, "invalid user name '%s': it %s", user, user_name_problem(user));
         return -EINVAL;
     }
-    if (state_read(cfg, user, &s) < 0 || s.phase != HOME_PREPARED ||
-        !is_mountpoint_of(s.stage, s.device)) {
+    /* One read of the mount table for both of its checks. */
+    if (state_read(cfg, user, &s) == 0 && s.phase == HOME_PREPARED)
+        table = mounts_table("/proc/self/mountinfo", small, sizeof small, &rc);
+    staged = table && mounted_in(table, s.stage, s.device);
+    rc = staged ? enter_check(&s, table, why, whylen) : -ENOENT;
+    if (table && table != small)
+        free(table);
+    if (!staged)
         snprintf(why, whylen, "no prepared home of %s", user);
-        return -ENOENT;
-    }
-    rc = tree_mkdirs(s.mountpoint, 0755);
-    if (rc == 0 && (lstat(s.mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)))
-        rc = -ENOTDIR; /* a symlink there would be followed by mount(2) */
-    if (rc < 0) {
-        snprintf(why, whylen, "home dir %s of %s: %s", s.mountpoint, user, strerror(-rc));
+    if (rc < 0)
         return rc;
-    }
-    if (is_mountpoint_of(s.mountpoint, NULL)) {
-        snprintf(why, whylen,
-                 "something else is mounted on %s already: not mounting the home of %s over it",
-                 s.mountpoint, user);
-        return -EBUSY;
-    }
     /* Bind, then drop the stage mount: no I/O, the filesystem stays mounted
      * throughout.  (MS_MOVE would refuse on a shared /run.) */
     if (mount(s.stage, s.mountpoint, NULL, MS_BIND, NULL) < 0) {

@@ -77,10 +77,8 @@ out:
     return rc;
 }
 
-/* The whole of a /proc file (its size is not known ahead), NUL-ended: in
- * buf (cap bytes) while it fits, else in a malloc'd buffer, which the
- * caller frees (the result is not buf).  NULL with -errno in *err. */
-static char *read_whole(const char *path, char *buf, size_t cap, int *err)
+/* A /proc file's size is not known ahead: read until EOF, growing. */
+char *mounts_table(const char *path, char *buf, size_t cap, int *err)
 {
     char *heap = NULL;
     size_t len = 0;
@@ -190,17 +188,25 @@ static int scan_for(const char *table, const char *target, char *src, size_t src
     return found;
 }
 
+int mounts_table_source(const char *table, const char *target, char *src, size_t srclen)
+{
+    char real[PATH_MAX];
+    int rc = scan_for(table, target, src, srclen);
+
+    if (rc == 0 && realpath(target, real) && strcmp(real, target) != 0)
+        rc = scan_for(table, real, src, srclen);
+    return rc;
+}
+
 int mounts_source_of(const char *mountinfo, const char *target, char *src, size_t srclen)
 {
-    char small[16384], real[PATH_MAX]; /* a machine's table fits, mostly */
+    char small[16384]; /* a machine's table fits, mostly */
     int rc;
-    char *table = read_whole(mountinfo, small, sizeof small, &rc);
+    char *table = mounts_table(mountinfo, small, sizeof small, &rc);
 
     if (!table)
         return rc;
-    rc = scan_for(table, target, src, srclen);
-    if (rc == 0 && realpath(target, real) && strcmp(real, target) != 0)
-        rc = scan_for(table, real, src, srclen);
+    rc = mounts_table_source(table, target, src, srclen);
     if (table != small)
         free(table);
     return rc;

@@ -51,6 +51,13 @@ void mounts_free(struct hp_mount_table *t);
  * so a hung network or FUSE filesystem cannot hold it up. */
 int mounts_source_of(const char *mountinfo, const char *target, char *src, size_t srclen);
 
+/* The same in two steps, for several targets on one read: the table
+ * (mountinfo whole, NUL-ended) in buf (cap bytes) while it fits, else in a
+ * malloc'd buffer to free (the result is not buf); NULL with -errno in
+ * *err.  Then mounts_source_of's answer for one target. */
+char *mounts_table(const char *mountinfo, char *buf, size_t cap, int *err);
+int mounts_table_source(const char *table, const char *target, char *src, size_t srclen);
+
 /* Mounts whose target is dir or below it, ordered so that each comes before
  * anything it is mounted on (deepest and most recent first).  *out is an
  * allocated array of pointers into t; returns the count or -ENOMEM. */

@@ -51,6 +51,14 @@ check "no record left" test ! -e "$R/homes/alice"
 debugfs -R "dump /data $T/back" "$T/srv/alice" > /dev/null 2>&1
 check "data read back from the image with debugfs" cmp -s "$T/data" "$T/back"
 check "image fsck clean after umount" e2fsck -fn "$T/srv/alice"
+# Something else mounted on the home dir: the home is not mounted over it.
+mount -t tmpfs other "$T/home/alice"
+hp mount alice
+expect_rc 1 "mount alice with a tmpfs on her home dir"
+contains "$T/err" "something else is mounted on $T/home/alice already" "says what is in the way"
+check "the tmpfs is still the top mount there" bash -c "grep ' $T/home/alice ' /proc/self/mountinfo | tail -1 | grep -q ' - tmpfs other '"
+check "nothing of alice's home left" bash -c "! grep -q ' $R/fuse/alice ' /proc/self/mountinfo && test ! -e '$R/homes/alice'"
+umount "$T/home/alice"
 # The loop device is autoclear: unmounted by hand, it is freed at once and
 # may be bound by someone else before homeport releases it.  That binding
 # must survive homeport's umount.
