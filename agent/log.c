@@ -43,7 +43,8 @@ void log_open(enum log_target target, enum log_level max_level)
     else if (target == LOG_TO_KMSG && access("/dev/kmsg", W_OK) != 0)
         target = LOG_TO_STDERR;
     /* Both are opened at the first message, not here: most runs of the
-     * PAM client log nothing, and an open of /dev/kmsg costs it 40 us. */
+     * PAM client log nothing, and an open of /dev/kmsg costs tens of
+     * microseconds (bench/unitcost). */
     if (target == LOG_TO_SYSLOG)
         openlog("homeport", LOG_PID, LOG_DAEMON);
     cur_target = target;
