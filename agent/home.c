@@ -598,6 +598,69 @@ static int enter_check(const struct home_state *s, const char *table, char *why,
     return 0;
 }
 
+/* Put the stage mount of s on its home dir, with no I/O: the filesystem
+ * stays mounted throughout.  Moved in one mount(2) when the stage dir's
+ * mount is private (home_stage_private); else (MS_MOVE refuses a mount
+ * whose parent is shared, as /run is under systemd) bound there and the
+ * stage unmounted, which waits for an RCU grace period. */
+static int move_stage(const struct home_state *s)
+{
+    if (mount(s->stage, s->mountpoint, NULL, MS_MOVE, NULL) == 0)
+        return 0;
+    if (errno != EINVAL)
+        return -errno;
+    if (mount(s->stage, s->mountpoint, NULL, MS_BIND, NULL) < 0)
+        return -errno;
+    if (umount2(s->stage, UMOUNT_NOFOLLOW) < 0)
+        umount2(s->stage, MNT_DETACH | UMOUNT_NOFOLLOW);
+    return 0;
+}
+
+/* How many mounts are below dir (1 or more), or -errno. */
+static long stage_busy(const char *dir)
+{
+    struct hp_mount_table t;
+    const struct hp_mount **below = NULL;
+    long n;
+    int rc = mounts_read("/proc/self/mountinfo", &t);
+
+    if (rc < 0)
+        return rc;
+    n = mounts_below(&t, dir, &below);
+    free(below);
+    mounts_free(&t);
+    return n;
+}
+
+int home_stage_private(const struct hp_config *cfg)
+{
+    char dir[PATH_MAX];
+    int rc;
+
+    if (snprintf(dir, sizeof dir, "%s/stage", cfg->run_dir) >= (int)sizeof dir)
+        return -ENAMETOOLONG;
+    if ((rc = tree_mkdirs(dir, 0700)) < 0)
+        return rc;
+    /* A mount point already (an earlier agent's): private again. */
+    if (mount(NULL, dir, NULL, MS_PRIVATE, NULL) == 0)
+        return 0;
+    if (errno != EINVAL)
+        return -errno;
+    /* Homes prepared on it by an agent from before this: a bind over them
+     * would hide them from home_enter and home_umount. */
+    long below = stage_busy(dir);
+    if (below != 0)
+        return below < 0 ? (int)below : -EBUSY;
+    if (mount(dir, dir, NULL, MS_BIND, NULL) < 0)
+        return -errno;
+    if (mount(NULL, dir, NULL, MS_PRIVATE, NULL) < 0) {
+        rc = -errno;
+        umount2(dir, MNT_DETACH);
+        return rc;
+    }
+    return 0;
+}
+
 int home_enter(const struct hp_config *cfg, const char *user, int sessions, char *mountpoint,
                size_t mplen, char *why, size_t whylen)
 {
@@ -613,7 +676,7 @@ int home_enter(const struct hp_config *cfg, const char *user, int sessions, char
     /* One read of the mount table for both of its checks. */
     if (state_read(cfg, user, &s) == 0 && s.phase == HOME_PREPARED)
         table = mounts_table("/proc/self/mountinfo", small, sizeof small, &rc);
-    staged = table && mounted_in(table, s.stage, s.device);
+    staged = table && mounted_in(table, s.stage, s.device) && worker_alive(s.worker);
     rc = staged ? enter_check(&s, table, why, whylen) : -ENOENT;
     if (table && table != small)
         free(table);
@@ -621,16 +684,11 @@ int home_enter(const struct hp_config *cfg, const char *user, int sessions, char
         snprintf(why, whylen, "no prepared home of %s", user);
     if (rc < 0)
         return rc;
-    /* Bind, then drop the stage mount: no I/O, the filesystem stays mounted
-     * throughout.  (MS_MOVE would refuse on a shared /run.) */
-    if (mount(s.stage, s.mountpoint, NULL, MS_BIND, NULL) < 0) {
-        rc = -errno;
+    if ((rc = move_stage(&s)) < 0) {
         snprintf(why, whylen, "cannot mount the home of %s on %s: %s", user, s.mountpoint,
                  strerror(-rc));
         return rc;
     }
-    if (umount2(s.stage, UMOUNT_NOFOLLOW) < 0)
-        umount2(s.stage, MNT_DETACH | UMOUNT_NOFOLLOW);
     s.phase = HOME_MOUNTED;
     s.sessions = sessions;
     s.closing = false;
@@ -793,6 +851,11 @@ int home_umount(const struct hp_config *cfg, const char *user, char *why, size_t
              (double)(t[2] - t[1]) / 1000, (double)(t[3] - t[2]) / 1000,
              (double)(t[4] - t[3]) / 1000);
     return 0;
+}
+
+int home_record(const struct hp_config *cfg, const char *user, struct home_state *s)
+{
+    return state_read(cfg, user, s) < 0 ? -ENOENT : 0;
 }
 
 int home_lookup(const struct hp_config *cfg, const char *user, struct home_state *s)

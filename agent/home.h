@@ -68,9 +68,16 @@ int home_prepare(const struct hp_config *cfg, const char *user, const struct hp_
                  struct nbd_handle *warm, progress_fn progress, void *ctx, char *why,
                  size_t whylen);
 
+/* Make RUN_DIR/stage a mount of its own, private, so that home_enter
+ * moves a prepared home in one mount(2) instead of a bind and an unmount.
+ * The agent calls it at start, before any job (a second call keeps the
+ * first's mount).  0 or -errno; without it home_enter still works. */
+int home_stage_private(const struct hp_config *cfg);
+
 /* Move a prepared home onto its home dir, recorded as mounted with that
  * many open sessions (in one write: the login waits for it); the home dir
- * goes to mountpoint.  -ENOENT when none is prepared. */
+ * goes to mountpoint.  -ENOENT when none is prepared, or when it is not
+ * whole (its worker gone, or not mounted on its stage dir). */
 int home_enter(const struct hp_config *cfg, const char *user, int sessions, char *mountpoint,
                size_t mplen, char *why, size_t whylen);
 
@@ -86,6 +93,10 @@ int home_umount(const struct hp_config *cfg, const char *user, char *why, size_t
  * there and whole (worker alive, mounted where the record says); -ENOENT
  * when there is no record; -ESTALE when the record is stale (s filled). */
 int home_lookup(const struct hp_config *cfg, const char *user, struct home_state *s);
+
+/* The record of user's home as written, not checked against the system
+ * (for a caller that checks next, as home_enter does): 0 or -ENOENT. */
+int home_record(const struct hp_config *cfg, const char *user, struct home_state *s);
 
 /* Record the number of open sessions, and whether the home waits for an
  * unmount that failed.  0 or -errno. */

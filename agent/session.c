@@ -535,9 +535,19 @@ int session_open_prepared(const struct hp_config *cfg, const char *service, stru
         (service && *service && config_list_has(cfg->exempt_services, service)) ||
         config_list_has(cfg->exempt_users, u->name))
         return -EAGAIN;
-    if (home_lookup(cfg, u->name, &s) < 0 || (s.phase != HOME_PREPARED && s.phase != HOME_MOUNTED))
+    if (home_record(cfg, u->name, &s) < 0)
         return -EAGAIN;
-    u->home = s.phase;
+    if (s.phase == HOME_PREPARED) {
+        /* home_enter checks it against the system (one read of the mount
+         * table): -ENOENT when it is not whole, for a job to prepare it
+         * again. */
+        u->home = HOME_PREPARED;
+        int rc = open_session(cfg, u, &s, NULL, NULL, NULL, msg, msglen);
+        return rc == -ENOENT ? -EAGAIN : rc;
+    }
+    if (home_lookup(cfg, u->name, &s) < 0 || s.phase != HOME_MOUNTED)
+        return -EAGAIN;
+    u->home = HOME_MOUNTED;
     return open_session(cfg, u, &s, NULL, NULL, NULL, msg, msglen);
 }
 

@@ -16,8 +16,8 @@ for i in $(seq -w 1 "$NWAVE"); do
 done
 given "nbdkit" start_nbdkit "$T/nbd.sock" file dir="$T/srv"
 pam_services
-BASE_MOUNTS=$(nmounts)
 given "the agent" start_agent
+BASE_MOUNTS=$(nmounts) # with the agent's stage dir
 given "its warm connections" wait_for bash -c '[ "$(nbd_conns)" = 3 ]'
 BASE_CONNS=$(nbd_conns)
 
