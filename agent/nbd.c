@@ -626,6 +626,27 @@ nbd_err:
     return rc;
 }
 
+int nbd_warm_go(struct nbd_handle *h, const char *name)
+{
+    if (!nbd_aio_is_negotiating(h))
+        return -ENOTCONN;
+    if (nbd_set_export_name(h, name) < 0 || nbd_aio_opt_go(h, NBD_NULL_COMPLETION) < 0)
+        return nbd_get_errno() ? -nbd_get_errno() : -ENOTCONN;
+    return 0;
+}
+
+/* Whether NBD_OPT_GO for name was sent on h (nbd_warm_go): its answer on
+ * its way, or read already (ready). */
+static bool go_sent_for(struct nbd_handle *h, const char *name)
+{
+    if (!nbd_aio_is_ready(h) && (!nbd_aio_is_connecting(h) || nbd_aio_is_negotiating(h)))
+        return false;
+    char *sent = nbd_get_export_name(h);
+    bool same = sent && strcmp(sent, name) == 0;
+    free(sent);
+    return same;
+}
+
 int nbd_export_open_warm(struct nbd_handle *h, const struct hp_server *srv, const char *name,
                          unsigned timeout_ms, struct nbd_export *ex, char *why, size_t whylen)
 {
@@ -633,12 +654,13 @@ int nbd_export_open_warm(struct nbd_handle *h, const struct hp_server *srv, cons
     int rc;
 
     memset(ex, 0, sizeof *ex);
-    if (!nbd_aio_is_negotiating(h)) {
+    if (go_sent_for(h, name)) {
+        /* nbd_warm_go sent it: at most its answer is left */
+    } else if (!nbd_aio_is_negotiating(h)) {
         snprintf(why, whylen, "%s: the warm connection is gone", srv->label);
         nbd_close(h);
         return -ENOTCONN;
-    }
-    if (nbd_set_export_name(h, name) < 0 || nbd_aio_opt_go(h, NBD_NULL_COMPLETION) < 0) {
+    } else if (nbd_warm_go(h, name) < 0) {
         rc = -ENOTCONN;
         goto fail;
     }

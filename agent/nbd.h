@@ -73,10 +73,19 @@ struct nbd_export {
 int nbd_export_open(const struct hp_server *srv, const char *name, unsigned timeout_ms,
                     struct nbd_export *ex, char *why, size_t whylen);
 /* The same on a warm connection (see warm.h): h is in the options phase,
- * only NBD_OPT_GO is left.  h is taken over (closed on failure).
- * -ENOTCONN: the connection had died, connect afresh; else as above. */
+ * only NBD_OPT_GO is left, or it was sent already by nbd_warm_go for the
+ * same name.  h is taken over (closed on failure).  -ENOTCONN: the
+ * connection had died, connect afresh; else as above. */
 int nbd_export_open_warm(struct nbd_handle *h, const struct hp_server *srv, const char *name,
                          unsigned timeout_ms, struct nbd_export *ex, char *why, size_t whylen);
+/* Send NBD_OPT_GO for export name on warm connection h and return
+ * without its answer: the agent does it as a login comes in, so that the
+ * round trip (and the server's start of the connection's threads) runs
+ * while the job and its worker start; the worker, which inherits h, reads
+ * the answer (nbd_export_open_warm; libnbd reads it here when it is in
+ * before this returns).  0, or -errno: h is not usable. */
+int nbd_warm_go(struct nbd_handle *h, const char *name);
+
 /* Ask the server to cache the first bytes of the export (NBD_CMD_CACHE,
  * 4 MiB a request), so that the next reads come from its memory.  done
  * says how far it got.  -EOPNOTSUPP when the server cannot cache. */

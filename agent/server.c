@@ -281,6 +281,26 @@ static bool open_here(struct job *j)
     return true;
 }
 
+/* A warm connection to the home server for u's home, with NBD_OPT_GO
+ * for u's export sent already (nbd_warm_go); NULL when none is ready. */
+static struct nbd_handle *take_warm(struct user *u)
+{
+    const struct hp_server *srv = config_home_server(&S.cfg);
+    struct nbd_handle *h = warm_take(S.warm, srv, clock_ms());
+    char export[256];
+    int rc;
+
+    if (!h || config_expand(S.cfg.export_template, u->su.name, export, sizeof export) < 0)
+        return h; /* (too long: the job says so) */
+    if ((rc = nbd_warm_go(h, export)) < 0) {
+        log_info("the warm connection to %s was gone (%s): the job connects afresh", srv->label,
+                 strerror(-rc));
+        nbd_close(h);
+        return NULL;
+    }
+    return h;
+}
+
 static void start_job(struct user *u)
 {
     struct job *j = u->head;
@@ -306,7 +326,7 @@ static void start_job(struct user *u)
      * starts inherits it). */
     if ((j->req.verb == PV_ACCOUNT || j->req.verb == PV_OPEN_SESSION) && u->su.home == HOME_NONE &&
         S.cfg.locator == HP_LOCATOR_STATIC) {
-        j->warm = warm_take(S.warm, config_home_server(&S.cfg), clock_ms());
+        j->warm = take_warm(u);
         if (j->warm)
             log_info("%s %s: on a warm connection to %s", proto_verb_name(j->req.verb), u->su.name,
                      config_home_server(&S.cfg)->label);
