@@ -829,12 +829,16 @@ static int serve_mounted(struct disk *d)
     pthread_t st, op;
     int rc;
 
-    write_stats(d);
-    ready_part(d);
+    /* The FUSE loop first: the starter's next step is its LOOKUP and
+     * OPEN, which wait for it.  The stats thread writes the stats file
+     * at its start, alongside. */
     lc = fuse_loop_cfg_create();
     if (!lc)
         return -ENOMEM;
     bool have_st = pthread_create(&st, NULL, stats_thread, d) == 0;
+    if (!have_st)
+        write_stats(d);
+    ready_part(d);
     bool have_op = d->want > 1 && pthread_create(&op, NULL, opener_thread, d) == 0;
     /* As many idle threads as threads: with fewer, libfuse ends and
      * creates a thread for nearly every request under load. */
