@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FETCHAHEAD_SLOTS 4
+#define FETCHAHEAD_SLOTS 8
 
 struct fetchahead {
     pthread_mutex_t mu;

@@ -662,6 +662,123 @@ static const struct fuse_lowlevel_ops ops = {
     .fsync = op_fsync,
 };
 
+/* ---- the layout hint: the ranges the last mount read ------------------ */
+
+/* A hint holds the ranges after the head (the group descriptors when they
+ * are not in it, the inodes, the journal's superblock), at most this many
+ * bytes each: more is not a mount's read. */
+#define HINT_RANGES 3
+#define HINT_MAX_LEN (1u << 20)
+
+static bool same_range(struct ext4_range a, struct ext4_range b)
+{
+    return a.off == b.off && a.len == b.len;
+}
+
+/* The ranges of p->layout_path that fit a device of d->size ("SIZE
+ * OFF+LEN ..."), in r; how many (0: no usable hint).  Written by this
+ * worker's root only, but checked like the server's bytes: a hint only
+ * says what to read, never what the data is. */
+static size_t hint_read(const struct disk *d, struct ext4_range r[HINT_RANGES])
+{
+    char line[256];
+    unsigned long long size, off[HINT_RANGES];
+    unsigned len[HINT_RANGES];
+    size_t n = 0;
+
+    if (!d->p->layout_path || textfile_read_line(d->p->layout_path, line, sizeof line, 1) < 0)
+        return 0;
+    int got = sscanf(line, "%llu %llu+%u %llu+%u %llu+%u", &size, &off[0], &len[0], &off[1],
+                     &len[1], &off[2], &len[2]);
+    if (got < 3 || got % 2 == 0 || size != d->size)
+        return 0;
+    for (int i = 0; i < (got - 1) / 2; i++) {
+        if (len[i] == 0 || len[i] > HINT_MAX_LEN || off[i] > d->size || len[i] > d->size - off[i])
+            return 0;
+        r[n++] = (struct ext4_range){off[i], len[i]};
+    }
+    return n;
+}
+
+/* Keep the ranges this mount read (those after the head) for the next
+ * one, when they differ from the hint.  No fsync: a hint lost in a crash
+ * costs the next login its round trips, nothing else. */
+static void hint_write(const struct disk *d, const struct ext4_range *r, size_t n,
+                       const struct ext4_range *old, size_t nold)
+{
+    char line[256];
+    int len = snprintf(line, sizeof line, "%llu", (unsigned long long)d->size);
+
+    size_t same = 0;
+
+    while (same < n && same < nold && same_range(r[same], old[same]))
+        same++;
+    if (!d->p->layout_path || n == 0 || (same == n && n == nold))
+        return;
+    for (size_t i = 0; i < n; i++)
+        len += snprintf(line + len, sizeof line - (size_t)len, " %llu+%u",
+                        (unsigned long long)r[i].off, r[i].len);
+    line[len++] = '\n';
+    if (textfile_replace(d->p->layout_path, line, (size_t)len, 0600, TEXTFILE_NO_SYNC) < 0)
+        log_debug("%s: cannot keep the layout hint in %s", d->p->export, d->p->layout_path);
+}
+
+/* Fetch n ranges at once on conn[0] with libnbd's aio calls: one round
+ * trip, where one after the other takes n.  buf[i]: the data, malloc'd,
+ * or NULL when that read failed. */
+static void fetch_many(struct disk *d, const struct ext4_range *r, size_t n, uint8_t **buf)
+{
+    struct conn *c = &d->conn[0];
+    int64_t cookie[1 + HINT_RANGES];
+    double deadline = now_s() + d->p->connect_timeout_ms / 1000.0 + 1;
+
+    pthread_rwlock_rdlock(&c->lock);
+    struct nbd_handle *h = c->ex.h;
+    for (size_t i = 0; i < n; i++) {
+        buf[i] = h && r[i].len ? malloc(r[i].len) : NULL;
+        cookie[i] =
+            buf[i] ? nbd_aio_pread(h, buf[i], r[i].len, r[i].off, NBD_NULL_COMPLETION, 0) : -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int done = cookie[i] < 0 ? -1 : 0;
+        /* (a short poll: a FUSE thread's call may read the answer) */
+        while (done == 0 && (done = nbd_aio_command_completed(h, cookie[i])) == 0 &&
+               now_s() < deadline && nbd_poll(h, 10) >= 0)
+            ;
+        if (done != 1) {
+            free(buf[i]);
+            buf[i] = NULL;
+        }
+    }
+    pthread_rwlock_unlock(&c->lock);
+}
+
+/* The hinted ranges, fetched with the head, until a step takes them. */
+struct hinted {
+    size_t n;
+    struct ext4_range r[HINT_RANGES];
+    uint8_t *buf[HINT_RANGES];
+};
+
+static bool is_hinted(const struct hinted *h, struct ext4_range r)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (same_range(h->r[i], r))
+            return true;
+    return false;
+}
+
+/* Put what no step took into the fetch-ahead (true data of the disk,
+ * read before any write), or give it up: something may wait for it. */
+static void hinted_put_rest(struct disk *d, struct hinted *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        fetchahead_put(&d->ahead, h->r[i].off, h->buf[i], h->r[i].len);
+        h->buf[i] = NULL;
+        h->r[i].len = 0;
+    }
+}
+
 /* len bytes at off, in a buffer of their own; NULL when the read failed
  * (or len is 0: an empty disk). */
 static uint8_t *fetch(struct disk *d, uint64_t off, size_t len)
@@ -675,20 +792,35 @@ static uint8_t *fetch(struct disk *d, uint64_t off, size_t len)
     return buf;
 }
 
-/* Fetch the range r (announced), parse it with step, announce what step
- * found (*next) before the data goes in: a read served from r can only
- * come after its successor is announced.  0, or -1 when the chain ends. */
-static int fetch_step(struct disk *d, struct ext4_range r, struct ext4meta *m,
-                      int (*step)(struct ext4meta *, const uint8_t *, size_t, struct ext4_range *),
-                      struct ext4_range *next)
+/* A step on the data of r (buf, taken over; NULL: it could not be
+ * read): parse it with step, announce what step found (*next) before the
+ * data goes in (a read served from r can only come after its successor
+ * is announced; a hinted successor is announced already).  0, or -1 when
+ * the chain ends. */
+static int step_on(struct disk *d, const struct hinted *h, struct ext4_range r, uint8_t *buf,
+                   struct ext4meta *m,
+                   int (*step)(struct ext4meta *, const uint8_t *, size_t, struct ext4_range *),
+                   struct ext4_range *next)
 {
-    uint8_t *buf = fetch(d, r.off, r.len);
     int rc = buf && step ? step(m, buf, r.len, next) : -1;
 
-    if (rc == 0 && !fetchahead_expect(&d->ahead, next->off, next->len))
+    if (rc == 0 && !is_hinted(h, *next) && !fetchahead_expect(&d->ahead, next->off, next->len))
         rc = -1;
     fetchahead_put(&d->ahead, r.off, buf, r.len); /* NULL: given up */
     return rc;
+}
+
+/* The data of r: the hinted fetch's when it asked for r, else read now. */
+static uint8_t *data_for(struct disk *d, struct hinted *h, struct ext4_range r)
+{
+    for (size_t i = 0; i < h->n; i++)
+        if (same_range(h->r[i], r) && h->buf[i]) {
+            uint8_t *b = h->buf[i];
+            h->buf[i] = NULL;
+            h->r[i].len = 0; /* taken: not put twice */
+            return b;
+        }
+    return fetch(d, r.off, r.len);
 }
 
 /* The first range fetched ahead: the device's start (the superblock). */
@@ -756,28 +888,46 @@ static void ready_part(struct disk *d)
  * other alongside the FUSE mount, the loop device and the check; each
  * range is announced before it is asked for, so the kernel's reads wait
  * for it rather than asking the server again.  The head is announced by
- * fusedisk_serve before this starts.  What it cannot follow it leaves to
- * the mount's own reads. */
+ * fusedisk_serve before this starts.  With a layout hint (the ranges the
+ * last mount read), those are announced and fetched with the head, and
+ * the steps only check them.  What it cannot follow it leaves to the
+ * mount's own reads. */
 static void *ahead_thread(void *arg)
 {
     struct disk *d = arg;
     struct ext4meta m = {.dev_size = d->size};
-    struct ext4_range r = head_range(d), next;
+    struct ext4_range r[1 + HINT_RANGES] = {head_range(d)}, next, seen[HINT_RANGES];
+    uint8_t *buf[1 + HINT_RANGES];
+    struct hinted h = {.n = hint_read(d, r + 1)};
+    size_t nseen = 0;
+    int rc;
 
-    int rc = fetch_step(d, r, &m, step_super, &next);
-
-    ready_part(d); /* the head is in, or given up */
-    if (rc < 0)
-        return NULL;
-    if (!m.inodes.len) { /* the descriptors were not all in the head */
-        r = next;
-        if (fetch_step(d, r, &m, step_gdt, &next) < 0)
-            return NULL;
+    for (size_t i = 0; i < h.n; i++) {
+        h.r[i] = r[1 + i];
+        fetchahead_expect(&d->ahead, h.r[i].off, h.r[i].len);
     }
-    r = next;
-    if (fetch_step(d, r, &m, step_inodes, &next) < 0)
-        return NULL;
-    fetch_step(d, next, &m, NULL, &next); /* the journal's superblock */
+    if (h.n)
+        fetch_many(d, r, 1 + h.n, buf);
+    else
+        buf[0] = fetch(d, r[0].off, r[0].len);
+    for (size_t i = 0; i < h.n; i++)
+        h.buf[i] = buf[1 + i];
+    rc = step_on(d, &h, r[0], buf[0], &m, step_super, &next);
+    ready_part(d);                  /* the head is in, or given up */
+    if (rc == 0 && !m.inodes.len) { /* the descriptors were not all in the head */
+        seen[nseen++] = next;
+        rc = step_on(d, &h, next, data_for(d, &h, next), &m, step_gdt, &next);
+    }
+    if (rc == 0) {
+        seen[nseen++] = next;
+        rc = step_on(d, &h, next, data_for(d, &h, next), &m, step_inodes, &next);
+    }
+    if (rc == 0) { /* the journal's superblock */
+        seen[nseen++] = next;
+        step_on(d, &h, next, data_for(d, &h, next), &m, NULL, &next);
+        hint_write(d, seen, nseen, r + 1, h.n); /* the chain went through */
+    }
+    hinted_put_rest(d, &h);
     return NULL;
 }
 

@@ -29,10 +29,12 @@ struct fusedisk_params {
     const char *export;
     unsigned connect_timeout_ms;
     unsigned dead_timeout_ms;
-    unsigned connections;   /* [nbd] connections: used only when the server has multi-conn */
-    const char *stats_path; /* rewritten (atomically) when the numbers change */
-    int ready_fd;           /* "ok\n" or "ok clean\n" (report_ready) written here once
-                             * mounted; -1 for none */
+    unsigned connections;    /* [nbd] connections: used only when the server has multi-conn */
+    const char *stats_path;  /* rewritten (atomically) when the numbers change */
+    const char *layout_path; /* the ranges the last mount read, fetched with the
+                              * first read (a hint, kept per home); NULL: none */
+    int ready_fd;            /* "ok\n" or "ok clean\n" (report_ready) written here once
+                              * mounted; -1 for none */
 };
 
 /* Serve until SIGTERM/SIGINT/SIGHUP or an unmount of dir.  ex is taken

@@ -304,7 +304,8 @@ struct home_setup {
     int loop_fd; /* FUSE attach: the loop device, until the mount holds it */
     struct home_state s;
     char stats[PATH_MAX];
-    bool clean; /* the worker found the filesystem clean (worker.h) */
+    char layout[PATH_MAX]; /* the FUSE worker's layout hint, or empty */
+    bool clean;            /* the worker found the filesystem clean (worker.h) */
     char *why;
     size_t whylen;
 };
@@ -377,6 +378,13 @@ static int home_setup_init(struct home_setup *hs, const char *user)
         return rc;
     }
     state_path(cfg, user, ":stats", hs->stats, sizeof hs->stats);
+    /* The layout hint lives in state_dir (kept across reboots where it
+     * is on a disk); without the dir the mount just makes its round
+     * trips. */
+    snprintf(dir, sizeof dir, "%s/layout", cfg->state_dir);
+    if (!hs->kernel && tree_mkdirs(dir, 0700) == 0 &&
+        snprintf(hs->layout, sizeof hs->layout, "%s/%s", dir, user) >= (int)sizeof hs->layout)
+        hs->layout[0] = '\0';
     return 0;
 }
 
@@ -401,6 +409,7 @@ static int start_worker(struct home_setup *hs)
                               .export = s->export,
                               .fuse_dir = hs->kernel ? NULL : s->fuse_dir,
                               .stats = hs->stats,
+                              .layout = hs->layout[0] ? hs->layout : NULL,
                               .warm = hs->warm};
     int rc =
         worker_start(&p, &s->worker, s->device, sizeof s->device, &hs->clean, hs->why, hs->whylen);

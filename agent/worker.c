@@ -103,6 +103,7 @@ static void run_fuse_worker(const struct worker_params *p, int wfd)
                                  .dead_timeout_ms = p->cfg->dead_timeout_ms,
                                  .connections = p->cfg->connections,
                                  .stats_path = p->stats,
+                                 .layout_path = p->layout,
                                  .ready_fd = wfd};
     rc = fusedisk_serve(&fp, &ex);
     if (rc < 0)

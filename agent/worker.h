@@ -30,6 +30,7 @@ struct worker_params {
     const char *export;
     const char *fuse_dir;    /* FUSE attach: the (empty) mount dir; NULL: kernel attach */
     const char *stats;       /* the stats file */
+    const char *layout;      /* FUSE: the layout hint file (fusedisk.h), or NULL */
     struct nbd_handle *warm; /* a warm connection to srv (warm.h) or NULL */
 };
 
