@@ -1040,7 +1040,7 @@ static int start_up(struct hp_config *cfg, const struct server_opts *o)
         return start_failed("%s", why);
     if ((rc = catch_signals()) < 0)
         return start_failed("pipe: %s", strerror(-rc));
-    if ((rc = home_stage_private(&S.cfg)) < 0)
+    if (S.cfg.home_mode == HP_HOME_NBD && (rc = home_stage_private(&S.cfg)) < 0)
         log_warn("cannot make %s/stage a private mount (%s): homes are bound onto their home "
                  "dirs instead of moved, a little slower",
                  S.cfg.run_dir, strerror(-rc));
