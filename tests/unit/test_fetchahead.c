@@ -100,10 +100,12 @@ int main(void)
     ok(fetchahead_hits(&fa) == 3, "3 reads served");
     ok(fetchahead_put(&fa, 8192, bytes(16, 7), 16), "a second range");
     ok(fetchahead_get(&fa, buf, 16, 8192) && buf[0] == 7, "served from it");
-    ok(fetchahead_put(&fa, 0, bytes(16, 0), 16) && fetchahead_put(&fa, 16, bytes(16, 0), 16),
-       "four ranges kept");
-    ok(!fetchahead_put(&fa, 32, bytes(16, 0), 16), "a fifth is not (freed)");
-    ok(!fetchahead_put(&fa, 32, bytes(16, 0), 0), "nor an empty one");
+    bool all = true;
+    for (uint64_t i = 2; i < FETCHAHEAD_SLOTS; i++) /* two are in */
+        all = all && fetchahead_put(&fa, 16 * i, bytes(16, 0), 16);
+    ok(all, "as many ranges kept as there are slots");
+    ok(!fetchahead_put(&fa, 16 * FETCHAHEAD_SLOTS, bytes(16, 0), 16), "one more is not (freed)");
+    ok(!fetchahead_put(&fa, 16 * FETCHAHEAD_SLOTS, bytes(16, 0), 0), "nor an empty one");
     fetchahead_close(&fa);
     ok(!fetchahead_get(&fa, buf, 1024, 1024), "after close nothing is served");
     ok(!fetchahead_put(&fa, 1024, bytes(2048, 0), 2048), "and nothing kept (freed)");
