@@ -745,7 +745,9 @@ static void fetch_many(struct disk *d, const struct ext4_range *r, size_t n, uin
         while (done == 0 && (done = nbd_aio_command_completed(h, cookie[i])) == 0 &&
                now_s() < deadline && nbd_poll(h, 10) >= 0)
             ;
-        if (done != 1) {
+        if (done == 0)     /* still in flight (timed out, or the poll failed): */
+            buf[i] = NULL; /* libnbd may still write into it, so it is not freed */
+        else if (done != 1) {
             free(buf[i]);
             buf[i] = NULL;
         }
