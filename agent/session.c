@@ -130,11 +130,12 @@ static int warm_cache(const struct hp_config *cfg, const char *user, char *msg, 
     return rc;
 }
 
-/* Whether pid belongs to uid (real or effective) and is not a zombie. */
+/* Whether pid belongs to uid (its real or saved uid: whom the kernel lets
+ * uid signal) and is not a zombie. */
 static bool owned_by(long pid, uid_t uid)
 {
     char path[64], line[256];
-    unsigned long ruid = 0, euid = 0;
+    unsigned long ruid = 0, euid = 0, suid = 0;
     bool got = false, zombie = false;
     FILE *f;
 
@@ -146,10 +147,10 @@ static bool owned_by(long pid, uid_t uid)
         if (!strncmp(line, "State:", 6))
             zombie = strchr(line, 'Z') != NULL || strchr(line, 'X') != NULL;
         else if (!strncmp(line, "Uid:", 4))
-            got = sscanf(line + 4, "%lu %lu", &ruid, &euid) == 2;
+            got = sscanf(line + 4, "%lu %lu %lu", &ruid, &euid, &suid) == 3;
     }
     fclose(f);
-    return got && !zombie && (ruid == uid || euid == uid);
+    return got && !zombie && (ruid == uid || suid == uid);
 }
 
 /* The live processes of uid, at most max. */

@@ -70,7 +70,8 @@ void session_after(const struct hp_config *cfg, enum proto_verb verb, int rc,
  * when there is none. */
 const char *session_expected_user(const struct hp_config *cfg, char *buf, size_t len);
 
-/* SIGTERM every process whose real or effective uid is uid, wait up to
+/* SIGTERM every process whose real or saved uid is uid (those uid itself
+ * may signal: not a root daemon acting as uid for a moment), wait up to
  * grace_ms for them to end, SIGKILL the rest.  Refuses uid 0 (-EPERM).
  * Returns the number of processes signalled; report says what happened. */
 int session_kill_user(uid_t uid, unsigned grace_ms, char *report, size_t len);
