@@ -9,8 +9,15 @@
  *   cpuid     one cpuid instruction (a trap to the hypervisor in a VM)
  *   kmsg      an open and close of /dev/kmsg for writing
  *   mountinfo a read of the whole of /proc/self/mountinfo
+ *   status    a read of /proc/PID/status for every process (the scan for
+ *             a user's processes at logout, before homeport asks first)
+ *   probe     a child that takes an unused uid and asks kill(-1, 0) (how
+ *             homeport's logout now asks whether the user has any process)
  * With "--exit" it exits at once: the shell script times its exec. */
+#define _GNU_SOURCE /* setresuid */
 #include <cpuid.h>
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +131,43 @@ static void one_mountinfo(void)
     close(fd);
 }
 
+static int nprocs;
+
+static void one_status_scan(void)
+{
+    static char buf[4096];
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+
+    nprocs = 0;
+    while (d && (de = readdir(d))) {
+        char path[300];
+        if (de->d_name[0] < '1' || de->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/status", de->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        nprocs += read(fd, buf, sizeof buf) > 0;
+        close(fd);
+    }
+    if (d)
+        closedir(d);
+}
+
+static void one_probe(void)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        if (setresuid(64123, 64123, 64123) < 0)
+            _exit(2);
+        _exit(kill(-1, 0) == 0 ? 1 : errno == ESRCH ? 0 : 2);
+    }
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+}
+
 int main(int argc, char **argv)
 {
     double cow[ROUNDS], fresh_us[ROUNDS], pop[ROUNDS], forks[ROUNDS];
@@ -162,5 +206,8 @@ int main(int argc, char **argv)
            "(%s lines) %.1f us\n",
            per_call(one_cpuid, 1000), per_call(one_kmsg, 1000), argc > 1 ? argv[1] : "?",
            per_call(one_mountinfo, 1000));
+    double scan = per_call(one_status_scan, 20);
+    printf("a read of every /proc/PID/status (%d processes) %.0f us, ", nprocs, scan);
+    printf("a uid probe (fork, setresuid, kill(-1, 0), wait) %.0f us\n", per_call(one_probe, 100));
     return 0;
 }
