@@ -725,12 +725,14 @@ static void hint_write(const struct disk *d, const struct ext4_range *r, size_t 
 
 /* Fetch n ranges at once on conn[0] with libnbd's aio calls: one round
  * trip, where one after the other takes n.  buf[i]: the data, malloc'd,
- * or NULL when that read failed. */
+ * or NULL when that read failed (a step reads it again through do_io,
+ * with its reconnect).  The bytes read count in the stats, as do_io's. */
 static void fetch_many(struct disk *d, const struct ext4_range *r, size_t n, uint8_t **buf)
 {
     struct conn *c = &d->conn[0];
     int64_t cookie[1 + HINT_RANGES];
     double deadline = now_s() + d->p->connect_timeout_ms / 1000.0 + 1;
+    uint64_t got = 0;
 
     pthread_rwlock_rdlock(&c->lock);
     struct nbd_handle *h = c->ex.h;
@@ -750,9 +752,13 @@ static void fetch_many(struct disk *d, const struct ext4_range *r, size_t n, uin
         else if (done != 1) {
             free(buf[i]);
             buf[i] = NULL;
-        }
+        } else
+            got += r[i].len;
     }
     pthread_rwlock_unlock(&c->lock);
+    pthread_mutex_lock(&d->stats_mu);
+    d->bytes_read += got;
+    pthread_mutex_unlock(&d->stats_mu);
 }
 
 /* The hinted ranges, fetched with the head, until a step takes them. */

@@ -35,6 +35,21 @@ reads_in_flight() {
         $4 == "...Read" { n-- }
         END { print most }' "$LOG"
 }
+# bytes_served: what the server read for alice's last connection, in bytes.
+bytes_served() {
+    local c x sum=0
+    c=$(awk '$4 == "Connect" && $5 == "export=alice" { c = $3 } END { print c }' "$LOG")
+    for x in $(awk -v c="$c" '$3 == c && $4 == "Read" {
+            for (i = 5; i <= NF; i++) if ($i ~ /^count=/) print substr($i, 7) }' "$LOG"); do
+        sum=$((sum + x))
+    done
+    echo "$sum"
+}
+# counted_all: the worker's stats count every byte the server read (the
+# stats file is rewritten within a second of a change).
+counted_all() {
+    [ "$(sed -n 's/^bytes_read=//p' "$R/homes/alice:stats" 2> /dev/null)" = "$(bytes_served)" ]
+}
 mount_alice() { # WHAT
     hp mount alice
     expect_rc 0 "mount alice ($1)"
@@ -58,6 +73,7 @@ good=$(cat "$HINT")
 
 mount_alice "with the hint"
 check "  the three reads in flight at once" test "$(reads_in_flight)" = 3
+check "  the worker's stats count them ($(bytes_served) bytes read by the server)" wait_for counted_all
 check "  the note is there" test "$(cat "$T/home/alice/note")" = "written with a hint"
 umount_alice
 check "the hint is unchanged" test "$(cat "$HINT")" = "$good"
