@@ -270,6 +270,11 @@ const struct hp_server *config_home_server(const struct hp_config *cfg)
     return cfg->nservers ? &cfg->servers[0] : NULL;
 }
 
+int config_export_name(const struct hp_config *cfg, const char *user, char *out, size_t len)
+{
+    return config_expand(cfg->export_template, user, out, len);
+}
+
 int config_expand(const char *tmpl, const char *user, char *out, size_t len)
 {
     size_t n = 0;

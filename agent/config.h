@@ -200,6 +200,10 @@ void config_server_tls(const struct hp_config *cfg, struct hp_server *srv);
  * Returns the length, -EINVAL for another escape, -ENAMETOOLONG. */
 int config_expand(const char *tmpl, const char *user, char *out, size_t len);
 
+/* The NBD export of user's home: [home] export with %u expanded, the one
+ * place that names it.  Returns the length, or -ENAMETOOLONG. */
+int config_export_name(const struct hp_config *cfg, const char *user, char *out, size_t len);
+
 /* The server holding homes: [home] server, else the first of [nbd] servers;
  * NULL when neither is set. */
 const struct hp_server *config_home_server(const struct hp_config *cfg);

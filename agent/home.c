@@ -361,7 +361,7 @@ static int home_setup_init(struct home_setup *hs, const char *user)
     snprintf(s->user, sizeof s->user, "%s", user);
     snprintf(s->attach, sizeof s->attach, "%s", hs->kernel ? "kernel" : "fuse");
     snprintf(s->server, sizeof s->server, "%s", hs->srv->label);
-    if (config_expand(cfg->export_template, user, s->export, sizeof s->export) < 0 ||
+    if (config_export_name(cfg, user, s->export, sizeof s->export) < 0 ||
         config_expand(cfg->mount_template, user, s->mountpoint, sizeof s->mountpoint) < 0) {
         snprintf(hs->why, hs->whylen, "export or mount_dir too long for user %s", user);
         return -ENAMETOOLONG;

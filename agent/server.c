@@ -290,7 +290,7 @@ static struct nbd_handle *take_warm(struct user *u)
     char export[256];
     int rc;
 
-    if (!h || config_expand(S.cfg.export_template, u->su.name, export, sizeof export) < 0)
+    if (!h || config_export_name(&S.cfg, u->su.name, export, sizeof export) < 0)
         return h; /* (too long: the job says so) */
     if ((rc = nbd_warm_go(h, export)) < 0) {
         log_info("the warm connection to %s was gone (%s): the job connects afresh", srv->label,

@@ -111,7 +111,7 @@ static int warm_cache(const struct hp_config *cfg, const char *user, char *msg, 
         snprintf(msg, len, "not warming %s: the home file server decides where homes are", user);
         return 0;
     }
-    if (!srv || config_expand(cfg->export_template, user, export, sizeof export) < 0) {
+    if (!srv || config_export_name(cfg, user, export, sizeof export) < 0) {
         snprintf(msg, len, "no home server or export for %s", user);
         return -EINVAL;
     }

@@ -290,6 +290,11 @@ int main(void)
         ok(rc == 0 && config_home_server(&cfg) && !strcmp(config_home_server(&cfg)->label, "a:1"),
            "home server defaults to the first server");
         ok(rc == 0 && cfg.attach == HP_ATTACH_FUSE, "attach = fuse");
+        ok(rc == 0 && config_export_name(&cfg, "alice", out, sizeof out) == 15,
+           "the export name from [home] export");
+        is_str(out, "homes/alice.img", "  with the user in it");
+        ok(rc == 0 && config_export_name(&cfg, "alice", out, 8) == -ENAMETOOLONG,
+           "  too long for its buffer: refused");
         config_free(&cfg);
         rc = load("[nbd]\nservers = a:1\n[home]\nserver = unix:/run/h.sock\n", &cfg);
         ok(rc == 0 && !strcmp(config_home_server(&cfg)->label, "unix:/run/h.sock"),
