@@ -6,8 +6,9 @@ The trace holds sched_process_exec/fork/exit, sched_switch/wakeup,
 raw_syscalls sys_enter/sys_exit and fuse_request_send/end events of a
 bench/login --quick run.  The execs of a ".../bin/homeport": the agent is
 the first that lives a second or more; the PAM clients follow.  An
-account is a client during which the agent's child (the job) forks (the
-worker); the open_session is the client after it.  The first account is
+account is a client during which the agent's child (the job) forks the
+worker, which is still there at the client's exit (a logout's job forks
+a short-lived probe); the open_session is the client after it.  The first account is
 the untimed warm-up and is skipped; N counts from the one after it.
 
 Each line: microseconds from the client's exec, [CPU], then a syscall of
@@ -64,15 +65,22 @@ def clients(events):
     return [c for c in out[k + 1:] if c[2] is not None], out[k][0]
 
 
-def forks_under(events, lo, hi, agent):
-    pids, n = {agent}, 0
+def starts_worker(events, lo, hi, agent):
+    """Whether, during the client [lo, hi], the agent's child (the job)
+    forks a process that is still there at the client's exit: the home's
+    worker.  A logout's job forks too (its probe for the user's
+    processes), but that child has exited by then."""
+    jobs, kept = set(), set()
     for e in events[lo:hi + 1]:
         if e[4] == 'sched_process_fork':
             parent, child = fork_pids(e[5])
-            if parent in pids:
-                pids.add(child)
-                n += 1
-    return n
+            if parent == agent:
+                jobs.add(child)
+            elif parent in jobs:
+                kept.add(child)
+        elif e[4] == 'sched_process_exit':
+            kept.discard(e[1])
+    return bool(kept)
 
 
 def main():
@@ -80,7 +88,7 @@ def main():
     events = load(path)
     names = syscall_names()
     cl, agent = clients(events)
-    accounts = [k for k, (_p, lo, hi) in enumerate(cl) if forks_under(events, lo, hi, agent) >= 2]
+    accounts = [k for k, (_p, lo, hi) in enumerate(cl) if starts_worker(events, lo, hi, agent)]
     picks = [cl[k + (1 if stage == 'open' else 0)] for k in accounts[1:] if k + 1 < len(cl)]
     if n >= len(picks):
         sys.exit(f'login-trace: {len(picks)} {stage} stages in the trace, no number {n}')
