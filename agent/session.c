@@ -137,7 +137,7 @@ static int warm_cache(const struct hp_config *cfg, const char *user, char *msg, 
 static bool owned_by(long pid, uid_t uid)
 {
     char path[64], line[256];
-    unsigned long ruid = 0, euid = 0, suid = 0;
+    unsigned long ruid = 0, suid = 0;
     bool got = false, zombie = false;
     FILE *f;
 
@@ -149,7 +149,7 @@ static bool owned_by(long pid, uid_t uid)
         if (!strncmp(line, "State:", 6))
             zombie = strchr(line, 'Z') != NULL || strchr(line, 'X') != NULL;
         else if (!strncmp(line, "Uid:", 4))
-            got = sscanf(line + 4, "%lu %lu %lu", &ruid, &euid, &suid) == 3;
+            got = sscanf(line + 4, "%lu %*u %lu", &ruid, &suid) == 2; /* real, effective, saved */
     }
     fclose(f);
     return got && !zombie && (ruid == uid || suid == uid);
