@@ -8,8 +8,9 @@ bench/login --quick run.  The execs of a ".../bin/homeport": the agent is
 the first that lives a second or more; the PAM clients follow.  An
 account is a client during which the agent's child (the job) forks the
 worker, which is still there at the client's exit (a logout's job forks
-a short-lived probe); the open_session is the client after it.  The first account is
-the untimed warm-up and is skipped; N counts from the one after it.
+a short-lived probe); the open_session is the client after it.  The
+first account is the untimed warm-up and is skipped; N counts from the
+one after it.
 
 Each line: microseconds from the client's exec, [CPU], then a syscall of
 a process of the stage (client, agent, job, worker; "+" marks a thread or
