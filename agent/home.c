@@ -670,8 +670,8 @@ int home_stage_private(const struct hp_config *cfg)
     return 0;
 }
 
-int home_enter(const struct hp_config *cfg, const char *user, int sessions, char *mountpoint,
-               size_t mplen, char *why, size_t whylen)
+int home_enter(const struct hp_config *cfg, const char *user, const struct home_state *known,
+               int sessions, char *mountpoint, size_t mplen, char *why, size_t whylen)
 {
     struct home_state s;
     char small[16384], *table = NULL;
@@ -683,7 +683,11 @@ int home_enter(const struct hp_config *cfg, const char *user, int sessions, char
         return -EINVAL;
     }
     /* One read of the mount table for both of its checks. */
-    if (state_read(cfg, user, &s) == 0 && s.phase == HOME_PREPARED)
+    if (known && strcmp(known->user, user) == 0)
+        s = *known;
+    else if (state_read(cfg, user, &s) < 0)
+        s.phase = HOME_NONE;
+    if (s.phase == HOME_PREPARED)
         table = mounts_table("/proc/self/mountinfo", small, sizeof small, &rc);
     staged = table && mounted_in(table, s.stage, s.device) && worker_alive(s.worker);
     rc = staged ? enter_check(&s, table, why, whylen) : -ENOENT;
@@ -718,7 +722,7 @@ int home_mount(const struct hp_config *cfg, const char *user, const struct hp_se
 
     if (rc < 0)
         return rc;
-    rc = home_enter(cfg, user, 0, mountpoint, sizeof mountpoint, why, whylen);
+    rc = home_enter(cfg, user, NULL, 0, mountpoint, sizeof mountpoint, why, whylen);
     if (rc < 0) {
         if (home_umount(cfg, user, more, sizeof more) < 0)
             log_err("%s", more);

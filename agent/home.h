@@ -76,10 +76,12 @@ int home_stage_private(const struct hp_config *cfg);
 
 /* Move a prepared home onto its home dir, recorded as mounted with that
  * many open sessions (in one write: the login waits for it); the home dir
- * goes to mountpoint.  -ENOENT when none is prepared, or when it is not
- * whole (its worker gone, or not mounted on its stage dir). */
-int home_enter(const struct hp_config *cfg, const char *user, int sessions, char *mountpoint,
-               size_t mplen, char *why, size_t whylen);
+ * goes to mountpoint.  known: the home's record as the caller has just
+ * read it (home_record), or NULL to read it here.  -ENOENT when none is
+ * prepared, or when it is not whole (its worker gone, or not mounted on
+ * its stage dir). */
+int home_enter(const struct hp_config *cfg, const char *user, const struct home_state *known,
+               int sessions, char *mountpoint, size_t mplen, char *why, size_t whylen);
 
 /* prepare + enter: the admin's `homeport mount`. */
 int home_mount(const struct hp_config *cfg, const char *user, const struct hp_server *srv,
