@@ -73,7 +73,18 @@ const char *session_expected_user(const struct hp_config *cfg, char *buf, size_t
 /* SIGTERM every process whose real or saved uid is uid (those uid itself
  * may signal: not a root daemon acting as uid for a moment), wait up to
  * grace_ms for them to end, SIGKILL the rest.  Refuses uid 0 (-EPERM).
- * Returns the number of processes signalled; report says what happened. */
+ * Returns the number of processes signalled; report says what happened.
+ * It reads every /proc/PID/status (about 5 us a process) only when
+ * session_uid_has_tasks says 1: a process whose saved uid alone is uid is
+ * stopped only along with one whose real uid is. */
 int session_kill_user(uid_t uid, unsigned grace_ms, char *report, size_t len);
+
+/* Whether some task has uid as its real uid (1: maybe only zombies not yet
+ * reaped; 0: none; -errno: cannot tell), from the kernel's count of each
+ * uid's tasks (RLIMIT_NPROC), not from /proc: a child takes uid, lowers
+ * its RLIMIT_NPROC to 2 and forks, which fails with EAGAIN exactly when
+ * another task of uid exists.  (kill(-1, 0) cannot tell: it succeeds when
+ * any other process exists, one it may not signal too.)  Needs root. */
+int session_uid_has_tasks(uid_t uid);
 
 #endif

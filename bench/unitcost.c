@@ -11,8 +11,9 @@
  *   mountinfo a read of the whole of /proc/self/mountinfo
  *   status    a read of /proc/PID/status for every process (the scan for
  *             a user's processes at logout, before homeport asks first)
- *   probe     a child that takes an unused uid and asks kill(-1, 0) (how
- *             homeport's logout now asks whether the user has any process)
+ *   probe     a child that takes an unused uid, lowers its RLIMIT_NPROC
+ *             to 2 and forks (how homeport's logout asks whether the user
+ *             has any process: the fork fails when another task has uid)
  * With "--exit" it exits at once: the shell script times its exec. */
 #define _GNU_SOURCE /* setresuid */
 #include <cpuid.h>
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -160,9 +162,16 @@ static void one_probe(void)
     pid_t pid = fork();
 
     if (pid == 0) {
-        if (setresuid(64123, 64123, 64123) < 0)
+        struct rlimit two = {2, 2};
+        if (setresuid(64123, 64123, 64123) < 0 || setrlimit(RLIMIT_NPROC, &two) < 0)
             _exit(2);
-        _exit(kill(-1, 0) == 0 ? 1 : errno == ESRCH ? 0 : 2);
+        pid_t c = vfork();
+        if (c == 0)
+            _exit(0);
+        if (c < 0)
+            _exit(errno == EAGAIN ? 1 : 2);
+        waitpid(c, NULL, 0);
+        _exit(0);
     }
     if (pid > 0)
         waitpid(pid, NULL, 0);
@@ -208,6 +217,7 @@ int main(int argc, char **argv)
            per_call(one_mountinfo, 1000));
     double scan = per_call(one_status_scan, 20);
     printf("a read of every /proc/PID/status (%d processes) %.0f us, ", nprocs, scan);
-    printf("a uid probe (fork, setresuid, kill(-1, 0), wait) %.0f us\n", per_call(one_probe, 100));
+    printf("a uid probe (fork, setresuid, RLIMIT_NPROC 2, vfork, wait) %.0f us\n",
+           per_call(one_probe, 100));
     return 0;
 }

@@ -1,7 +1,9 @@
 /* test_killuser: session_kill_user stops the processes whose real or saved
  * uid is the user's (a setuid program the user ran among them), leaves a
  * root process that only acts as the user (effective uid) alone, and finds
- * nothing to do when the user has no process.  Needs root (setresuid). */
+ * nothing to do when the user has no process; session_uid_has_tasks, its
+ * look before the /proc scan, says none exactly then.  Needs root
+ * (setresuid). */
 #include <errno.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -55,18 +57,26 @@ int main(void)
         printf("1..0 # SKIP needs root to run processes as another uid\n");
         return 0;
     }
+    n = session_uid_has_tasks(UID);
+    ok(n == 0, "no process of uid %d: the probe says none (%d)", UID, n);
     n = session_kill_user(UID, 200, report, sizeof report);
     ok(n == 0 && !report[0], "no process of uid %d: none signalled (%d, '%s')", UID, n, report);
 
-    a = child_as(UID, UID, UID);
-    b = child_as(UID, 0, 0); /* a setuid-root program the user ran */
     c = child_as(0, UID, 0); /* a root daemon acting as the user */
+    n = session_uid_has_tasks(UID);
+    ok(c > 0 && n == 0, "a root process acting as uid %d: the probe says none (%d)", UID, n);
+    a = child_as(UID, UID, UID);
+    n = session_uid_has_tasks(UID);
+    ok(a > 0 && n == 1, "a process of uid %d: the probe says some (%d)", UID, n);
+    b = child_as(UID, 0, 0); /* a setuid-root program the user ran */
     ok(a > 0 && b > 0 && c > 0, "three children: uid, setuid root, root acting as uid");
     n = session_kill_user(UID, 200, report, sizeof report);
     ok(n == 2, "two processes signalled (%d): %s", n, report);
     ok(ended(a), "the user's process is gone");
     ok(ended(b), "the setuid program the user ran is gone");
     ok(!ended(c) && kill(c, 0) == 0, "the root daemon acting as the user still runs");
+    n = session_uid_has_tasks(UID);
+    ok(n == 0, "once they are reaped, the probe says none again (%d)", n);
     n = session_kill_user(UID, 200, report, sizeof report);
     ok(n == 0, "then nothing more to stop (%d: %s)", n, report);
     kill(c, SIGKILL);
