@@ -472,7 +472,7 @@ static int open_session(const struct hp_config *cfg, struct session_user *u, str
         return 0;
     }
     /* A prepared home: s is its record, just read (look, home_record). */
-    bool read = u->home == HOME_PREPARED;
+    bool recorded = u->home == HOME_PREPARED;
     if (u->home == HOME_NONE) { /* no account stage, or its lease ran out */
         rc = presence_login(cfg, u, msg, msglen);
         if (rc == 0)
@@ -483,7 +483,7 @@ static int open_session(const struct hp_config *cfg, struct session_user *u, str
         }
         u->home = HOME_PREPARED;
     }
-    rc = home_enter(cfg, u->name, read ? s : NULL, 1, s->mountpoint, sizeof s->mountpoint, msg,
+    rc = home_enter(cfg, u->name, recorded ? s : NULL, 1, s->mountpoint, sizeof s->mountpoint, msg,
                     msglen);
     if (rc < 0)
         return rc;
