@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -165,7 +166,12 @@ int session_uid_has_tasks(uid_t uid)
         return -errno;
     if (pid == 0) { /* one thread here, whatever the parent: raw syscalls */
         struct rlimit two = {2, 2};
-        if (syscall(SYS_setresuid, uid, uid, uid) < 0 ||
+        /* No capability either: CAP_SYS_RESOURCE or CAP_SYS_ADMIN would
+         * pass over the limit, and setresuid keeps them when the agent
+         * runs with SECBIT_NO_SETUID_FIXUP. */
+        struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+        struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3] = {{0, 0, 0}};
+        if (syscall(SYS_setresuid, uid, uid, uid) < 0 || syscall(SYS_capset, &h, none) < 0 ||
             syscall(SYS_prlimit64, 0, RLIMIT_NPROC, &two, NULL) < 0)
             _exit(2);
         /* It counts against uid's limit (2: this one and it).

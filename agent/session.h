@@ -83,7 +83,8 @@ int session_kill_user(uid_t uid, unsigned grace_ms, char *report, size_t len);
  * reaped; 0: none; -errno: cannot tell), from the kernel's count of each
  * uid's tasks (RLIMIT_NPROC), not from /proc: a child takes uid, lowers
  * its RLIMIT_NPROC to 2 and forks, which fails with EAGAIN exactly when
- * another task of uid exists.  (kill(-1, 0) cannot tell: it succeeds when
+ * another task of uid exists (the child drops every capability: one
+ * would pass over the limit).  (kill(-1, 0) cannot tell: it succeeds when
  * any other process exists, one it may not signal too.)  Needs root. */
 int session_uid_has_tasks(uid_t uid);
 

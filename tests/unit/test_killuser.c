@@ -5,7 +5,9 @@
  * look before the /proc scan, says none exactly then.  Needs root
  * (setresuid). */
 #include <errno.h>
+#include <linux/securebits.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,6 +70,12 @@ int main(void)
     a = child_as(UID, UID, UID);
     n = session_uid_has_tasks(UID);
     ok(a > 0 && n == 1, "a process of uid %d: the probe says some (%d)", UID, n);
+    /* An agent whose setresuid keeps its capabilities: the probe's child
+     * must drop them itself, or CAP_SYS_RESOURCE passes over the limit. */
+    ok(prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP) == 0, "securebits: no setuid fixup");
+    n = session_uid_has_tasks(UID);
+    ok(n == 1, "a process of uid %d, the caller keeping its capabilities: some (%d)", UID, n);
+    ok(prctl(PR_SET_SECUREBITS, 0) == 0, "securebits: back to none");
     b = child_as(UID, 0, 0); /* a setuid-root program the user ran */
     ok(a > 0 && b > 0 && c > 0, "three children: uid, setuid root, root acting as uid");
     n = session_kill_user(UID, 200, report, sizeof report);
