@@ -53,7 +53,10 @@ DEPS_WORK := build/deps
 all: build/homeport
 
 # The version string, rewritten only when it changes (main.c includes it).
-build/version.h: FORCE
+# Only the top-level make checks it at every run: the flavours' sub-makes
+# (run side by side by make -j all asan) make it only when it is missing,
+# else both would write it at once.
+build/version.h: $(if $(FLAVOR),,FORCE)
 	@mkdir -p build
 	@printf '#define HOMEPORT_VERSION "%s"\n' "$(VERSION)" > $@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
