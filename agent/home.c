@@ -660,14 +660,7 @@ int home_stage_private(const struct hp_config *cfg)
     long below = stage_busy(dir);
     if (below != 0)
         return below < 0 ? (int)below : -EBUSY;
-    if (mount(dir, dir, NULL, MS_BIND, NULL) < 0)
-        return -errno;
-    if (mount(NULL, dir, NULL, MS_PRIVATE, NULL) < 0) {
-        rc = -errno;
-        umount2(dir, MNT_DETACH);
-        return rc;
-    }
-    return 0;
+    return mounts_bind_private(dir);
 }
 
 int home_enter(const struct hp_config *cfg, const char *user, const struct home_state *known,

@@ -471,6 +471,20 @@ int mounts_detach(const char *target)
     return umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW) == 0 ? 0 : -errno;
 }
 
+int mounts_bind_private(const char *dir)
+{
+    int rc;
+
+    if (mount(dir, dir, NULL, MS_BIND, NULL) < 0)
+        return -errno;
+    if (mount(NULL, dir, NULL, MS_PRIVATE, NULL) < 0) {
+        rc = -errno;
+        umount2(dir, MNT_DETACH);
+        return rc;
+    }
+    return 0;
+}
+
 long mounts_scan_devices(const char *sysfs, struct hp_dev_problem *out, size_t max)
 {
     char path[PATH_MAX];

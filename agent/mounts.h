@@ -81,6 +81,11 @@ bool mount_health_detachable(enum mount_health h);
  * symlink).  0 or -errno. */
 int mounts_detach(const char *target);
 
+/* Make dir a private mount of its own: bound onto itself, then MS_PRIVATE
+ * (undone when that fails).  For a dir that is not a mount point yet: the
+ * caller tries MS_PRIVATE alone first.  0 or -errno. */
+int mounts_bind_private(const char *dir);
+
 /* Block devices not (necessarily) mounted: NBD devices with a size but no
  * connection, loop devices whose backing file was deleted. */
 struct hp_dev_problem {
