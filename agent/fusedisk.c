@@ -62,6 +62,13 @@ struct disk {
     struct fuse_session *se;
     int stopping;            /* under stats_mu */
     pthread_cond_t stats_cv; /* wakes the stats and opener threads to stop */
+    /* A spare's (fusedisk_spare_mount): its FUSE loop runs in a thread of
+     * its own from the mount on; the export comes later (disk_attach).
+     * Until then the dir is empty. */
+    atomic_bool attached;
+    pthread_t loop_thread;
+    int loop_rc;
+    int loop_done[2]; /* a pipe: written when the loop has ended */
 };
 
 static double now_s(void)
@@ -443,18 +450,20 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
     struct stat st;
     (void)fi;
-    if (ino != FUSE_ROOT_ID && ino != DISK_INO) {
+    struct disk *d = fuse_req_userdata(req);
+    if (ino != FUSE_ROOT_ID && (ino != DISK_INO || !atomic_load(&d->attached))) {
         fuse_reply_err(req, ENOENT);
         return;
     }
-    disk_stat(fuse_req_userdata(req), ino, &st);
+    disk_stat(d, ino, &st);
     fuse_reply_attr(req, &st, 3600.0);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct fuse_entry_param e = {0};
-    if (parent != FUSE_ROOT_ID || strcmp(name, DISK_NAME) != 0) {
+    if (parent != FUSE_ROOT_ID || strcmp(name, DISK_NAME) != 0 ||
+        !atomic_load(&((struct disk *)fuse_req_userdata(req))->attached)) {
         fuse_reply_err(req, ENOENT);
         return;
     }
@@ -481,7 +490,8 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_err(req, ENOTDIR);
         return;
     }
-    for (off_t i = off; i < 3; i++) {
+    off_t n_ents = atomic_load(&((struct disk *)fuse_req_userdata(req))->attached) ? 3 : 2;
+    for (off_t i = off; i < n_ents; i++) {
         struct stat st = {.st_ino = ents[i].ino, .st_mode = ents[i].mode};
         size_t n = fuse_add_direntry(req, buf + used, sizeof buf - used, ents[i].name, &st, i + 1);
         if (n > sizeof buf - used || used + n > size)
@@ -496,6 +506,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct disk *d = fuse_req_userdata(req);
     if (ino != DISK_INO) {
         fuse_reply_err(req, EISDIR);
+        return;
+    }
+    if (!atomic_load(&d->attached)) {
+        fuse_reply_err(req, ENOENT);
         return;
     }
     if (d->read_only && (fi->flags & O_ACCMODE) != O_RDONLY) {
@@ -939,14 +953,20 @@ static void *ahead_thread(void *arg)
     return NULL;
 }
 
+/* The configured number of connections per home, within bounds. */
+static unsigned connections_wanted(unsigned configured)
+{
+    unsigned n = configured < 1 ? 1 : configured;
+
+    return n > HP_NBD_MAX_CONNECTIONS ? HP_NBD_MAX_CONNECTIONS : n;
+}
+
 /* How many connections the home gets: the configured number, or 1 when
  * the server does not promise that they see each other's writes. */
 static unsigned connections_for(const struct fusedisk_params *p, const struct nbd_export *ex)
 {
-    unsigned n = p->connections < 1 ? 1 : p->connections;
+    unsigned n = connections_wanted(p->connections);
 
-    if (n > HP_NBD_MAX_CONNECTIONS)
-        n = HP_NBD_MAX_CONNECTIONS;
     if (n > 1 && !ex->multi_conn) {
         log_info("%s: %s does not advertise multi-conn: one connection, not %u", p->export,
                  p->server->label, n);
@@ -955,16 +975,15 @@ static unsigned connections_for(const struct fusedisk_params *p, const struct nb
     return n;
 }
 
-static void disk_init(struct disk *d, const struct fusedisk_params *p, struct nbd_export *ex)
+/* Everything but the export: want is what FUSE_INIT sizes the requests
+ * for (op_init). */
+static void disk_init(struct disk *d, unsigned want)
 {
-    *d = (struct disk){.p = p, .size = (uint64_t)ex->size, .read_only = ex->read_only};
-    d->want = connections_for(p, ex);
-    d->conn[0].ex = *ex;
-    memset(ex, 0, sizeof *ex);
+    *d = (struct disk){.want = want, .loop_done = {-1, -1}};
     fetchahead_init(&d->ahead);
-    d->started = now_s();
     atomic_init(&d->nconn, 1);
     atomic_init(&d->next, 0);
+    atomic_init(&d->attached, false);
     for (unsigned i = 0; i < HP_NBD_MAX_CONNECTIONS; i++) {
         d->conn[i].index = i;
         d->conn[i].seed = clock_seed() + i;
@@ -979,49 +998,112 @@ static void disk_init(struct disk *d, const struct fusedisk_params *p, struct nb
     pthread_condattr_destroy(&ca);
 }
 
-/* The mounted disk: report ready, open the extra connections, serve until
- * the session ends, then stop the helpers and flush.  0 or -errno. */
-static int serve_mounted(struct disk *d)
+/* The export: from here DIR/disk is there.  Its head is announced at once
+ * (the kernel's first read may come before the fetch) and fetched with
+ * what the mount will read by the ahead thread. */
+static void disk_attach(struct disk *d, const struct fusedisk_params *p, struct nbd_export *ex)
 {
-    struct fuse_loop_config *lc;
-    pthread_t st, op;
-    int rc;
+    d->p = p;
+    d->size = (uint64_t)ex->size;
+    d->read_only = ex->read_only;
+    d->want = connections_for(p, ex);
+    d->conn[0].ex = *ex;
+    memset(ex, 0, sizeof *ex);
+    d->started = now_s();
+    atomic_store(&d->ready_wait, 2); /* the mount and the head */
+    d->have_ahead = fetchahead_expect(&d->ahead, head_range(d).off, head_range(d).len) &&
+                    pthread_create(&d->ahead_thread, NULL, ahead_thread, d) == 0;
+    if (!d->have_ahead) {
+        fetchahead_close(&d->ahead); /* nothing waits for a head that never comes */
+        atomic_store(&d->ready_wait, 1);
+    }
+    atomic_store(&d->attached, true);
+}
 
-    /* The FUSE loop first: the starter's next step is its LOOKUP and
-     * OPEN, which wait for it.  The stats thread writes the stats file
-     * at its start, alongside. */
-    lc = fuse_loop_cfg_create();
-    if (!lc)
-        return -ENOMEM;
-    bool have_st = pthread_create(&st, NULL, stats_thread, d) == 0;
-    if (!have_st)
+/* The helper threads of a served disk: stats, the extra connections. */
+struct helpers {
+    pthread_t st, op;
+    bool have_st, have_op;
+};
+
+/* Start them, and report the mount's part of "ok". */
+static void helpers_start(struct disk *d, struct helpers *h)
+{
+    /* The stats thread writes the stats file at its start, alongside. */
+    h->have_st = pthread_create(&h->st, NULL, stats_thread, d) == 0;
+    if (!h->have_st)
         write_stats(d);
     ready_part(d);
-    bool have_op = d->want > 1 && pthread_create(&op, NULL, opener_thread, d) == 0;
+    h->have_op = d->want > 1 && pthread_create(&h->op, NULL, opener_thread, d) == 0;
+}
+
+/* The FUSE loop has ended: the stop is under way.  A SIGTERM now
+ * (homeport umount sends one after unmounting) must not kill the process
+ * before every connection is flushed and closed with NBD_CMD_DISC (and,
+ * under TLS, its close_notify); the umount escalates to SIGKILL if this
+ * hangs. */
+static void helpers_stop(struct disk *d, const struct helpers *h)
+{
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    pthread_mutex_lock(&d->stats_mu);
+    d->stopping = 1;
+    pthread_cond_broadcast(&d->stats_cv); /* the stats and the opener threads */
+    pthread_mutex_unlock(&d->stats_mu);
+    if (h->have_st)
+        pthread_join(h->st, NULL);
+    if (h->have_op)
+        pthread_join(h->op, NULL);
+    flush_dirty(d);
+}
+
+/* The FUSE loop, until the session ends.  0 or -errno. */
+static int run_loop(struct disk *d)
+{
+    struct fuse_loop_config *lc = fuse_loop_cfg_create();
+    int rc;
+
+    if (!lc)
+        return -ENOMEM;
     /* As many idle threads as threads: with fewer, libfuse ends and
      * creates a thread for nearly every request under load. */
     fuse_loop_cfg_set_max_threads(lc, 16);
     fuse_loop_cfg_set_idle_threads(lc, 16);
     rc = fuse_session_loop_mt(d->se, lc);
-    rc = rc < 0 ? rc : 0;
-    /* The stop is under way: a SIGTERM now (homeport umount sends one
-     * after unmounting) must not kill the process before every connection
-     * is flushed and closed with NBD_CMD_DISC (and, under TLS, its
-     * close_notify); the umount escalates to SIGKILL if this hangs. */
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGINT, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
     fuse_loop_cfg_destroy(lc);
-    pthread_mutex_lock(&d->stats_mu);
-    d->stopping = 1;
-    pthread_cond_broadcast(&d->stats_cv); /* the stats and the opener threads */
-    pthread_mutex_unlock(&d->stats_mu);
-    if (have_st)
-        pthread_join(st, NULL);
-    if (have_op)
-        pthread_join(op, NULL);
-    flush_dirty(d);
+    return rc < 0 ? rc : 0;
+}
+
+/* The mounted disk: report ready, open the extra connections, serve until
+ * the session ends, then stop the helpers and flush.  0 or -errno. */
+static int serve_mounted(struct disk *d)
+{
+    struct helpers h = {0};
+    int rc;
+
+    /* The FUSE loop at once: the starter's next step is its LOOKUP and
+     * OPEN, which wait for it. */
+    helpers_start(d, &h);
+    rc = run_loop(d);
+    helpers_stop(d, &h);
     return rc;
+}
+
+/* What fusedisk_serve and a spare do when the FUSE loop has ended. */
+static void disk_finish(struct disk *d, struct fuse_args *args)
+{
+    if (d->have_ahead)
+        pthread_join(d->ahead_thread, NULL);
+    fetchahead_close(&d->ahead);
+    if (d->p)
+        log_debug("%s: %llu reads served from what was fetched ahead", d->p->export,
+                  (unsigned long long)fetchahead_hits(&d->ahead));
+    fuse_opt_free_args(args);
+    for (unsigned i = 0; i < d->want; i++) /* those out of use too */
+        nbd_export_close(&d->conn[i].ex);
+    if (d->p)
+        write_stats(d);
 }
 
 int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex)
@@ -1031,16 +1113,9 @@ int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex)
     struct disk d;
     int rc = -EIO;
 
-    disk_init(&d, p, ex);
+    disk_init(&d, connections_for(p, ex));
     alloc_cache_enable(); /* this process moves the home's data */
-    /* the head announced here: the kernel's first read may come first */
-    atomic_store(&d.ready_wait, 2); /* the mount and the head */
-    d.have_ahead = fetchahead_expect(&d.ahead, head_range(&d).off, head_range(&d).len) &&
-                   pthread_create(&d.ahead_thread, NULL, ahead_thread, &d) == 0;
-    if (!d.have_ahead) {
-        fetchahead_close(&d.ahead); /* nothing waits for a head that never comes */
-        atomic_store(&d.ready_wait, 1);
-    }
+    disk_attach(&d, p, ex);
     d.se = fuse_session_new(&args, &ops, sizeof ops, &d);
     if (!d.se)
         goto out;
@@ -1055,14 +1130,127 @@ out_unmount:
 out_destroy:
     fuse_session_destroy(d.se);
 out:
-    if (d.have_ahead)
-        pthread_join(d.ahead_thread, NULL);
-    fetchahead_close(&d.ahead);
-    log_debug("%s: %llu reads served from what was fetched ahead", p->export,
-              (unsigned long long)fetchahead_hits(&d.ahead));
-    fuse_opt_free_args(&args);
-    for (unsigned i = 0; i < d.want; i++) /* those out of use too */
-        nbd_export_close(&d.conn[i].ex);
-    write_stats(&d);
+    disk_finish(&d, &args);
+    return rc;
+}
+
+/* ---- spares ------------------------------------------------------------ */
+
+struct fusedisk_spare {
+    struct disk d;
+    struct fuse_args args;
+    char *argv[2];
+};
+
+/* The spare's FUSE loop, in a thread of its own: the stop signals come
+ * here (the spare's other threads block them).  Says on loop_done when it
+ * has ended. */
+static void *spare_loop(void *arg)
+{
+    struct disk *d = arg;
+    sigset_t stop;
+
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
+    pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
+    d->loop_rc = run_loop(d);
+    (void)!write(d->loop_done[1], "x", 1);
+    return NULL;
+}
+
+int fusedisk_spare_mount(const char *dir, unsigned connections, struct fusedisk_spare **out)
+{
+    struct fusedisk_spare *sp = calloc(1, sizeof *sp);
+    struct disk *d;
+    sigset_t stop, old;
+    int rc = -EIO;
+
+    if (!sp)
+        return -ENOMEM;
+    d = &sp->d;
+    disk_init(d, connections_wanted(connections));
+    alloc_cache_enable();
+    sp->argv[0] = "homeport";
+    sp->args = (struct fuse_args)FUSE_ARGS_INIT(1, sp->argv);
+    if (pipe2(d->loop_done, O_CLOEXEC) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    d->se = fuse_session_new(&sp->args, &ops, sizeof ops, d);
+    if (!d->se)
+        goto out;
+    if (fuse_session_mount(d->se, dir) != 0)
+        goto out_destroy;
+    if (fuse_set_signal_handlers(d->se) != 0)
+        goto out_unmount;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &stop, &old);
+    if (pthread_create(&d->loop_thread, NULL, spare_loop, d) == 0) {
+        *out = sp;
+        return 0;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    fuse_remove_signal_handlers(d->se);
+out_unmount:
+    fuse_session_unmount(d->se);
+out_destroy:
+    fuse_session_destroy(d->se);
+out:
+    if (d->loop_done[0] >= 0) {
+        close(d->loop_done[0]);
+        close(d->loop_done[1]);
+    }
+    fuse_opt_free_args(&sp->args);
+    free(sp);
+    return rc;
+}
+
+int fusedisk_spare_ended_fd(const struct fusedisk_spare *sp)
+{
+    return sp->d.loop_done[0];
+}
+
+/* The loop has ended: unmount (when not yet), close and free it all. */
+static void spare_free(struct fusedisk_spare *sp)
+{
+    struct disk *d = &sp->d;
+
+    fuse_remove_signal_handlers(d->se);
+    fuse_session_unmount(d->se); /* once: a second call does nothing */
+    fuse_session_destroy(d->se);
+    disk_finish(d, &sp->args);
+    close(d->loop_done[0]);
+    close(d->loop_done[1]);
+    free(sp);
+}
+
+void fusedisk_spare_drop(struct fusedisk_spare *sp)
+{
+    if (!sp)
+        return;
+    fuse_session_exit(sp->d.se);
+    fuse_session_unmount(sp->d.se); /* its threads' reads end with ENODEV */
+    pthread_join(sp->d.loop_thread, NULL);
+    spare_free(sp);
+}
+
+int fusedisk_spare_serve(struct fusedisk_spare *sp, const struct fusedisk_params *p,
+                         struct nbd_export *ex)
+{
+    struct disk *d = &sp->d;
+    struct helpers h = {0};
+    int rc;
+
+    disk_attach(d, p, ex);
+    helpers_start(d, &h);
+    pthread_join(d->loop_thread, NULL);
+    rc = d->loop_rc;
+    helpers_stop(d, &h);
+    spare_free(sp);
     return rc;
 }

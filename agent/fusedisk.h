@@ -41,4 +41,21 @@ struct fusedisk_params {
  * over (closed on return).  Returns 0 or -errno. */
 int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex);
 
+/* A spare (worker.h): the FUSE mount made, and its loop serving an empty
+ * dir, before the export is known, so that a login finds them ready.
+ * FUSE_INIT is answered for `connections` connections per home (a server
+ * without multi-conn then gets smaller requests than it could take).  The
+ * calling thread must not be the one to take SIGTERM/SIGINT/SIGHUP: they
+ * go to the loop's thread (and end it).  0 or -errno. */
+struct fusedisk_spare;
+int fusedisk_spare_mount(const char *dir, unsigned connections, struct fusedisk_spare **out);
+/* Readable once the spare's loop has ended (a stop signal, an unmount). */
+int fusedisk_spare_ended_fd(const struct fusedisk_spare *sp);
+/* Serve ex on the spare as fusedisk_serve does (p->dir is where the mount
+ * is now: it may have been moved).  sp is freed on return. */
+int fusedisk_spare_serve(struct fusedisk_spare *sp, const struct fusedisk_params *p,
+                         struct nbd_export *ex);
+/* Unmount and free a spare that serves nothing. */
+void fusedisk_spare_drop(struct fusedisk_spare *sp);
+
 #endif

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -365,4 +368,159 @@ int worker_start(const struct worker_params *p, pid_t *pid, char *dev, size_t de
     if (rc < 0)
         waitpid(*pid, NULL, WNOHANG);
     return rc;
+}
+
+/* ---- spares ------------------------------------------------------------ */
+
+/* The take: "take", the export, the stats file, the layout hint ("" for
+ * none), each ending in a NUL, in one message. */
+#define TAKE_WORD "take"
+#define TAKE_MAX (4 * 4096)
+
+/* Wait for the take, or the end: the agent closing its end (it stops or
+ * drops the spare), a stop signal.  When the server closes the warm
+ * connection (qemu's NBD server does after 10 s in the options phase),
+ * the spare stays, without one: the take connects afresh.  Returns the
+ * message's length, or 0 when the spare is to end (dropped already). */
+static size_t spare_wait(struct fusedisk_spare *sp, struct nbd_handle **warm, int ctl, char *msg)
+{
+    for (;;) {
+        struct pollfd p[3] = {{.fd = ctl, .events = POLLIN},
+                              {.fd = fusedisk_spare_ended_fd(sp), .events = POLLIN},
+                              {.fd = *warm ? nbd_aio_get_fd(*warm) : -1, .events = POLLIN}};
+        if (poll(p, 3, -1) < 0)
+            continue; /* EINTR */
+        if (p[2].revents) {
+            log_debug("spare worker %d: the server closed its warm connection: going on "
+                      "without it",
+                      (int)getpid());
+            nbd_close(*warm);
+            *warm = NULL;
+            if (!p[0].revents && !p[1].revents)
+                continue;
+        }
+        ssize_t n = p[0].revents && !p[1].revents ? recv(ctl, msg, TAKE_MAX - 1, MSG_DONTWAIT) : 0;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (n <= 0) {
+            fusedisk_spare_drop(sp);
+            return 0;
+        }
+        msg[n] = '\0';
+        return (size_t)n;
+    }
+}
+
+/* The n bytes of msg as the take's fields: 0, or -EPROTO. */
+static int take_fields(char *msg, size_t n, const char *f[4])
+{
+    char *at = msg, *end = msg + n;
+
+    for (int i = 0; i < 4; i++) {
+        char *nul = memchr(at, '\0', (size_t)(end - at));
+        if (!nul)
+            return -EPROTO;
+        f[i] = at;
+        at = nul + 1;
+    }
+    return strcmp(f[0], TAKE_WORD) == 0 && f[1][0] && f[2][0] ? 0 : -EPROTO;
+}
+
+/* The spare: mount, say "spare", wait for the take, then serve the export
+ * as run_fuse_worker does.  Never returns. */
+static void run_spare(const struct hp_config *cfg, const struct hp_server *srv, const char *dir,
+                      struct nbd_handle *warm, int ctl)
+{
+    static char msg[TAKE_MAX];
+    struct fusedisk_spare *sp;
+    struct nbd_export ex;
+    char why[HP_WHY_MAX];
+    const char *f[4];
+    size_t n;
+    int rc = fusedisk_spare_mount(dir, cfg->connections, &sp);
+
+    if (rc < 0) {
+        dprintf(ctl, "err %d cannot mount FUSE on %s: %s\n", -rc, dir, strerror(-rc));
+        _exit(1);
+    }
+    if (dprintf(ctl, "spare\n") < 0 || (n = spare_wait(sp, &warm, ctl, msg)) == 0) {
+        rmdir(dir); /* unmounted: untaken */
+        _exit(0);
+    }
+    prctl(PR_SET_PDEATHSIG, 0); /* a home's worker now: it outlives the agent */
+    if ((rc = take_fields(msg, n, f)) == 0)
+        rc = open_export(cfg, srv, f[1], warm, &ex, why, sizeof why);
+    else
+        snprintf(why, sizeof why, "a spare worker got a take it cannot read");
+    if (rc < 0) {
+        dprintf(ctl, "err %d %s\n", -rc, why);
+        fusedisk_spare_drop(sp);
+        rmdir(dir);
+        _exit(1);
+    }
+    struct fusedisk_params fp = {.dir = dir,
+                                 .server = srv,
+                                 .export = f[1],
+                                 .connect_timeout_ms = cfg->connect_timeout_ms,
+                                 .dead_timeout_ms = cfg->dead_timeout_ms,
+                                 .connections = cfg->connections,
+                                 .stats_path = f[2],
+                                 .layout_path = f[3][0] ? f[3] : NULL,
+                                 .ready_fd = ctl};
+    rc = fusedisk_spare_serve(sp, &fp, &ex);
+    rmdir(dir); /* when it was not adopted: else moved and gone */
+    _exit(rc < 0 ? 1 : 0);
+}
+
+int worker_spare_start(const struct hp_config *cfg, const struct hp_server *srv, const char *root,
+                       struct nbd_handle *warm, pid_t *pid, int *ctl)
+{
+    char dir[PATH_MAX];
+    int sv[2], rc;
+    pid_t agent = getpid();
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    *pid = fork();
+    if (*pid < 0) {
+        rc = -errno;
+        close(sv[0]);
+        close(sv[1]);
+        return rc;
+    }
+    if (*pid == 0) {
+        close(sv[0]);
+        /* Until it is taken, it ends with the agent that started it. */
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != agent)
+            _exit(0);
+        worker_detach(cfg, sv[1], warm);
+        snprintf(dir, sizeof dir, "%s/%d", root, (int)getpid());
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+            dprintf(sv[1], "err %d cannot create %s: %s\n", errno, dir, strerror(errno));
+            _exit(1);
+        }
+        run_spare(cfg, srv, dir, warm, sv[1]);
+    }
+    close(sv[1]);
+    *ctl = sv[0];
+    return 0;
+}
+
+int worker_spare_take(int ctl, const char *export, const char *stats, const char *layout)
+{
+    char msg[TAKE_MAX];
+    int n = snprintf(msg, sizeof msg, "%s%c%s%c%s%c%s%c", TAKE_WORD, 0, export, 0, stats, 0,
+                     layout ? layout : "", 0);
+
+    if (n < 0 || n >= (int)sizeof msg)
+        return -ENAMETOOLONG;
+    return send(ctl, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n ? 0 : -errno;
+}
+
+int worker_spare_ready(int ctl, unsigned timeout_ms, bool *clean, char *why, size_t whylen)
+{
+    char dev[8];
+
+    *clean = false;
+    return worker_ready(ctl, timeout_ms, dev, sizeof dev, clean, why, whylen);
 }

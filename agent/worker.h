@@ -42,6 +42,23 @@ struct worker_params {
 int worker_start(const struct worker_params *p, pid_t *pid, char *dev, size_t devlen, bool *clean,
                  char *why, size_t whylen);
 
+/* Spares: FUSE workers started ahead of need by the agent (spare.h), with
+ * their FUSE mount on ROOT/PID (empty until taken) and a warm connection (or
+ * none: they connect at the take).  *ctl is the agent's end of a
+ * SOCK_SEQPACKET pair: the spare says "spare" on it once mounted (or "err
+ * ..." and ends).  Closing it ends an untaken spare, which unmounts;
+ * until taken it also ends with the agent (SIGTERM).  0 or -errno. */
+int worker_spare_start(const struct hp_config *cfg, const struct hp_server *srv, const char *root,
+                       struct nbd_handle *warm, pid_t *pid, int *ctl);
+/* Hand a spare its home: it opens the export and serves it as
+ * worker_start's FUSE worker does (layout: NULL for none).  Sent without
+ * waiting: the spare's answer, as worker_start's, comes on ctl to
+ * whoever waits with worker_spare_ready.  0 or -errno. */
+int worker_spare_take(int ctl, const char *export, const char *stats, const char *layout);
+/* Wait (up to timeout_ms) for a taken spare's "ok [clean]" or "err ...".
+ * 0 or -errno with why. */
+int worker_spare_ready(int ctl, unsigned timeout_ms, bool *clean, char *why, size_t whylen);
+
 /* Whether pid is a live homeport process (not a zombie). */
 bool worker_alive(pid_t pid);
 
