@@ -95,6 +95,7 @@ static const struct key_def keys[] = {
     {"nbd", "probe_export", K_STRING, F(probe_export), ""},
     {"nbd", "connect_timeout", K_DURATION, F(connect_timeout_ms), "5s"},
     {"nbd", "warm_connections", K_UINT, F(warm_connections), "2"},
+    {"nbd", "spare_workers", K_UINT, F(spare_workers), "1"},
     {"nbd", "connections", K_UINT, F(connections), "4"},
     {"nbd", "expected_user", K_STRING, F(expected_user), "last"},
     {"nbd", "cache_size", K_SIZE, F(cache_size), "16M"},
@@ -1018,6 +1019,8 @@ static void check_semantics(struct parser *p, struct hp_config *cfg)
                   cfg->expected_user);
     if (cfg->warm_connections > 16)
         perror_at(p, "warm_connections = %u: at most 16 per server", cfg->warm_connections);
+    if (cfg->spare_workers > 8)
+        perror_at(p, "spare_workers = %u: at most 8", cfg->spare_workers);
     if (cfg->connections < 1 || cfg->connections > HP_NBD_MAX_CONNECTIONS)
         perror_at(p, "connections = %u: expected 1 to %d NBD connections per home",
                   cfg->connections, HP_NBD_MAX_CONNECTIONS);

@@ -97,6 +97,7 @@ struct hp_config {
     char *probe_export;          /* "" = don't fetch an export's size */
     unsigned connect_timeout_ms; /* connect + handshake, per server */
     unsigned warm_connections;   /* per server, held by the agent (warm.h) */
+    unsigned spare_workers;      /* FUSE workers started ahead (spare.h) */
     unsigned connections;        /* per home on the FUSE attach (fusedisk.h) */
     char *expected_user;         /* "": none; "last": the last user here; or a name */
     uint64_t cache_size;         /* NBD_CMD_CACHE this much of the expected user's export */

@@ -298,6 +298,7 @@ struct home_setup {
     const struct hp_config *cfg;
     const struct hp_server *srv;
     struct nbd_handle *warm;
+    struct home_ahead *ahead; /* a spare taken for this home, or NULL */
     uid_t uid;
     gid_t gid;
     bool kernel;
@@ -377,14 +378,30 @@ static int home_setup_init(struct home_setup *hs, const char *user)
                  strerror(-rc));
         return rc;
     }
-    state_path(cfg, user, ":stats", hs->stats, sizeof hs->stats);
+    if (home_worker_files(cfg, user, hs->stats, sizeof hs->stats, hs->layout, sizeof hs->layout) <
+            0 ||
+        hs->kernel)
+        hs->layout[0] = '\0';
+    return 0;
+}
+
+int home_worker_files(const struct hp_config *cfg, const char *user, char *stats, size_t statslen,
+                      char *layout, size_t layoutlen)
+{
+    char dir[PATH_MAX];
+
+    state_path(cfg, user, ":stats", stats, statslen);
     /* The layout hint lives in state_dir (kept across reboots where it
      * is on a disk); without the dir the mount just makes its round
      * trips. */
-    snprintf(dir, sizeof dir, "%s/layout", cfg->state_dir);
-    if (!hs->kernel && tree_mkdirs(dir, 0700) == 0 &&
-        snprintf(hs->layout, sizeof hs->layout, "%s/%s", dir, user) >= (int)sizeof hs->layout)
-        hs->layout[0] = '\0';
+    layout[0] = '\0';
+    if (snprintf(dir, sizeof dir, "%s/layout", cfg->state_dir) >= (int)sizeof dir ||
+        tree_mkdirs(dir, 0700) < 0)
+        return 0;
+    if (snprintf(layout, layoutlen, "%s/%s", dir, user) >= (int)layoutlen) {
+        layout[0] = '\0';
+        return -ENAMETOOLONG;
+    }
     return 0;
 }
 
@@ -399,6 +416,42 @@ static void home_setup_undo(struct home_setup *hs)
     discard(hs->cfg, &hs->s);
 }
 
+void home_ahead_drop(struct home_ahead *a)
+{
+    if (!a || a->spare <= 0 || a->adopted)
+        return;
+    struct home_state s = {.worker = a->spare};
+    snprintf(s.fuse_dir, sizeof s.fuse_dir, "%s", a->spare_dir);
+    close(a->spare_ctl);
+    stop_worker(&s);
+    a->adopted = true;
+}
+
+/* The spare the agent took for this home: wait for its "ok", move its
+ * FUSE mount onto the home's FUSE dir.  On failure it is stopped. */
+static int adopt_spare(struct home_setup *hs)
+{
+    struct home_ahead *a = hs->ahead;
+    struct home_state *s = &hs->s;
+    int rc = worker_spare_ready(a->spare_ctl, hs->cfg->connect_timeout_ms + 5000, &hs->clean,
+                                hs->why, hs->whylen);
+
+    if (rc == 0 && mount(a->spare_dir, s->fuse_dir, NULL, MS_MOVE, NULL) < 0) {
+        rc = -errno;
+        snprintf(hs->why, hs->whylen, "cannot move the spare's FUSE mount %s to %s: %s",
+                 a->spare_dir, s->fuse_dir, strerror(-rc));
+    }
+    if (rc < 0) {
+        home_ahead_drop(a);
+        return rc;
+    }
+    close(a->spare_ctl);
+    rmdir(a->spare_dir);
+    a->adopted = true;
+    s->worker = a->spare;
+    return 0;
+}
+
 /* Start the home's worker (worker.h) and record the home: from here on a
  * failure must be able to undo it. */
 static int start_worker(struct home_setup *hs)
@@ -411,9 +464,16 @@ static int start_worker(struct home_setup *hs)
                               .stats = hs->stats,
                               .layout = hs->layout[0] ? hs->layout : NULL,
                               .warm = hs->warm};
-    int rc =
-        worker_start(&p, &s->worker, s->device, sizeof s->device, &hs->clean, hs->why, hs->whylen);
+    int rc = -ENOENT;
 
+    if (hs->ahead && hs->ahead->spare > 0 && !hs->kernel) {
+        rc = adopt_spare(hs);
+        if (rc < 0)
+            log_warn("%s: the spare worker failed (%s): starting a worker", s->user, hs->why);
+    }
+    if (rc < 0)
+        rc = worker_start(&p, &s->worker, s->device, sizeof s->device, &hs->clean, hs->why,
+                          hs->whylen);
     if (rc < 0)
         return rc;
     rc = state_write(hs->cfg, s);
@@ -546,17 +606,26 @@ static int check_owner(struct home_setup *hs)
 }
 
 int home_prepare(const struct hp_config *cfg, const char *user, const struct hp_server *srv,
-                 struct nbd_handle *warm, progress_fn progress, void *ctx, char *why, size_t whylen)
+                 struct home_ahead *ahead, progress_fn progress, void *ctx, char *why,
+                 size_t whylen)
 {
-    struct home_setup hs = {
-        .cfg = cfg, .srv = srv, .warm = warm, .loop_fd = -1, .why = why, .whylen = whylen};
+    struct home_setup hs = {.cfg = cfg,
+                            .srv = srv,
+                            .warm = ahead ? ahead->warm : NULL,
+                            .ahead = ahead,
+                            .loop_fd = -1,
+                            .why = why,
+                            .whylen = whylen};
     int64_t t[4] = {clock_us()};
     int rc = home_setup_init(&hs, user);
 
-    if (rc < 0)
+    if (rc < 0) {
+        home_ahead_drop(ahead);
         return rc;
+    }
     say(progress, ctx, "Requesting home of %s from %s...", user, hs.srv->label);
     rc = hs.kernel ? attach_kernel(&hs) : attach_fuse(&hs);
+    home_ahead_drop(ahead); /* a spare not adopted (the kernel attach) */
     t[1] = clock_us();
     if (rc == 0) {
         if (hs.s.read_only)

@@ -57,15 +57,35 @@ struct home_state {
     bool closing;     /* the last session ended but the unmount failed: retry it */
 };
 
+/* What the agent got ready for a login's home before its job started:
+ * a warm connection to the home server (warm.h) for the worker to use, or
+ * a spare worker (spare.h) already sent the user's export, or neither. */
+struct home_ahead {
+    struct nbd_handle *warm;
+    pid_t spare; /* > 0: the spare's pid */
+    int spare_ctl;
+    char spare_dir[4096]; /* its FUSE mount, moved onto the home's */
+    bool adopted;         /* home_prepare made it the home's worker, or stopped it */
+};
+
+/* The files a home's FUSE worker keeps: its stats file and its layout
+ * hint ("" when state_dir/layout cannot be made).  0 or -ENAMETOOLONG. */
+int home_worker_files(const struct hp_config *cfg, const char *user, char *stats, size_t statslen,
+                      char *layout, size_t layoutlen);
+
+/* Stop a spare that was taken but not adopted (the login ended before it
+ * needed it). */
+void home_ahead_drop(struct home_ahead *a);
+
 /* Prepare user's home (see above) from srv (NULL: the configured home
- * server; see remote_locate).  warm: a warm connection to that server
- * (warm.h) for the worker to use, or NULL.  Returns 0; -EALREADY
+ * server; see remote_locate).  ahead: what the agent readied for it (for
+ * srv), or NULL.  Returns 0; -EALREADY
  * when it is prepared or mounted already; -EUCLEAN when the filesystem
  * needs a manual repair; -EPERM when its root belongs to someone else; or
  * another -errno.  why says it for people.  On failure nothing is left
  * attached. */
 int home_prepare(const struct hp_config *cfg, const char *user, const struct hp_server *srv,
-                 struct nbd_handle *warm, progress_fn progress, void *ctx, char *why,
+                 struct home_ahead *ahead, progress_fn progress, void *ctx, char *why,
                  size_t whylen);
 
 /* Make RUN_DIR/stage a mount of its own, private, so that home_enter

@@ -29,6 +29,7 @@
 #include "roam.h"
 #include "secret.h"
 #include "session.h"
+#include "spare.h"
 #include "spawn.h"
 #include "textfile.h"
 #include "tls.h"
@@ -67,7 +68,7 @@ struct job {
     struct proto_request req;
     pid_t pid;
     bool reaped;             /* by the SIGCHLD sweep, before its pipe said EOF */
-    struct nbd_handle *warm; /* a warm connection for it, until the fork */
+    struct home_ahead ahead; /* a warm connection or a spare for it, until the fork */
     int status;
     int rfd;
     char buf[8192];
@@ -90,6 +91,7 @@ static struct {
     struct user **users;
     size_t nusers, cap_users;
     struct warm_pool *warm;
+    struct spare_pool *spares;
     bool stopping, exit_now, detached;
     int64_t stop_deadline;
     int64_t next_heartbeat; /* presence: due then (ms, monotonic) */
@@ -210,16 +212,18 @@ static void run_job(struct job *j, int wfd)
     signal(SIGHUP, SIG_DFL);
     signal(SIGCHLD, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
-    int keep[2] = {wfd, j->warm ? nbd_aio_get_fd(j->warm) : -1};
+    int keep[3] = {wfd, j->ahead.warm ? nbd_aio_get_fd(j->ahead.warm) : -1,
+                   j->ahead.spare > 0 ? j->ahead.spare_ctl : -1};
     log_close();
-    spawn_close_fds(keep, 2);
+    spawn_close_fds(keep, 3);
     log_open(S.cfg.log_target, log_current_level());
     if (j->req.verb == PV_ACCOUNT || j->req.verb == PV_OPEN_SESSION)
         secret_keep_only(su.name); /* this process needs no other password */
     else
         secret_keep_only(NULL);
-    rc = session_run(&S.cfg, j->req.verb, j->req.service, j->warm, &su, job_progress, &ctx, msg,
+    rc = session_run(&S.cfg, j->req.verb, j->req.service, &j->ahead, &su, job_progress, &ctx, msg,
                      sizeof msg);
+    home_ahead_drop(&j->ahead); /* taken for a home this stage did not prepare */
     secret_forget(su.name);
     snprintf(res, sizeof res, "%d %d %d %d %s", rc, (int)su.home, su.sessions, (int)su.presence,
              msg);
@@ -322,12 +326,21 @@ static void start_job(struct user *u)
         finish_job(j, 0);
         return;
     }
-    /* A home to prepare: give the job a warm connection (the worker it
-     * starts inherits it). */
+    /* A home to prepare: give the job a spare worker, sent the export
+     * now, or else a warm connection (the worker it starts inherits it). */
     if ((j->req.verb == PV_ACCOUNT || j->req.verb == PV_OPEN_SESSION) && u->su.home == HOME_NONE &&
         S.cfg.locator == HP_LOCATOR_STATIC) {
-        j->warm = take_warm(u);
-        if (j->warm)
+        if (spare_take(S.spares, &j->ahead, clock_ms()) == 0) {
+            int rc = spare_send(&S.cfg, &j->ahead, u->su.name);
+            if (rc < 0)
+                log_warn("%s %s: spare worker %d did not take the home (%s): the job starts a "
+                         "worker",
+                         proto_verb_name(j->req.verb), u->su.name, (int)j->ahead.spare,
+                         strerror(-rc));
+            else
+                log_info("%s %s: on spare worker %d", proto_verb_name(j->req.verb), u->su.name,
+                         (int)j->ahead.spare);
+        } else if ((j->ahead.warm = take_warm(u)))
             log_info("%s %s: on a warm connection to %s", proto_verb_name(j->req.verb), u->su.name,
                      config_home_server(&S.cfg)->label);
     }
@@ -338,10 +351,15 @@ static void start_job(struct user *u)
         run_job(j, p[1]);
     }
     close(p[1]);
-    if (j->warm) { /* the child has it now: drop this copy (nothing is sent) */
-        nbd_close(j->warm);
-        j->warm = NULL;
+    if (j->ahead.warm) { /* the child has it now: drop this copy (nothing is sent) */
+        nbd_close(j->ahead.warm);
+        j->ahead.warm = NULL;
     }
+    if (j->ahead.spare > 0 && j->pid < 0)
+        home_ahead_drop(&j->ahead); /* sent its export already: stopped */
+    else if (j->ahead.spare > 0)
+        close(j->ahead.spare_ctl); /* the job has it now */
+    j->ahead.spare = 0;
     if (j->pid < 0) {
         int e = errno;
         close(p[0]);
@@ -590,8 +608,9 @@ static void handle_request(struct client *c)
         return;
     }
     if (req.verb == PV_PING) {
-        snprintf(why, sizeof why, "homeport %s agent pid %d, %zu warm connections ready",
-                 HOMEPORT_VERSION, (int)getpid(), warm_ready(S.warm));
+        snprintf(why, sizeof why,
+                 "homeport %s agent pid %d, %zu warm connections ready, %zu spare workers",
+                 HOMEPORT_VERSION, (int)getpid(), warm_ready(S.warm), spare_ready(S.spares));
         send_reply(c, PR_OK, 0, why);
         return;
     }
@@ -727,10 +746,12 @@ static void reload(void)
         config_free(&n);
         return;
     }
-    warm_free(S.warm); /* it points into the old configuration */
+    warm_free(S.warm); /* they point into the old configuration */
+    spare_free(S.spares);
     config_free(&S.cfg);
     S.cfg = n;
     S.warm = warm_new(&S.cfg, S.cfg.warm_connections);
+    S.spares = spare_new(&S.cfg, S.cfg.spare_workers, false);
     log_open(S.o->foreground || S.cfg.log_target != LOG_TO_STDERR ? S.cfg.log_target : LOG_TO_AUTO,
              level_for(S.cfg.log_level));
     log_notice("configuration reloaded from %s", S.o->config_path);
@@ -1005,6 +1026,7 @@ static void adopt_all(void)
     else if (lock_err)
         log_warn("cannot lock the memory for passwords: %s", strerror(lock_err));
     S.warm = warm_new(&S.cfg, S.cfg.warm_connections);
+    S.spares = spare_new(&S.cfg, S.cfg.spare_workers, true);
     if (session_expected_user(&S.cfg, expected, sizeof expected)) {
         struct user *u = find_user(expected, true);
         if (u && u->su.home == HOME_NONE)
@@ -1114,7 +1136,7 @@ static int64_t due_timers(int64_t now)
  * running jobs' pipes, the warm connections, in this order. */
 struct poll_set {
     struct pollfd *fds;
-    size_t cap, n, first_client, first_job, first_warm;
+    size_t cap, n, first_client, first_job, first_warm, first_spare;
 };
 
 static int poll_set_build(struct poll_set *ps, int64_t now, int64_t *next)
@@ -1123,7 +1145,7 @@ static int poll_set_build(struct poll_set *ps, int64_t now, int64_t *next)
 
     for (size_t i = 0; i < S.nusers; i++)
         njobs += S.users[i]->running != NULL;
-    size_t nwarm = (size_t)(S.cfg.nservers + 1) * S.cfg.warm_connections;
+    size_t nwarm = (size_t)(S.cfg.nservers + 1) * S.cfg.warm_connections + S.cfg.spare_workers;
     if (ps->cap < 2 + S.nclients + njobs + nwarm) {
         size_t cap = 2 + S.nclients + njobs + nwarm + 64;
         struct pollfd *nf = realloc(ps->fds, cap * sizeof *nf);
@@ -1143,6 +1165,8 @@ static int poll_set_build(struct poll_set *ps, int64_t now, int64_t *next)
             ps->fds[n++] = (struct pollfd){.fd = S.users[i]->running->rfd, .events = POLLIN};
     ps->first_warm = n;
     n += warm_poll(S.warm, ps->fds + n, ps->cap - n, now, next);
+    ps->first_spare = n;
+    n += spare_poll(S.spares, ps->fds + n, ps->cap - n, now, next);
     ps->n = n;
     return 0;
 }
@@ -1210,6 +1234,7 @@ static void shut_down(void)
 {
     say_goodbye();
     warm_free(S.warm);
+    spare_free(S.spares);
     while (S.nclients)
         drop_client(S.clients[0]);
     close(S.lfd);
@@ -1245,7 +1270,8 @@ int server_run(struct hp_config *cfg, const struct server_opts *o)
             log_err("poll: %s", strerror(errno));
             break;
         }
-        warm_events(S.warm, ps.fds + ps.first_warm, ps.n - ps.first_warm, clock_ms());
+        warm_events(S.warm, ps.fds + ps.first_warm, ps.first_spare - ps.first_warm, clock_ms());
+        spare_events(S.spares, ps.fds + ps.first_spare, ps.n - ps.first_spare, clock_ms(), S.warm);
         if (ps.fds[0].revents)
             handle_signals();
         dispatch(&ps);

@@ -307,7 +307,7 @@ static void presence_logout(const struct hp_config *cfg, struct session_user *u)
 }
 
 /* Locate u's export (remote.h) and prepare the home from there. */
-static int prepare(const struct hp_config *cfg, struct session_user *u, struct nbd_handle *warm,
+static int prepare(const struct hp_config *cfg, struct session_user *u, struct home_ahead *ahead,
                    progress_fn progress, void *ctx, char *msg, size_t msglen)
 {
     struct hp_server srv;
@@ -316,9 +316,11 @@ static int prepare(const struct hp_config *cfg, struct session_user *u, struct n
 
     if (rc < 0)
         return rc;
-    if (warm && (!home || strcmp(home->label, srv.label) != 0))
-        warm = NULL; /* it leads elsewhere */
-    return home_prepare(cfg, u->name, &srv, warm, progress, ctx, msg, msglen);
+    if (ahead && (!home || strcmp(home->label, srv.label) != 0)) {
+        home_ahead_drop(ahead); /* it leads elsewhere */
+        ahead = NULL;
+    }
+    return home_prepare(cfg, u->name, &srv, ahead, progress, ctx, msg, msglen);
 }
 
 /* The last logout: what the user left running is stopped before the home
@@ -462,7 +464,7 @@ static int roam_stage(const struct hp_config *cfg, enum proto_verb verb, struct 
 /* open_session: count a session on a mounted home, mount a prepared one
  * (a bind mount and a record write), or prepare one first. */
 static int open_session(const struct hp_config *cfg, struct session_user *u, struct home_state *s,
-                        struct nbd_handle *warm, progress_fn progress, void *ctx, char *msg,
+                        struct home_ahead *ahead, progress_fn progress, void *ctx, char *msg,
                         size_t msglen)
 {
     int rc;
@@ -482,7 +484,7 @@ static int open_session(const struct hp_config *cfg, struct session_user *u, str
     if (u->home == HOME_NONE) { /* no account stage, or its lease ran out */
         rc = presence_login(cfg, u, msg, msglen);
         if (rc == 0)
-            rc = prepare(cfg, u, warm, progress, ctx, msg, msglen);
+            rc = prepare(cfg, u, ahead, progress, ctx, msg, msglen);
         if (rc < 0) {
             presence_logout(cfg, u);
             return rc;
@@ -500,7 +502,7 @@ static int open_session(const struct hp_config *cfg, struct session_user *u, str
 }
 
 int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *service,
-                struct nbd_handle *warm, struct session_user *u, progress_fn progress, void *ctx,
+                struct home_ahead *ahead, struct session_user *u, progress_fn progress, void *ctx,
                 char *msg, size_t msglen)
 {
     struct home_state s;
@@ -527,7 +529,7 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
             snprintf(msg, msglen, "Home of %s is ready", u->name);
             return 0;
         }
-        rc = prepare(cfg, u, warm, progress, ctx, msg, msglen);
+        rc = prepare(cfg, u, ahead, progress, ctx, msg, msglen);
         if (rc < 0) {
             presence_logout(cfg, u);
             return rc;
@@ -535,7 +537,7 @@ int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *s
         u->home = HOME_PREPARED;
         snprintf(msg, msglen, "Home of %s is ready", u->name);
         return 0;
-    case PV_OPEN_SESSION: return open_session(cfg, u, &s, warm, progress, ctx, msg, msglen);
+    case PV_OPEN_SESSION: return open_session(cfg, u, &s, ahead, progress, ctx, msg, msglen);
     case PV_CLOSE_SESSION:
         if (u->home != HOME_MOUNTED || u->sessions <= 0) {
             u->sessions = 0;

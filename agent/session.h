@@ -43,13 +43,13 @@ struct session_user {
 const char *session_exempt(const struct hp_config *cfg, const char *user, const char *service,
                            char *buf, size_t len);
 
-/* Run one stage for u (updated in place); warm: a warm connection to the
- * home server for a home that must be prepared, or NULL.  Returns 0 with the closing
+/* Run one stage for u (updated in place); ahead: what the agent readied
+ * for a home that must be prepared (home.h), or NULL.  Returns 0 with the closing
  * message in msg (may be empty), or -errno with the reason in msg: -EBUSY
  * from close_session/release means the home stays mounted and should be
  * retried. */
 int session_run(const struct hp_config *cfg, enum proto_verb verb, const char *service,
-                struct nbd_handle *warm, struct session_user *u, progress_fn progress, void *ctx,
+                struct home_ahead *ahead, struct session_user *u, progress_fn progress, void *ctx,
                 char *msg, size_t msglen);
 
 /* open_session of a home that is prepared or mounted already: a bind

@@ -6,7 +6,8 @@
 # `homeport pam`; then nbdkit is killed and restarted under the herd.
 # Asserts: every agent ready and its warm pool full, every login done and
 # its home mounted, the server's connections bounded (agents x
-# (warm_connections + a home's [nbd] connections)), no reconnect storm at boot or at the
+# (warm_connections + spare_workers + a home's [nbd] connections)), no
+# reconnect storm at boot or at the
 # restart (at most HERD_MAX_1S SYNs in any 1 s window), every warm pool
 # full again after the restart.
 . "$(dirname "$0")/../lib.sh"
@@ -17,6 +18,7 @@ requires python3 ip tcpdump nsenter flock
 [ -e /dev/fuse ] || { echo "1..0 # SKIP no /dev/fuse"; exit 0; }
 N=${HERD_AGENTS:-20}
 WARM=2
+SPARE=1      # spare_workers: homeport's default (a spare holds a warm connection)
 HOME_CONNS=4 # [nbd] connections of a home, as tests/herd.py writes it
 check "$N users and their homes" herd_homes "$N"
 herd_run "$N" --warm "$WARM" --restart
@@ -30,12 +32,13 @@ check "every warm pool full ($WARM each)" test "$(j 'j["warm_full_s"]["count"]')
 check "a boot probe each" test "$(j 'j["probe_ms"]["count"]')" = "$N"
 check "every login done" test "$(j 'j["logins"]["ok"]')" = "$N"
 check "  and every home mounted in its agent's namespace" test "$(j 'j["mounted"]')" = "$N"
-check "the server's connections bounded: $(j 'j["server_connections"]["max"]') <= $((N * (WARM + HOME_CONNS)))" \
-    test "$(j 'j["server_connections"]["max"]')" -le $((N * (WARM + HOME_CONNS)))
-# boot: a probe and WARM connections each; the logins take warm ones, each
-# replaced once, and each home opens HOME_CONNS - 1 more: nothing more
-check "no more connections than needed from start to logins done: $(j 'sum(j["boot_syns_per_s"])') <= $((N * (WARM + 1 + HOME_CONNS)))" \
-    test "$(j 'sum(j["boot_syns_per_s"])')" -le $((N * (WARM + 1 + HOME_CONNS)))
+check "the server's connections bounded: $(j 'j["server_connections"]["max"]') <= $((N * (WARM + SPARE + HOME_CONNS)))" \
+    test "$(j 'j["server_connections"]["max"]')" -le $((N * (WARM + SPARE + HOME_CONNS)))
+# boot: a probe and WARM connections each, one more for the pool when the
+# spare takes one; the logins take the spare's (or a warm one), replaced
+# once, and each home opens HOME_CONNS - 1 more: nothing more
+check "no more connections than needed from start to logins done: $(j 'sum(j["boot_syns_per_s"])') <= $((N * (WARM + SPARE + 1 + HOME_CONNS)))" \
+    test "$(j 'sum(j["boot_syns_per_s"])')" -le $((N * (WARM + SPARE + 1 + HOME_CONNS)))
 # the restart: the closes are seen at the same moment by every agent; the
 # reconnects (and the refused attempts while nbdkit is down) are spread
 MAX1=${HERD_MAX_1S:-$((N * WARM * 3 / 4))}

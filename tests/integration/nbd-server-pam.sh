@@ -23,7 +23,8 @@ mkdir -p "$T/srv"
 PORT=$(free_port)
 CONNECT_TIMEOUT=20s HOME_CONF="dead_timeout = 60s" SESSION_CONF="kill_grace = 1s" IMAGE_SIZE=64M \
     home_conf "servers = 127.0.0.1:$PORT
-warm_connections = 2"
+warm_connections = 2
+spare_workers = 0" # (the login takes a warm connection, not a spare worker's)
 hp mkhome nsuser
 expect_rc 0 "an image made by mkhome"
 printf '[generic]\nallowlist = true\n[nsuser]\nexportname = %s\n' "$T/srv/nsuser" > "$T/ns-server.cfg"

@@ -19,6 +19,7 @@ check "a test PKI with a PSK file" make_pki
 PORT=$(free_port)
 SESSION_CONF="kill_grace = 1s" home_conf "servers = 127.0.0.1:$PORT
 warm_connections = 2
+spare_workers = 0
 $(tls_psk_conf)"
 hp mkhome alice
 check "nbdkit --tls=require --tls-psk on 127.0.0.1:$PORT" \

@@ -31,7 +31,8 @@ server() { # server NBDKIT-TLS-OPTIONS…: (re)start the captive server
     start_nbdkit_tcp "$PORT" "$@" file dir="$T/srv"
 }
 nothing_attached() {
-    ! grep " $R/" /proc/self/mountinfo | grep -qv " $R/stage " && ! grep -q " $T/home/alice " /proc/self/mountinfo &&
+    ! grep " $R/" /proc/self/mountinfo | grep -v " $R/spare[/ ]" | grep -qv " $R/stage " &&
+        ! grep -q " $T/home/alice " /proc/self/mountinfo &&
         [ ! -e "$R/homes/alice" ] && [ "$(losetup -a | grep -c "$R/")" = 0 ]
 }
 # refused WHAT PATTERN: account and the boot probe both refuse, saying PATTERN

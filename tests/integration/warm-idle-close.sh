@@ -23,7 +23,8 @@ LIMIT=6
 PORT=$(free_port)
 conf() { # conf PORT
     CONNECT_TIMEOUT=20s NBD_CONF="servers = 127.0.0.1:$1
-warm_connections = 2" write_conf
+warm_connections = 2
+spare_workers = 0" write_conf # (the pool's connections alone are counted)
     cat >> "$CONF" <<C
 [home]
 mount_dir = $T/home/%u

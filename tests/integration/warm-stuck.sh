@@ -19,7 +19,8 @@ requires pamtester
 add_users wuser:2602
 mkdir -p "$T/srv"
 CONNECT_TIMEOUT=20s SESSION_CONF="kill_grace = 1s" home_conf "servers = unix:$T/nbd.sock
-warm_connections = 2"
+warm_connections = 2
+spare_workers = 0" # (the login takes a warm connection, not a spare worker's)
 hp mkhome wuser
 check "nbdkit A" start_nbdkit "$T/nbd.sock" file dir="$T/srv"
 A_PID=$NBDKIT_PID

@@ -16,7 +16,7 @@ raw 'homeport 1 account\nuser=carol\n' 2003
 contains "$T/out" "^error 1 permission denied: only root" "non-root request refused (SO_PEERCRED)"
 contains "$T/out" "^EOF$" "and the connection closed"
 raw 'homeport 1 ping\n' 2003
-contains "$T/out" "^ok homeport .* agent pid $AGENT, [0-9]+ warm connections ready$" "ping is allowed to anyone who can connect"
+contains "$T/out" "^ok homeport .* agent pid $AGENT, [0-9]+ warm connections ready, [0-9]+ spare workers$" "ping is allowed to anyone who can connect"
 chmod 600 "$SOCK"
 raw 'GET / HTTP/1.0\r\n\r\n'
 contains "$T/out" "^error 71 malformed request" "garbage refused (EPROTO)"

@@ -36,7 +36,8 @@ kill_grace = ${GRACE:-1s}
 exempt_users = listed
 exempt_groups = nohome
 pam_messages = ${MESSAGES:-text}
-pam_timeout = 60s" SERVER_CONF="skel = $T/skel" home_conf "servers = unix:$T/nbd.sock"
+pam_timeout = 60s" SERVER_CONF="skel = $T/skel" home_conf "servers = unix:$T/nbd.sock
+spare_workers = ${SPARES:-1}"
 }
 conf
 
@@ -64,20 +65,29 @@ pam_world() {
 }
 
 mounted() { grep -q " $T/home/$1 " /proc/self/mountinfo; }
-nmounts() { grep -c " $T/" /proc/self/mountinfo; }
+# the agent's spare workers (homeport(8)): their pids, the names of their
+# dirs under RUN_DIR/spare; they and their mounts are not homes'
+spare_pids() { local d; for d in "$R"/spare/*; do [ -d "$d" ] && echo "${d##*/}"; done; }
+nmounts() { grep " $T/" /proc/self/mountinfo | grep -cv " $R/spare[/ ]"; }
 nloops() { losetup -a | grep -c "$R/fuse/" || true; }
 # home workers: live homeport processes of this test (forked from its agent,
-# so its config is in their command line) that lead their own session
-nworkers() { ps -eo pid=,sid=,stat=,comm=,args= | awk -v c="$CONF" '$4 == "homeport" && $1 == $2 && $3 !~ /^Z/ && index($0, c)' | wc -l; }
+# so its config is in their command line) that lead their own session, the
+# spares left out
+nworkers() {
+    ps -eo pid=,sid=,stat=,comm=,args= | S=" $(spare_pids | tr '\n' ' ')" awk -v c="$CONF" \
+        '$4 == "homeport" && $1 == $2 && $3 !~ /^Z/ && index($0, c) && !index(ENVIRON["S"], " " $1 " ")' | wc -l
+}
 nbd_conns() { ls -l /proc/"$NBDKIT_PID"/fd | grep -c socket; }
 agent_fds() { ls /proc/"$AGENT"/fd | wc -l; }
-export -f nworkers nbd_conns
-export CONF
+export -f nworkers nbd_conns spare_pids
+export CONF R
 wait_for_long() { local i; for i in $(seq 200); do "$@" && return 0; sleep 0.1; done; return 1; }
 start_agent() { start_agent_fg && export NBDKIT_PID; }
 
 # warm_ready N: the agent says it holds N warm connections.
 warm_ready() { raw 'homeport 1 ping\n' && grep -q ", $1 warm connections ready" "$T/out"; }
+# spares_ready N: and N spare workers ready.
+spares_ready() { raw 'homeport 1 ping\n' && grep -q ", $1 spare workers" "$T/out"; }
 
 # raw REQUEST-BYTES [UID]: talk to the socket directly; replies in $T/out,
 # then "EOF" when the agent closed the connection.  The agent keeps a

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The agent starts (pid file, socket mode 0600, warm connections to the
-# server before any login); a login through PAM: account prepares the
-# home on the stage dir (greeter lines, a warm connection used and
-# replaced), open_session mounts it on the home dir.
+# server and a spare worker on one of them before any login); a login
+# through PAM: account prepares the home on the stage dir (greeter lines,
+# the spare worker used and replaced), open_session mounts it on the home
+# dir.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -13,7 +14,10 @@ check "the service uses the shipped snippets" grep -q "^session requisite pam_ex
 check "agent starts" start_agent
 check "pid file names it" test "$(cat "$R/agent.pid")" = "$AGENT"
 check "socket is mode 0600" test "$(stat -c %a "$SOCK")" = 600
-check "2 warm connections wait on the server before any login" wait_for bash -c '[ "$(nbd_conns)" = 3 ]'
+# the listening socket, 2 warm connections, the spare's
+check "2 warm connections and a spare worker's wait on the server before any login" wait_for bash -c '[ "$(nbd_conns)" = 4 ]'
+check "the spare worker is ready" wait_for spares_ready 1
+check "its FUSE mount waits under the run dir" grep -q " $R/spare/$(spare_pids) " /proc/self/mountinfo
 
 pt alice acct_mgmt
 expect_rc 0 "account alice"
@@ -25,10 +29,13 @@ contains "$T/out" "^Home of alice is ready$" "greeter: ready"
 check "greeter lines in order, the result last" bash -c "grep -E '^(Checking|Requesting|Home of)' '$T/out' | cut -c1-12 | tr '\n' '|' | grep -qx 'Checking use|Requesting h|Checking the|Home of alic|'"
 check "prepared, not yet on the home dir" bash -c "! grep -q ' $T/home/alice ' /proc/self/mountinfo"
 check "prepared on the stage dir" grep -q " $R/stage/alice " /proc/self/mountinfo
-contains "$T/agent.log" "account alice: on a warm connection to unix:$T/nbd.sock" "it used a warm connection"
-# the listening socket, 2 idle warm ones, the home's 4 ([nbd] connections:
-# the warm one it took and 3 opened after the mount)
-check "which is replaced in the background (2 idle + the home's 4)" wait_for bash -c '[ "$(nbd_conns)" = 7 ]'
+contains "$T/agent.log" "account alice: on spare worker [0-9]+" "it used the agent's spare worker"
+check "its FUSE mount moved onto the home's FUSE dir" grep -q " $R/fuse/alice " /proc/self/mountinfo
+check "its worker is the spare that was taken" bash -c "grep -q \"^worker=\$(sed -n 's/.*account alice: on spare worker \([0-9]*\).*/\1/p' '$T/agent.log')\$\" '$R/homes/alice'"
+# the listening socket, 2 idle warm ones, a new spare's, the home's 4
+# ([nbd] connections: the spare's warm one and 3 opened after the mount)
+check "which is replaced in the background (2 idle + a spare + the home's 4)" wait_for bash -c '[ "$(nbd_conns)" = 8 ]'
+check "a new spare is ready" wait_for spares_ready 1
 hp status
 contains "$T/out" "^alice /dev/loop[0-9]+ on $R/stage/alice \(prepared\): .*sessions 0" "status: prepared"
 s=$(date +%s%N)

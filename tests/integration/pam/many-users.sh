@@ -18,7 +18,8 @@ given "nbdkit" start_nbdkit "$T/nbd.sock" file dir="$T/srv"
 pam_services
 given "the agent" start_agent
 BASE_MOUNTS=$(nmounts) # with the agent's stage dir
-given "its warm connections" wait_for bash -c '[ "$(nbd_conns)" = 3 ]'
+pool_full() { warm_ready 2 && spares_ready 1; }
+given "its warm connections and its spare worker" wait_for pool_full
 BASE_CONNS=$(nbd_conns)
 
 check "the test's users are still known (the namespace's /etc holds)" bash -c "getent passwd w01 bob > /dev/null"
@@ -51,7 +52,8 @@ check "no mount left" test "$(nmounts)" = "$BASE_MOUNTS"
 check "no loop device left" test "$(nloops)" = 0
 check "no worker left" wait_for bash -c '[ "$(nworkers)" = 0 ]'
 check "no NBD connection left" wait_for bash -c "[ \"\$(nbd_conns)\" = $BASE_CONNS ]"
-check "no agent fd left ($(agent_fds) vs $BASE_FDS)" test "$(agent_fds)" = "$BASE_FDS"
+fds_back() { pool_full && [ "$(agent_fds)" = "$BASE_FDS" ]; }
+check "no agent fd left (the pool full again)" wait_for fds_back
 check "no zombie left under the agent" wait_for bash -c "! ps -o stat= --ppid $AGENT | grep -q Z"
 check "no record left" test -z "$(ls "$R/homes")"
 finish

@@ -11,7 +11,8 @@ PORT=$(free_port)
 SESSION_CONF="lease = 60s
 kill_grace = 1s
 pam_timeout = 60s" SERVER_CONF="skel = $T/skel" home_conf "servers = 127.0.0.1:$PORT
-connections = 1"
+connections = 1
+spare_workers = 0"
 given "alice's home" homes alice
 check "nbdkit serves the image dir on TCP" start_nbdkit_tcp "$PORT" file dir="$T/srv"
 export NBDKIT_PID

@@ -2,8 +2,9 @@
 # Warm connections: the server goes away (the agent notices the closed
 # connections) and comes back (the agent opens them again, a login uses
 # one); with warm_connections = 0 none is held and a login connects
-# afresh.
+# afresh.  (No spare worker: a login would take it before a warm one.)
 # shellcheck source=lib.sh
+SPARES=0
 source "$(dirname "$0")/lib.sh"
 
 given "bob's home served" pam_world bob
