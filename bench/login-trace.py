@@ -8,12 +8,14 @@ bench/login --quick run.  The execs of a ".../bin/homeport": the agent is
 the first that lives a second or more; the PAM clients follow.  An
 account is a client during which the agent's child (the job) forks the
 worker, which is still there at the client's exit (a logout's job forks
-a short-lived probe); the open_session is the client after it.  The
+a short-lived probe), or mounts (on a spare worker the agent started
+before: a logout's job does not mount); the open_session is the client
+after it.  The
 first account is the untimed warm-up and is skipped; N counts from the
 one after it.
 
 Each line: microseconds from the client's exec, [CPU], then a syscall of
-a process of the stage (client, agent, job, worker; "+" marks a thread or
+a process of the stage (client, agent, job, worker or spare; "+" marks a thread or
 child of the one before) with its duration and result, or a switch
 (prev(state) => next), a wake-up, a fork, or a FUSE request.  Syscalls
 are printed at their start, once they have ended; MIN_US leaves out the
@@ -66,12 +68,14 @@ def clients(events):
     return [c for c in out[k + 1:] if c[2] is not None], out[k][0]
 
 
-def starts_worker(events, lo, hi, agent):
+def prepares(events, lo, hi, agent, mount_nr):
     """Whether, during the client [lo, hi], the agent's child (the job)
-    forks a process that is still there at the client's exit: the home's
-    worker.  A logout's job forks too (its probe for the user's
-    processes), but that child has exited by then."""
-    jobs, kept = set(), set()
+    prepares a home: it forks a process that is still there at the
+    client's exit (the home's worker), or it mounts (a home on a spare
+    worker started before).  A logout's job forks too (its probe for the
+    user's processes), but that child has exited by then, and it does not
+    mount."""
+    jobs, kept, mounts = set(), set(), False
     for e in events[lo:hi + 1]:
         if e[4] == 'sched_process_fork':
             parent, child = fork_pids(e[5])
@@ -81,7 +85,26 @@ def starts_worker(events, lo, hi, agent):
                 kept.add(child)
         elif e[4] == 'sched_process_exit':
             kept.discard(e[1])
-    return bool(kept)
+        elif e[4] == 'sys_enter' and e[1] in jobs and int(e[5].split()[1]) == mount_nr:
+            mounts = True
+    return bool(kept) or mounts
+
+
+def spares_before(events, lo, agent):
+    """The roles of what the agent started before the stage and that may
+    serve it: its spare workers ("spare"), their threads and children
+    ("spare+")."""
+    role = {}
+    for e in events[:lo]:
+        if e[4] == 'sched_process_fork':
+            parent, child = fork_pids(e[5])
+            if parent == agent:
+                role[child] = 'spare'
+            elif parent in role:
+                role[child] = 'spare+'
+        elif e[4] == 'sched_process_exit':
+            role.pop(e[1], None)
+    return role
 
 
 def main():
@@ -89,13 +112,16 @@ def main():
     events = load(path)
     names = syscall_names()
     cl, agent = clients(events)
-    accounts = [k for k, (_p, lo, hi) in enumerate(cl) if starts_worker(events, lo, hi, agent)]
+    mount_nr = next((nr for nr, name in names.items() if name == 'mount'), 165)
+    accounts = [k for k, (_p, lo, hi) in enumerate(cl)
+                if prepares(events, lo, hi, agent, mount_nr)]
     picks = [cl[k + (1 if stage == 'open' else 0)] for k in accounts[1:] if k + 1 < len(cl)]
     if n >= len(picks):
         sys.exit(f'login-trace: {len(picks)} {stage} stages in the trace, no number {n}')
     pid, lo, hi = picks[n]
     t0 = events[lo][3]
-    role = {pid: 'client', agent: 'agent'}
+    role = spares_before(events, lo, agent)
+    role.update({pid: 'client', agent: 'agent'})
     print(f'# {stage} {n}: client pid {pid}, {(events[hi][3] - t0) * 1e6:.0f} us from its exec '
           'to its exit (traced)')
     pending = {}
