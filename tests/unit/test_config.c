@@ -340,6 +340,12 @@ int main(void)
                      "bad value for 'pam_messages': 'html' (expected text or json)");
         expect_error("[nbd]\nwarm_connections = 17\n", 0,
                      "warm_connections = 17: at most 16 per server");
+        ok(config_defaults(&cfg) == 0 && cfg.spare_workers == 1, "1 spare worker by default");
+        config_free(&cfg);
+        rc = load("[nbd]\nspare_workers = 0\n", &cfg);
+        ok(rc == 0 && cfg.spare_workers == 0, "spare_workers = 0: none");
+        config_free(&cfg);
+        expect_error("[nbd]\nspare_workers = 9\n", 0, "spare_workers = 9: at most 8");
         ok(config_defaults(&cfg) == 0 && cfg.connections == 4, "4 connections a home by default");
         config_free(&cfg);
         rc = load("[nbd]\nconnections = 1\n", &cfg);
