@@ -223,11 +223,11 @@ static void run_job(struct job *j, int wfd)
         secret_keep_only(NULL);
     rc = session_run(&S.cfg, j->req.verb, j->req.service, &j->ahead, &su, job_progress, &ctx, msg,
                      sizeof msg);
-    home_ahead_drop(&j->ahead); /* taken for a home this stage did not prepare */
     secret_forget(su.name);
     snprintf(res, sizeof res, "%d %d %d %d %s", rc, (int)su.home, su.sessions, (int)su.presence,
              msg);
     write_line(wfd, 'R', res);
+    home_ahead_drop(&j->ahead); /* a spare taken for a home this stage did not prepare */
     session_after(&S.cfg, j->req.verb, rc, &su); /* off the login's critical path */
     _exit(0);
 }
@@ -332,15 +332,18 @@ static void start_job(struct user *u)
         S.cfg.locator == HP_LOCATOR_STATIC) {
         if (spare_take(S.spares, &j->ahead, clock_ms()) == 0) {
             int rc = spare_send(&S.cfg, &j->ahead, u->su.name);
-            if (rc < 0)
-                log_warn("%s %s: spare worker %d did not take the home (%s): the job starts a "
-                         "worker",
-                         proto_verb_name(j->req.verb), u->su.name, (int)j->ahead.spare,
-                         strerror(-rc));
-            else
+            if (rc == 0)
                 log_info("%s %s: on spare worker %d", proto_verb_name(j->req.verb), u->su.name,
                          (int)j->ahead.spare);
-        } else if ((j->ahead.warm = take_warm(u)))
+            else {
+                log_warn("%s %s: spare worker %d did not take the home (%s)",
+                         proto_verb_name(j->req.verb), u->su.name, (int)j->ahead.spare,
+                         strerror(-rc));
+                close(j->ahead.spare_ctl); /* it ends when it sees that */
+                j->ahead.spare = 0;
+            }
+        }
+        if (!j->ahead.spare && (j->ahead.warm = take_warm(u)))
             log_info("%s %s: on a warm connection to %s", proto_verb_name(j->req.verb), u->su.name,
                      config_home_server(&S.cfg)->label);
     }
@@ -355,11 +358,12 @@ static void start_job(struct user *u)
         nbd_close(j->ahead.warm);
         j->ahead.warm = NULL;
     }
-    if (j->ahead.spare > 0 && j->pid < 0)
-        home_ahead_drop(&j->ahead); /* sent its export already: stopped */
-    else if (j->ahead.spare > 0)
+    if (j->ahead.spare > 0) {
         close(j->ahead.spare_ctl); /* the job has it now */
-    j->ahead.spare = 0;
+        if (j->pid < 0)
+            kill(j->ahead.spare, SIGTERM); /* no job to adopt it: it serves the export already */
+        j->ahead.spare = 0;
+    }
     if (j->pid < 0) {
         int e = errno;
         close(p[0]);

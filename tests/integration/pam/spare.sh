@@ -2,8 +2,9 @@
 # The agent's spare worker ([nbd] spare_workers): ready before any login
 # with its FUSE mount under RUN_DIR/spare; killed, it is cleaned up and
 # replaced; taken by a login that then fails (no export on the server), it
-# is stopped and nothing of it is left; dropped at a reload that sets
-# spare_workers = 0; ended with the agent, by a stop or by the agent's
+# is stopped and nothing of it is left; not taken by an exempt user's
+# login; dropped at a reload that sets spare_workers = 0; ended with the
+# agent, by a stop or by the agent's
 # death; what a dead agent's spare left is cleaned up at the next start.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -18,6 +19,7 @@ check "RUN_DIR/spare is a private mount" bash -c "grep ' $R/spare ' /proc/self/m
 check "a spare worker is ready" wait_for spares_ready 1
 S1=$(spare_pids)
 spare_mounted() { grep -q " $R/spare/$1 .* - fuse" /proc/self/mountinfo; }
+export -f spare_mounted
 check "its FUSE mount is on RUN_DIR/spare/PID" spare_mounted "$S1"
 check "the dir holds no disk until it is taken" bash -c "test -z \"\$(ls -A '$R/spare/$S1')\""
 check "it leads its own session, as a home's worker" test "$(ps -o sid= -p "$S1" | tr -d ' ')" = "$S1"
@@ -37,6 +39,12 @@ check "the taken spare is gone" wait_for bash -c "! kill -0 $S2 2> /dev/null"
 check "nothing of it is mounted" bash -c "! grep -qE ' ($R/spare/$S2|$R/fuse/bob|$R/stage/bob) ' /proc/self/mountinfo"
 check "no dir of it, no record for bob" bash -c "test ! -e '$R/spare/$S2' && test ! -e '$R/homes/bob'"
 check "a new spare replaces it" wait_for spares_ready 1
+
+# an exempt user's login does not take it
+S3=$(spare_pids)
+pt listed acct_mgmt
+expect_rc 0 "account of an exempt user"
+check "the spare is not taken for it" bash -c "! grep -q 'account listed: on spare' '$T/agent.log' && [ \"\$(spare_pids)\" = $S3 ] && spare_mounted $S3"
 
 pt alice acct_mgmt open_session
 expect_rc 0 "alice logs in on a spare"
