@@ -428,15 +428,20 @@ void home_ahead_drop(struct home_ahead *a)
 }
 
 /* The spare the agent took for this home: wait for its "ok", move its
- * FUSE mount onto the home's FUSE dir.  On failure it is stopped. */
-static int adopt_spare(struct home_setup *hs)
+ * FUSE mount onto the home's FUSE dir.  On failure it is stopped; *retry:
+ * the failure is the spare's own (it ended, its mount could not move), not
+ * the server's answer, so a worker of the job's own may do better. */
+static int adopt_spare(struct home_setup *hs, bool *retry)
 {
     struct home_ahead *a = hs->ahead;
     struct home_state *s = &hs->s;
+    bool answered;
     int rc = worker_spare_ready(a->spare_ctl, hs->cfg->connect_timeout_ms + 5000, &hs->clean,
-                                hs->why, hs->whylen);
+                                &answered, hs->why, hs->whylen);
 
+    *retry = rc < 0 && !answered;
     if (rc == 0 && mount(a->spare_dir, s->fuse_dir, NULL, MS_MOVE, NULL) < 0) {
+        *retry = true;
         rc = -errno;
         snprintf(hs->why, hs->whylen, "cannot move the spare's FUSE mount %s to %s: %s",
                  a->spare_dir, s->fuse_dir, strerror(-rc));
@@ -464,14 +469,15 @@ static int start_worker(struct home_setup *hs)
                               .stats = hs->stats,
                               .layout = hs->layout[0] ? hs->layout : NULL,
                               .warm = hs->warm};
+    bool retry = true;
     int rc = -ENOENT;
 
     if (hs->ahead && hs->ahead->spare > 0 && !hs->kernel) {
-        rc = adopt_spare(hs);
-        if (rc < 0)
+        rc = adopt_spare(hs, &retry);
+        if (rc < 0 && retry)
             log_warn("%s: the spare worker failed (%s): starting a worker", s->user, hs->why);
     }
-    if (rc < 0)
+    if (rc < 0 && retry)
         rc = worker_start(&p, &s->worker, s->device, sizeof s->device, &hs->clean, hs->why,
                           hs->whylen);
     if (rc < 0)

@@ -295,6 +295,8 @@ static void ready_words(char *words, char *dev, size_t devlen, bool *clean)
     }
 }
 
+#define WORKER_GONE "the home's worker exited before serving"
+
 /* Wait for the worker's first line: "ok [device] [clean]" or "err ERRNO
  * reason". */
 static int worker_ready(int rfd, unsigned timeout_ms, char *dev, size_t devlen, bool *clean,
@@ -331,7 +333,7 @@ static int worker_ready(int rfd, unsigned timeout_ms, char *dev, size_t devlen, 
         snprintf(why, whylen, "%s", *rest == ' ' ? rest + 1 : rest);
         return e > 0 ? (int)-e : -EIO;
     }
-    snprintf(why, whylen, "the home's worker exited before serving");
+    snprintf(why, whylen, WORKER_GONE);
     return -EIO;
 }
 
@@ -517,10 +519,15 @@ int worker_spare_take(int ctl, const char *export, const char *stats, const char
     return send(ctl, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n ? 0 : -errno;
 }
 
-int worker_spare_ready(int ctl, unsigned timeout_ms, bool *clean, char *why, size_t whylen)
+int worker_spare_ready(int ctl, unsigned timeout_ms, bool *clean, bool *answered, char *why,
+                       size_t whylen)
 {
     char dev[8];
+    int rc;
 
     *clean = false;
-    return worker_ready(ctl, timeout_ms, dev, sizeof dev, clean, why, whylen);
+    rc = worker_ready(ctl, timeout_ms, dev, sizeof dev, clean, why, whylen);
+    /* (worker_ready's own words for no answer: a timeout, or the end) */
+    *answered = rc == 0 || (rc != -ETIMEDOUT && strcmp(why, WORKER_GONE) != 0);
+    return rc;
 }

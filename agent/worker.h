@@ -56,8 +56,11 @@ int worker_spare_start(const struct hp_config *cfg, const struct hp_server *srv,
  * whoever waits with worker_spare_ready.  0 or -errno. */
 int worker_spare_take(int ctl, const char *export, const char *stats, const char *layout);
 /* Wait (up to timeout_ms) for a taken spare's "ok [clean]" or "err ...".
- * 0 or -errno with why. */
-int worker_spare_ready(int ctl, unsigned timeout_ms, bool *clean, char *why, size_t whylen);
+ * 0 or -errno with why; *answered: the spare said it (an "err" is then
+ * the server's or the export's verdict, which another worker would get
+ * too), rather than ending or not answering. */
+int worker_spare_ready(int ctl, unsigned timeout_ms, bool *clean, bool *answered, char *why,
+                       size_t whylen);
 
 /* Whether pid is a live homeport process (not a zombie). */
 bool worker_alive(pid_t pid);

@@ -35,6 +35,7 @@ pt bob acct_mgmt
 expect_rc 1 "account bob: no export for him on the server"
 contains "$T/agent.log" "account bob: on spare worker $S2" "the login took the spare"
 contains "$T/out" "export 'bob'" "the refusal names the export"
+check "the server's answer is final: no worker of the job's own tries again" bash -c "! grep -q 'bob: the spare worker failed' '$T/agent.log'"
 check "the taken spare is gone" wait_for bash -c "! kill -0 $S2 2> /dev/null"
 check "nothing of it is mounted" bash -c "! grep -qE ' ($R/spare/$S2|$R/fuse/bob|$R/stage/bob) ' /proc/self/mountinfo"
 check "no dir of it, no record for bob" bash -c "test ! -e '$R/spare/$S2' && test ! -e '$R/homes/bob'"
