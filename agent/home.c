@@ -22,6 +22,7 @@
 #include "loopdev.h"
 #include "mounts.h"
 #include "nbdkernel.h"
+#include "spare.h"
 #include "spawn.h"
 #include "textfile.h"
 #include "tree.h"
@@ -1088,6 +1089,7 @@ int home_status(const struct hp_config *cfg, FILE *out, bool json)
     else if (n == 0)
         fprintf(out, "no homes held\n");
     warm_status(cfg->run_dir, out, json);
+    spare_status(cfg->run_dir, out, json);
     if (json)
         fprintf(out, "}\n");
     return troubled;

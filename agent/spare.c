@@ -258,6 +258,39 @@ int spare_send(const struct hp_config *cfg, const struct home_ahead *a, const ch
     return worker_spare_take(a->spare_ctl, export, stats, layout[0] ? layout : NULL);
 }
 
+int spare_status(const char *run_dir, FILE *out, bool json)
+{
+    char root[PATH_MAX], **names = NULL;
+    size_t n = 0;
+    int shown = 0;
+
+    snprintf(root, sizeof root, "%s/spare", run_dir);
+    int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0 && tree_list_names(fd, &names, &n) < 0)
+        n = 0;
+    if (fd >= 0)
+        close(fd);
+    if (json)
+        fputs(", \"spare_workers\": [", out);
+    for (size_t i = 0; i < n; i++) {
+        char *end;
+        long pid = strtol(names[i], &end, 10);
+        if (*end || pid <= 1 || pid > INT32_MAX || !worker_alive((pid_t)pid))
+            continue; /* not a spare's, or one that is gone */
+        if (json)
+            fprintf(out, "%s%ld", shown ? ", " : "", pid);
+        else
+            fprintf(out, "%s%ld", shown ? ", " : "spare workers: pid ", pid);
+        shown++;
+    }
+    tree_free_names(names, n);
+    if (json)
+        fprintf(out, "]");
+    else if (shown)
+        fprintf(out, " (waiting for a login, FUSE mounts under %s)\n", root);
+    return shown;
+}
+
 size_t spare_ready(const struct spare_pool *p)
 {
     size_t n = 0;

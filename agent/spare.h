@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "config.h"
@@ -59,6 +60,11 @@ int spare_take(struct spare_pool *p, struct home_ahead *out, int64_t now_ms);
  * -errno (the job, which waits for the spare's answer, then gets none and
  * starts a worker of its own). */
 int spare_send(const struct hp_config *cfg, const struct home_ahead *a, const char *user);
+
+/* Print the spares of the running agent (from RUN_DIR/spare: a live
+ * homeport per PID dir), a line, or as ', "spare_workers": [PIDS]' for
+ * the end of a JSON object.  Returns how many. */
+int spare_status(const char *run_dir, FILE *out, bool json);
 
 /* How many are ready, for the log and tests. */
 size_t spare_ready(const struct spare_pool *p);

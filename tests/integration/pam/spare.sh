@@ -23,6 +23,10 @@ export -f spare_mounted
 check "its FUSE mount is on RUN_DIR/spare/PID" spare_mounted "$S1"
 check "the dir holds no disk until it is taken" bash -c "test -z \"\$(ls -A '$R/spare/$S1')\""
 check "it leads its own session, as a home's worker" test "$(ps -o sid= -p "$S1" | tr -d ' ')" = "$S1"
+hp status
+contains "$T/out" "^spare workers: pid $S1 \(waiting for a login" "status shows it"
+hp status --json
+check "status --json lists it" python3 -c "import json,sys; j = json.load(open('$T/out')); sys.exit(j['spare_workers'] != [$S1])"
 
 kill -9 "$S1"
 check "killed: the agent notices" wait_for grep -q "spare worker $S1 ended" "$T/agent.log"
