@@ -113,8 +113,8 @@ struct spare_pool *spare_new(const struct hp_config *cfg, unsigned want, bool cl
     return p;
 }
 
-/* s ended or is dropped: close it, clean its dir, and make it due again
- * after at (taken) or after the backoff. */
+/* s ended, is dropped or was taken: close it, clean its dir (untaken),
+ * and make it due again after REFILL_MS (taken) or the backoff. */
 static void forget(struct spare_pool *p, struct spare *s, int64_t now, bool taken)
 {
     char dir[PATH_MAX];
@@ -125,6 +125,8 @@ static void forget(struct spare_pool *p, struct spare *s, int64_t now, bool take
         spare_dir(p, s->pid, dir, sizeof dir);
         umount2(dir, MNT_DETACH | UMOUNT_NOFOLLOW); /* a killed spare leaves it */
         rmdir(dir);
+    }
+    if (!taken) { /* (also a spare that could not be started: pid 0) */
         if (now - s->started < YOUNG_MS) {
             s->due = now + p->backoff_ms;
             p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
@@ -181,6 +183,7 @@ static void start_one(struct spare_pool *p, struct spare *s, int64_t now, struct
     if (rc < 0) {
         log_warn("cannot start a spare worker: %s", strerror(-rc));
         s->pid = 0;
+        s->started = now; /* the backoff grows while starts keep failing */
         forget(p, s, now, false);
         return;
     }
