@@ -46,8 +46,11 @@ run_guest() {
     fi
     local api_shown=$api
     api=$label
+    # emptied here, not by the background job's redirection: the loops
+    # below must not find the previous run's markers (HOMEPORT-READY-FOR-KILL)
+    : > "$T/vm.log"
     HP_VM_GUESTFWD_CMD=$fwd HP_VM_EXTRA_DIR=${fwd:+$T/extra} HP_VM_TIMEOUT=200 \
-        bash "$TOP/tests/vm/run-vm.sh" "$OUT" "$T/guest-$label.sh" "$img" > "$T/vm.log" 2>&1 &
+        bash "$TOP/tests/vm/run-vm.sh" "$OUT" "$T/guest-$label.sh" "$img" >> "$T/vm.log" 2>&1 &
     local vm=$!
     track "$vm"
     # netlink: kill the guest's server process when it says so (bounded)

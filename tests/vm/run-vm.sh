@@ -140,11 +140,14 @@ cmd=("$QEMU" -accel "$ACCEL" -m "$MEM" -smp "$SMP" "${cpu[@]}" -nodefaults -nogr
      -netdev "$netdev" -device virtio-net-pci,netdev=n0,romfile=)
 
 log "accel $ACCEL, $(basename "$KERNEL"), timeout ${TIMEOUT}s"
-: > "$tmp/serial"
+# The reader below (tail -f) must find the file: created here, before
+# both background processes start (tail -f on a missing file exits at
+# once, "no files remaining", and the whole console would be lost).
+: > "$tmp/fifo.out"
 t0=$(date +%s%N)
 # qemu's stdin is /dev/null; its output goes through the reader below which
 # notes when the marker arrives.
-timeout -k 5 "$TIMEOUT" "${cmd[@]}" </dev/null > "$tmp/fifo.out" 2>&1 &
+timeout -k 5 "$TIMEOUT" "${cmd[@]}" </dev/null >> "$tmp/fifo.out" 2>&1 &
 qpid=$!
 # tail follows the output until qemu exits (bounded: qemu is under timeout)
 status=""
