@@ -1113,8 +1113,8 @@ int fusedisk_serve(const struct fusedisk_params *p, struct nbd_export *ex)
     struct disk d;
     int rc = -EIO;
 
-    disk_init(&d, connections_for(p, ex));
-    alloc_cache_enable(); /* this process moves the home's data */
+    disk_init(&d, connections_wanted(p->connections)); /* disk_attach lowers it */
+    alloc_cache_enable();                              /* this process moves the home's data */
     disk_attach(&d, p, ex);
     d.se = fuse_session_new(&args, &ops, sizeof ops, &d);
     if (!d.se)
