@@ -379,9 +379,11 @@ static int home_setup_init(struct home_setup *hs, const char *user)
                  strerror(-rc));
         return rc;
     }
+    /* Without state_dir/layout the mount just makes its round trips. */
+    snprintf(dir, sizeof dir, "%s/layout", cfg->state_dir);
     if (home_worker_files(cfg, user, hs->stats, sizeof hs->stats, hs->layout, sizeof hs->layout) <
             0 ||
-        hs->kernel)
+        hs->kernel || tree_mkdirs(dir, 0700) < 0)
         hs->layout[0] = '\0';
     return 0;
 }
@@ -389,17 +391,10 @@ static int home_setup_init(struct home_setup *hs, const char *user)
 int home_worker_files(const struct hp_config *cfg, const char *user, char *stats, size_t statslen,
                       char *layout, size_t layoutlen)
 {
-    char dir[PATH_MAX];
-
     state_path(cfg, user, ":stats", stats, statslen);
     /* The layout hint lives in state_dir (kept across reboots where it
-     * is on a disk); without the dir the mount just makes its round
-     * trips. */
-    layout[0] = '\0';
-    if (snprintf(dir, sizeof dir, "%s/layout", cfg->state_dir) >= (int)sizeof dir ||
-        tree_mkdirs(dir, 0700) < 0)
-        return 0;
-    if (snprintf(layout, layoutlen, "%s/%s", dir, user) >= (int)layoutlen) {
+     * is on a disk). */
+    if (snprintf(layout, layoutlen, "%s/layout/%s", cfg->state_dir, user) >= (int)layoutlen) {
         layout[0] = '\0';
         return -ENAMETOOLONG;
     }

@@ -69,7 +69,8 @@ struct home_ahead {
 };
 
 /* The files a home's FUSE worker keeps: its stats file and its layout
- * hint ("" when state_dir/layout cannot be made).  0 or -ENAMETOOLONG. */
+ * hint (the paths only: home_prepare makes state_dir/layout, not the
+ * agent on the login's path).  0 or -ENAMETOOLONG. */
 int home_worker_files(const struct hp_config *cfg, const char *user, char *stats, size_t statslen,
                       char *layout, size_t layoutlen);
 
