@@ -19,7 +19,7 @@
 #include "worker.h"
 
 #define MAX_SPARES 8
-#define REFILL_MS 30    /* after a take: once the account stage that took it is done */
+#define REFILL_MS 30    /* after a take: the account stage that took it has mostly run */
 #define BACKOFF_MS 1000 /* after a spare ended untaken; doubling */
 #define BACKOFF_MAX_MS 60000
 #define YOUNG_MS 10000 /* a spare that ended sooner keeps the backoff growing */

@@ -10,8 +10,8 @@
  * mount under a shared one) and the spare is that home's worker.  The
  * fork, the FUSE mount and its threads are off the login's path.
  *
- * A spare taken is replaced 30 ms later (after the account stage that took
- * it).  One that ends untaken (its mount failed, it was killed) is
+ * A spare taken is replaced 30 ms later (by then the account stage that
+ * took it is mostly done).  One that ends untaken (its mount failed, it was killed) is
  * replaced after 1 s, doubling up to 60 s while they keep ending young.
  * One whose warm connection the server closed stays, and connects at the
  * take.
@@ -57,8 +57,7 @@ int spare_take(struct spare_pool *p, struct home_ahead *out, int64_t now_ms);
  * export and fetches what the mount reads while the login's job starts.
  * The agent sends it after forking the job: the spare's wake-up (and the
  * server's start of a connection) then does not delay the fork.  0 or
- * -errno (the job, which waits for the spare's answer, then gets none and
- * starts a worker of its own). */
+ * -errno (the caller then lets the spare go: it ends on EOF). */
 int spare_send(const struct hp_config *cfg, const struct home_ahead *a, const char *user);
 
 /* Print the spares of the running agent (from RUN_DIR/spare: a live
