@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,7 +55,7 @@ struct disk {
     double started;
     pthread_t ahead_thread; /* fetches the mount's reads (ahead_thread) */
     bool have_ahead;        /* not joined yet */
-    atomic_uint ready_wait; /* the mount, the head: what "ok" waits for (ready_part) */
+    atomic_uint ready_wait; /* "ok", the head: what the verdict waits for (ready_part) */
     /* counters, under stats_mu */
     pthread_mutex_t stats_mu;
     uint64_t bytes_read, bytes_written, reconnects, io_errors;
@@ -878,32 +879,38 @@ static int step_inodes(struct ext4meta *m, const uint8_t *b, size_t len, struct 
     return ext4meta_journal(m, b, len, next);
 }
 
-/* Tell the starter the disk is served: "ok", or "ok clean" when the
+/* Tell the starter the disk is served: "ok".  Its next step is to bind a
+ * loop device to the disk, which the head's fetch need not hold up. */
+static void report_ok(struct disk *d)
+{
+    if (d->p->ready_fd >= 0)
+        (void)!send(d->p->ready_fd, "ok\n", 3, MSG_NOSIGNAL);
+}
+
+/* Then the verdict, once the head is in (or given up): "clean" when the
  * superblock fetched ahead says that e2fsck -p would find nothing to do
- * (ext4meta_clean): the starter then reads it no second time through the
- * loop device and this process. */
-static void report_ready(struct disk *d)
+ * (ext4meta_clean), so that the starter reads it no second time through
+ * the loop device and this process; else "unknown". */
+static void report_verdict(struct disk *d)
 {
     uint8_t sb[1024];
     bool clean = d->size >= 2048 && /* closed when there is no head: false */
                  fetchahead_get(&d->ahead, sb, sizeof sb, 1024) && ext4meta_clean(sb, time(NULL));
-    const char *line = clean ? "ok clean\n" : "ok\n";
+    const char *line = clean ? "clean\n" : "unknown\n";
 
     if (d->p->ready_fd < 0)
         return;
-    (void)!write(d->p->ready_fd, line, strlen(line));
+    (void)!send(d->p->ready_fd, line, strlen(line), MSG_NOSIGNAL);
     close(d->p->ready_fd);
 }
 
-/* One of the two things "ok" waits for is done: the FUSE mount (the
- * starter's next step is to open the disk), the head's fetch (whether the
- * filesystem is clean), in whichever order.  The last one reports; the
- * FUSE loop is running by then or starts at once, so waiting for the head
- * costs the starter no time it would not wait for its own read. */
+/* One of the two things the verdict waits for is done: "ok" is out (the
+ * FUSE loop is running by then or starts at once), the head's fetch is
+ * over, in whichever order.  The last one reports. */
 static void ready_part(struct disk *d)
 {
     if (atomic_fetch_sub(&d->ready_wait, 1) == 1)
-        report_ready(d);
+        report_verdict(d);
 }
 
 /* The reads of an ext4 mount (ext4meta.h), fetched one step after the
@@ -1026,14 +1033,15 @@ struct helpers {
     bool have_st, have_op;
 };
 
-/* Start them, and report the mount's part of "ok". */
+/* Say "ok" (the verdict follows when the head is in), then start them. */
 static void helpers_start(struct disk *d, struct helpers *h)
 {
+    report_ok(d);
+    ready_part(d);
     /* The stats thread writes the stats file at its start, alongside. */
     h->have_st = pthread_create(&h->st, NULL, stats_thread, d) == 0;
     if (!h->have_st)
         write_stats(d);
-    ready_part(d);
     h->have_op = d->want > 1 && pthread_create(&h->op, NULL, opener_thread, d) == 0;
 }
 

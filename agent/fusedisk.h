@@ -33,8 +33,9 @@ struct fusedisk_params {
     const char *stats_path;  /* rewritten (atomically) when the numbers change */
     const char *layout_path; /* the ranges the last mount read, fetched with the
                               * first read (a hint, kept per home); NULL: none */
-    int ready_fd;            /* "ok\n" or "ok clean\n" (report_ready) written here once
-                              * mounted; -1 for none */
+    int ready_fd;            /* a SOCK_SEQPACKET socket: "ok\n" once the FUSE loop
+                              * serves, then "clean\n" or "unknown\n" (worker.h) once
+                              * the superblock is in; then closed.  -1 for none */
 };
 
 /* Serve until SIGTERM/SIGINT/SIGHUP or an unmount of dir.  ex is taken

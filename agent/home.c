@@ -307,7 +307,7 @@ struct home_setup {
     struct home_state s;
     char stats[PATH_MAX];
     char layout[PATH_MAX]; /* the FUSE worker's layout hint, or empty */
-    bool clean;            /* the worker found the filesystem clean (worker.h) */
+    int verdict_fd;        /* the worker's verdict on the filesystem (worker.h), or -1 */
     char *why;
     size_t whylen;
 };
@@ -409,6 +409,9 @@ static void home_setup_undo(struct home_setup *hs)
     if (hs->loop_fd >= 0)
         close(hs->loop_fd);
     hs->loop_fd = -1;
+    if (hs->verdict_fd >= 0)
+        close(hs->verdict_fd);
+    hs->verdict_fd = -1;
     discard(hs->cfg, &hs->s);
 }
 
@@ -432,8 +435,8 @@ static int adopt_spare(struct home_setup *hs, bool *retry)
     struct home_ahead *a = hs->ahead;
     struct home_state *s = &hs->s;
     bool answered;
-    int rc = worker_spare_ready(a->spare_ctl, hs->cfg->connect_timeout_ms + 5000, &hs->clean,
-                                &answered, hs->why, hs->whylen);
+    int rc = worker_spare_ready(a->spare_ctl, hs->cfg->connect_timeout_ms + 5000, &answered,
+                                hs->why, hs->whylen);
 
     *retry = rc < 0 && !answered;
     if (rc == 0 && mount(a->spare_dir, s->fuse_dir, NULL, MS_MOVE, NULL) < 0) {
@@ -446,7 +449,7 @@ static int adopt_spare(struct home_setup *hs, bool *retry)
         home_ahead_drop(a);
         return rc;
     }
-    close(a->spare_ctl);
+    hs->verdict_fd = a->spare_ctl; /* its verdict comes there */
     rmdir(a->spare_dir);
     a->adopted = true;
     s->worker = a->spare;
@@ -474,7 +477,7 @@ static int start_worker(struct home_setup *hs)
             log_warn("%s: the spare worker failed (%s): starting a worker", s->user, hs->why);
     }
     if (rc < 0 && retry)
-        rc = worker_start(&p, &s->worker, s->device, sizeof s->device, &hs->clean, hs->why,
+        rc = worker_start(&p, &s->worker, s->device, sizeof s->device, &hs->verdict_fd, hs->why,
                           hs->whylen);
     if (rc < 0)
         return rc;
@@ -526,12 +529,17 @@ static int attach_fuse(struct home_setup *hs)
 }
 
 /* e2fsck -p (-n on a read-only device), unless the superblock says clean:
- * as the FUSE worker read it for the mount (hs->clean), else as read here. */
+ * as the FUSE worker read it for the mount (its verdict, worker.h), else
+ * as read here. */
 static int check_fs(struct home_setup *hs)
 {
     const struct home_state *s = &hs->s;
     const char *fsck[] = {"e2fsck", s->read_only ? "-n" : "-p", s->device, NULL};
-    int rc = hs->clean || fs_clean(s->device) ? 0 : spawn_wait(fsck, 1);
+    bool clean = worker_verdict(hs->verdict_fd, hs->cfg->connect_timeout_ms + 5000);
+    int rc;
+
+    hs->verdict_fd = -1;
+    rc = clean || fs_clean(s->device) ? 0 : spawn_wait(fsck, 1);
 
     if (rc == -ENOENT) {
         log_debug("e2fsck not found: %s not checked", s->device);
@@ -616,6 +624,7 @@ int home_prepare(const struct hp_config *cfg, const char *user, const struct hp_
                             .warm = ahead ? ahead->warm : NULL,
                             .ahead = ahead,
                             .loop_fd = -1,
+                            .verdict_fd = -1,
                             .why = why,
                             .whylen = whylen};
     int64_t t[4] = {clock_us()};

@@ -282,25 +282,23 @@ static void run_kernel_worker(const struct worker_params *p, int wfd)
     watch_link(p, index, watch);
 }
 
-/* The words after "ok": a device (kernel attach) to dev, "clean". */
-static void ready_words(char *words, char *dev, size_t devlen, bool *clean)
+/* The word after "ok": a device (kernel attach) to dev. */
+static void ready_words(char *words, char *dev, size_t devlen)
 {
     char *save = NULL;
 
-    for (char *w = strtok_r(words, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
-        if (strcmp(w, "clean") == 0)
-            *clean = true;
-        else if (w[0] == '/')
+    for (char *w = strtok_r(words, " ", &save); w; w = strtok_r(NULL, " ", &save))
+        if (w[0] == '/')
             snprintf(dev, devlen, "%s", w);
-    }
 }
 
 #define WORKER_GONE "the home's worker exited before serving"
 
-/* Wait for the worker's first line: "ok [device] [clean]" or "err ERRNO
- * reason". */
-static int worker_ready(int rfd, unsigned timeout_ms, char *dev, size_t devlen, bool *clean,
-                        char *why, size_t whylen)
+/* Wait for the worker's first line: "ok [device]" or "err ERRNO reason".
+ * rfd is a SOCK_SEQPACKET socket, read a message at a time: what follows
+ * the line (the verdict) stays for worker_verdict. */
+static int worker_ready(int rfd, unsigned timeout_ms, char *dev, size_t devlen, char *why,
+                        size_t whylen)
 {
     char buf[600];
     size_t got = 0;
@@ -324,7 +322,7 @@ static int worker_ready(int rfd, unsigned timeout_ms, char *dev, size_t devlen, 
     if (strcmp(buf, "ok") == 0)
         return 0;
     if (strncmp(buf, "ok ", 3) == 0) {
-        ready_words(buf + 3, dev, devlen, clean);
+        ready_words(buf + 3, dev, devlen);
         return 0;
     }
     if (strncmp(buf, "err ", 4) == 0) {
@@ -337,16 +335,16 @@ static int worker_ready(int rfd, unsigned timeout_ms, char *dev, size_t devlen, 
     return -EIO;
 }
 
-int worker_start(const struct worker_params *p, pid_t *pid, char *dev, size_t devlen, bool *clean,
-                 char *why, size_t whylen)
+int worker_start(const struct worker_params *p, pid_t *pid, char *dev, size_t devlen,
+                 int *verdict_fd, char *why, size_t whylen)
 {
     int pfd[2], rc;
 
     *pid = -1;
-    *clean = false;
-    if (pipe2(pfd, O_CLOEXEC) < 0) {
+    *verdict_fd = -1;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pfd) < 0) {
         rc = -errno;
-        snprintf(why, whylen, "pipe: %s", strerror(-rc));
+        snprintf(why, whylen, "socketpair: %s", strerror(-rc));
         return rc;
     }
     *pid = fork();
@@ -365,11 +363,30 @@ int worker_start(const struct worker_params *p, pid_t *pid, char *dev, size_t de
         run_kernel_worker(p, pfd[1]);
     }
     close(pfd[1]);
-    rc = worker_ready(pfd[0], p->cfg->connect_timeout_ms + 5000, dev, devlen, clean, why, whylen);
-    close(pfd[0]);
-    if (rc < 0)
+    rc = worker_ready(pfd[0], p->cfg->connect_timeout_ms + 5000, dev, devlen, why, whylen);
+    if (rc < 0) {
+        close(pfd[0]);
         waitpid(*pid, NULL, WNOHANG);
-    return rc;
+        return rc;
+    }
+    *verdict_fd = pfd[0];
+    return 0;
+}
+
+bool worker_verdict(int fd, unsigned timeout_ms)
+{
+    char buf[16];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r;
+
+    if (fd < 0)
+        return false;
+    while ((r = poll(&p, 1, (int)timeout_ms)) < 0 && errno == EINTR)
+        ;
+    ssize_t n = r == 1 ? read(fd, buf, sizeof buf - 1) : -1;
+
+    close(fd);
+    return n == 6 && memcmp(buf, "clean\n", 6) == 0;
 }
 
 /* ---- spares ------------------------------------------------------------ */
@@ -519,14 +536,11 @@ int worker_spare_take(int ctl, const char *export, const char *stats, const char
     return send(ctl, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n ? 0 : -errno;
 }
 
-int worker_spare_ready(int ctl, unsigned timeout_ms, bool *clean, bool *answered, char *why,
-                       size_t whylen)
+int worker_spare_ready(int ctl, unsigned timeout_ms, bool *answered, char *why, size_t whylen)
 {
     char dev[8];
-    int rc;
+    int rc = worker_ready(ctl, timeout_ms, dev, sizeof dev, why, whylen);
 
-    *clean = false;
-    rc = worker_ready(ctl, timeout_ms, dev, sizeof dev, clean, why, whylen);
     /* (worker_ready's own words for no answer: a timeout, or the end) */
     *answered = rc == 0 || (rc != -ETIMEDOUT && strcmp(why, WORKER_GONE) != 0);
     return rc;

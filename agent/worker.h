@@ -9,9 +9,11 @@
  *
  * Its counters go to a stats file of key=value lines (state, reconnects,
  * last_error; FUSE adds bytes_read and bytes_written), rewritten whole.
- * On start it reports once on a pipe: "ok [DEVICE] [clean]" or "err ERRNO
- * REASON"; "clean": the FUSE worker read the superblock (fetched ahead for
- * the mount) and e2fsck -p would find nothing to do.
+ * On start it reports on a SOCK_SEQPACKET socket: "ok [DEVICE]" or "err
+ * ERRNO REASON".  A FUSE worker then gives its verdict on the filesystem
+ * when the superblock it fetches ahead for the mount is in: "clean" (e2fsck
+ * -p would find nothing to do) or "unknown".  "ok" does not wait for it,
+ * so that the starter binds its loop device while the head is fetched.
  */
 #ifndef HOMEPORT_WORKER_H
 #define HOMEPORT_WORKER_H
@@ -37,10 +39,15 @@ struct worker_params {
 /* Start the worker and wait (connect_timeout + 5 s) until it serves.
  * *pid is the worker's (also on failure, when it was started: the caller
  * stops it), dev the device it attached (kernel: /dev/nbdN; FUSE: left
- * alone), *clean whether it found the filesystem clean (else: not known).
- * 0, or -errno with why. */
-int worker_start(const struct worker_params *p, pid_t *pid, char *dev, size_t devlen, bool *clean,
-                 char *why, size_t whylen);
+ * alone), *verdict_fd where its verdict comes (worker_verdict; -1 on
+ * failure).  0, or -errno with why. */
+int worker_start(const struct worker_params *p, pid_t *pid, char *dev, size_t devlen,
+                 int *verdict_fd, char *why, size_t whylen);
+
+/* Wait (up to timeout_ms) for the verdict on fd, and close it: true when
+ * the worker found the filesystem clean, false when not known (a kernel
+ * worker gives none). */
+bool worker_verdict(int fd, unsigned timeout_ms);
 
 /* Spares: FUSE workers started ahead of need by the agent (spare.h), with
  * their FUSE mount on ROOT/PID (empty until taken) and a warm connection (or
@@ -55,12 +62,12 @@ int worker_spare_start(const struct hp_config *cfg, const struct hp_server *srv,
  * waiting: the spare's answer, as worker_start's, comes on ctl to
  * whoever waits with worker_spare_ready.  0 or -errno. */
 int worker_spare_take(int ctl, const char *export, const char *stats, const char *layout);
-/* Wait (up to timeout_ms) for a taken spare's "ok [clean]" or "err ...".
- * 0 or -errno with why; *answered: the spare said it (an "err" is then
- * the server's or the export's verdict, which another worker would get
- * too), rather than ending or not answering. */
-int worker_spare_ready(int ctl, unsigned timeout_ms, bool *clean, bool *answered, char *why,
-                       size_t whylen);
+/* Wait (up to timeout_ms) for a taken spare's "ok" or "err ...".  0 or
+ * -errno with why; *answered: the spare said it (an "err" is then the
+ * server's or the export's verdict, which another worker would get too),
+ * rather than ending or not answering.  After "ok", its verdict comes on
+ * ctl (worker_verdict). */
+int worker_spare_ready(int ctl, unsigned timeout_ms, bool *answered, char *why, size_t whylen);
 
 /* Whether pid is a live homeport process (not a zombie). */
 bool worker_alive(pid_t pid);

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The FUSE worker reads the superblock anyway (it fetches the mount's reads
 # ahead) and tells the prepare whether e2fsck -p would find nothing to do
-# ("ok clean"): the prepare then reads no superblock of its own through the
-# loop device.  A filesystem not marked clean is read by the prepare and
-# checked as before (e2fsck -p runs).  strace on the prepare's process (the
+# (its verdict "clean", after its "ok"): the prepare then reads no
+# superblock of its own through the loop device.  A filesystem not marked
+# clean is read by the prepare and checked as before (e2fsck -p runs).  strace on the prepare's process (the
 # worker it forks is not traced) shows its 1 KiB read at offset 1024.
 . "$(dirname "$0")/../lib.sh"
 enter_namespace "$@"
