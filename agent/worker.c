@@ -292,18 +292,19 @@ static void ready_words(char *words, char *dev, size_t devlen)
             snprintf(dev, devlen, "%s", w);
 }
 
-#define WORKER_GONE "the home's worker exited before serving"
-
 /* Wait for the worker's first line: "ok [device]" or "err ERRNO reason".
  * rfd is a SOCK_SEQPACKET socket, read a message at a time: what follows
- * the line (the verdict) stays for worker_verdict. */
-static int worker_ready(int rfd, unsigned timeout_ms, char *dev, size_t devlen, char *why,
-                        size_t whylen)
+ * the line (the verdict) stays for worker_verdict.  *said: the worker said
+ * one of them (an "err" may carry any errno, ETIMEDOUT too), rather than
+ * ending or not answering. */
+static int worker_ready(int rfd, unsigned timeout_ms, char *dev, size_t devlen, bool *said,
+                        char *why, size_t whylen)
 {
     char buf[600];
     size_t got = 0;
     struct pollfd p = {.fd = rfd, .events = POLLIN};
 
+    *said = false;
     while (got < sizeof buf - 1) {
         int r = poll(&p, 1, (int)timeout_ms);
         if (r <= 0) {
@@ -319,19 +320,20 @@ static int worker_ready(int rfd, unsigned timeout_ms, char *dev, size_t devlen, 
     }
     buf[got] = '\0';
     buf[strcspn(buf, "\n")] = '\0';
-    if (strcmp(buf, "ok") == 0)
-        return 0;
-    if (strncmp(buf, "ok ", 3) == 0) {
-        ready_words(buf + 3, dev, devlen);
+    if (strcmp(buf, "ok") == 0 || strncmp(buf, "ok ", 3) == 0) {
+        *said = true;
+        if (buf[2])
+            ready_words(buf + 3, dev, devlen);
         return 0;
     }
     if (strncmp(buf, "err ", 4) == 0) {
         char *rest;
         long e = strtol(buf + 4, &rest, 10);
+        *said = true;
         snprintf(why, whylen, "%s", *rest == ' ' ? rest + 1 : rest);
         return e > 0 ? (int)-e : -EIO;
     }
-    snprintf(why, whylen, WORKER_GONE);
+    snprintf(why, whylen, "the home's worker exited before serving");
     return -EIO;
 }
 
@@ -339,6 +341,7 @@ int worker_start(const struct worker_params *p, pid_t *pid, char *dev, size_t de
                  int *verdict_fd, char *why, size_t whylen)
 {
     int pfd[2], rc;
+    bool said;
 
     *pid = -1;
     *verdict_fd = -1;
@@ -363,7 +366,7 @@ int worker_start(const struct worker_params *p, pid_t *pid, char *dev, size_t de
         run_kernel_worker(p, pfd[1]);
     }
     close(pfd[1]);
-    rc = worker_ready(pfd[0], p->cfg->connect_timeout_ms + 5000, dev, devlen, why, whylen);
+    rc = worker_ready(pfd[0], p->cfg->connect_timeout_ms + 5000, dev, devlen, &said, why, whylen);
     if (rc < 0) {
         close(pfd[0]);
         waitpid(*pid, NULL, WNOHANG);
@@ -539,9 +542,5 @@ int worker_spare_take(int ctl, const char *export, const char *stats, const char
 int worker_spare_ready(int ctl, unsigned timeout_ms, bool *answered, char *why, size_t whylen)
 {
     char dev[8];
-    int rc = worker_ready(ctl, timeout_ms, dev, sizeof dev, why, whylen);
-
-    /* (worker_ready's own words for no answer: a timeout, or the end) */
-    *answered = rc == 0 || (rc != -ETIMEDOUT && strcmp(why, WORKER_GONE) != 0);
-    return rc;
+    return worker_ready(ctl, timeout_ms, dev, sizeof dev, answered, why, whylen);
 }
