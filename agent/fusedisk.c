@@ -1150,6 +1150,15 @@ struct fusedisk_spare {
     char *argv[2];
 };
 
+/* SIGTERM, SIGINT, SIGHUP: what stops a worker (libfuse's handlers). */
+static void stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+}
+
 /* The spare's FUSE loop, in a thread of its own: the stop signals come
  * here (the spare's other threads block them).  Says on loop_done when it
  * has ended. */
@@ -1158,10 +1167,7 @@ static void *spare_loop(void *arg)
     struct disk *d = arg;
     sigset_t stop;
 
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGHUP);
+    stop_signals(&stop);
     pthread_sigmask(SIG_UNBLOCK, &stop, NULL);
     d->loop_rc = run_loop(d);
     (void)!write(d->loop_done[1], "x", 1);
@@ -1193,10 +1199,7 @@ int fusedisk_spare_mount(const char *dir, unsigned connections, struct fusedisk_
         goto out_destroy;
     if (fuse_set_signal_handlers(d->se) != 0)
         goto out_unmount;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    sigaddset(&stop, SIGHUP);
+    stop_signals(&stop);
     pthread_sigmask(SIG_BLOCK, &stop, &old);
     if (pthread_create(&d->loop_thread, NULL, spare_loop, d) == 0) {
         *out = sp;
