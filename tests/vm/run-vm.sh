@@ -32,6 +32,9 @@
 #   HP_VM_EXTRA_DIR=""      a directory whose contents are added to the guest's
 #                           root (in the same cpio as /test.sh)
 #   HP_VM_LOG=""            also write the serial console to this file
+#   HP_VM_QEMU_STDERR=""    qemu's own stderr (its and libslirp's messages,
+#                           e.g. a guestfwd command it could not start) goes
+#                           to this file instead of into the console output
 #   HP_VM_INITRD=""         boot this initramfs (e.g. one made by mkinitramfs)
 #                           instead of OUTDIR/initramfs; GUEST_SCRIPT and
 #                           HP_VM_EXTRA_DIR are still appended (only the
@@ -146,8 +149,12 @@ log "accel $ACCEL, $(basename "$KERNEL"), timeout ${TIMEOUT}s"
 : > "$tmp/fifo.out"
 t0=$(date +%s%N)
 # qemu's stdin is /dev/null; its output goes through the reader below which
-# notes when the marker arrives.
-timeout -k 5 "$TIMEOUT" "${cmd[@]}" </dev/null >> "$tmp/fifo.out" 2>&1 &
+# notes when the marker arrives.  Its stderr joins the console unless
+# HP_VM_QEMU_STDERR names a file: there it is kept whole (the caller's copy
+# of the console may be cut to its tail).
+qerr=$tmp/fifo.out
+[ -z "${HP_VM_QEMU_STDERR:-}" ] || qerr=$HP_VM_QEMU_STDERR
+timeout -k 5 "$TIMEOUT" "${cmd[@]}" </dev/null >> "$tmp/fifo.out" 2>> "$qerr" &
 qpid=$!
 # tail follows the output until qemu exits (bounded: qemu is under timeout)
 status=""
