@@ -27,6 +27,10 @@
 #   HP_VM_VERBOSE=0         1: no "quiet" on the kernel command line
 #   HP_VM_GUESTFWD_CMD=""   the guestfwd command instead of
 #                           "nbdkit -s file IMAGE" (e.g. "nbdkit -s memory 1G")
+#   HP_VM_GUESTFWD_LOG=""   a directory: each guestfwd connection's
+#                           command runs under tests/vm/guestfwd-log.sh,
+#                           which appends its stderr, pid and exit status
+#                           or signal to DIR/guestfwd.<time>.<pid>.log
 #   HP_VM_NETDEV_EXTRA=""   raw text appended to the -netdev user option
 #                           (more guestfwd=... entries)
 #   HP_VM_EXTRA_DIR=""      a directory whose contents are added to the guest's
@@ -105,6 +109,19 @@ if [ -z "$fwd" ] && [ -n "$IMAGE" ]; then
     img=$(cd "$(dirname "$IMAGE")" && pwd)/$(basename "$IMAGE")
     case $img in *[!A-Za-z0-9_./+-]*) log "$img: use a path without spaces or shell characters"; exit 2 ;; esac
     fwd="nbdkit -s file $img"
+fi
+# libslirp gives the command the connection as stdin, stdout and stderr and
+# never reports how it ended: the wrapper keeps its stderr and exit status.
+# The command line is split by glib's shell-like parser (not a shell): the
+# two paths put in front of it must hold no characters it would interpret.
+if [ -n "$fwd" ] && [ -n "${HP_VM_GUESTFWD_LOG:-}" ]; then
+    mkdir -p "$HP_VM_GUESTFWD_LOG"
+    fwdlog=$(cd "$HP_VM_GUESTFWD_LOG" && pwd)
+    wrapper=$(cd "$(dirname "$0")" && pwd)/guestfwd-log.sh
+    for p in "$fwdlog" "$wrapper"; do
+        case $p in *[!A-Za-z0-9_./+-]*) log "$p: use a path without spaces or shell characters"; exit 2 ;; esac
+    done
+    fwd="sh $wrapper $fwdlog $fwd"
 fi
 [ -z "$fwd" ] || netdev="$netdev,guestfwd=tcp:10.0.2.100:10809-cmd:$(qesc "$fwd")"
 [ -z "${HP_VM_NETDEV_EXTRA:-}" ] || netdev="$netdev,${HP_VM_NETDEV_EXTRA}"
