@@ -11,8 +11,9 @@
  * fork, the FUSE mount and its threads are off the login's path.
  *
  * A spare taken is replaced 30 ms later (by then the account stage that
- * took it is mostly done).  One that ends untaken (its mount failed, it was killed) is
- * replaced after 1 s, doubling up to 60 s while they keep ending young.
+ * took it is mostly done).  One that ends untaken (its mount failed, it
+ * was killed) is replaced after 1 s, doubling up to 60 s while they keep
+ * ending young.
  * One whose warm connection the server closed stays, and connects at the
  * take.
  * Spares end with the agent; a new agent unmounts what is left under
@@ -55,9 +56,9 @@ void spare_events(struct spare_pool *p, const struct pollfd *fds, size_t n, int6
 int spare_take(struct spare_pool *p, struct home_ahead *out, int64_t now_ms);
 /* Send the spare taken into a user's export and files: it opens the
  * export and fetches what the mount reads while the login's job starts.
- * The agent sends it after forking the job: the spare's wake-up (and the
- * server's start of a connection) then does not delay the fork.  0 or
- * -errno (the caller then lets the spare go: it ends on EOF). */
+ * The agent sends it just before forking the job (sending it after the
+ * fork measured no better, bench/README.md).  0 or -errno (the caller
+ * then lets the spare go: it ends on EOF). */
 int spare_send(const struct hp_config *cfg, const struct home_ahead *a, const char *user);
 
 /* Print the spares of the running agent (from RUN_DIR/spare: a live
