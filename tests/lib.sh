@@ -251,6 +251,17 @@ private_etc() {
         mount -t overlay homeport-etc -o "lowerdir=/etc,upperdir=$T/etc-upper,workdir=$T/etc-work" /etc
 }
 
+# fuse_home USER: USER (uid 2001), a 64 MiB home image of theirs in
+# $T/srv, and the config for attach = fuse from an nbdkit on $T/nbd.sock
+# (which the test starts itself, with the filters it needs).
+fuse_home() {
+    add_users "$1:2001"
+    mkdir -p "$T/srv"
+    ATTACH=fuse IMAGE_SIZE=64M home_conf "servers = unix:$T/nbd.sock"
+    hp mkhome "$1"
+    given "$1's home image" test "$rc" = 0
+}
+
 # add_users NAME:UID… — users visible to this namespace only: a private
 # copy of /etc/passwd and /etc/group is bind-mounted over the real ones.
 add_users() {

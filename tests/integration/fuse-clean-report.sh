@@ -13,11 +13,7 @@ setup_root
 R=$T/run/homeport
 CLEANUP_HOOK=stop_homes
 
-add_users alice:2001
-mkdir -p "$T/srv"
-ATTACH=fuse IMAGE_SIZE=64M home_conf "servers = unix:$T/nbd.sock"
-hp mkhome alice
-given "alice's home image" test "$rc" = 0
+fuse_home alice
 given "nbdkit" start_nbdkit "$T/nbd.sock" file dir="$T/srv"
 
 # mount_traced FILE: homeport mount alice, its own syscalls in FILE.  (The

@@ -14,11 +14,7 @@ setup_root
 R=$T/run/homeport
 CLEANUP_HOOK=stop_homes
 
-add_users alice:2001
-mkdir -p "$T/srv"
-ATTACH=fuse IMAGE_SIZE=64M home_conf "servers = unix:$T/nbd.sock"
-hp mkhome alice
-given "alice's home image" test "$rc" = 0
+fuse_home alice
 LOG=$T/nbd-requests.log
 given "nbdkit with a request log" start_nbdkit "$T/nbd.sock" --filter=log file dir="$T/srv" logfile="$LOG"
 

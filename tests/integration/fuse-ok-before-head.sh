@@ -12,11 +12,7 @@ requires_fuse
 setup_root
 CLEANUP_HOOK=stop_homes
 
-add_users alice:2001
-mkdir -p "$T/srv"
-ATTACH=fuse IMAGE_SIZE=64M home_conf "servers = unix:$T/nbd.sock"
-hp mkhome alice
-given "alice's home image" test "$rc" = 0
+fuse_home alice
 given "nbdkit delaying every read by 1 s" start_nbdkit "$T/nbd.sock" --filter=delay \
     file dir="$T/srv" rdelay=1
 
