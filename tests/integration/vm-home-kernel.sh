@@ -32,8 +32,8 @@ if [ "$rc" = 0 ]; then ok "VM image built"; else not_ok "VM image built (exit $r
 
 # server_report LABEL DIR QEMU_STDERR FULL: how each guest connection's
 # server ended (run-vm.sh's guestfwd log in DIR, one file a connection,
-# named in the order they started), one line each; with FULL=1 (something failed) the servers' stderr and
-# qemu's in full.  A server that went away under the guest ("server
+# named in the order they started), one line each; with FULL=1 (something
+# failed) the servers' stderr and qemu's in full.  A server that went away under the guest ("server
 # disconnected unexpectedly") shows there as an exit status, a signal, its
 # last words, or a log with no end line.
 server_report() {
